@@ -1,0 +1,187 @@
+"""GiftDesk settings: every value comes from the environment (django-environ).
+
+Defaults are safe for the local demo (SQLite under var/, ORM task broker). Production sets
+DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, GIFTDESK_HTTPS=true and GIFTDESK_CREDENTIALS_KEY;
+the README lists every variable.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# The fallback key is for the local demo only; `check --deploy` rejects it, so production
+# must set SECRET_KEY.
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-giftdesk-local-demo-only")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Loopback provider emulators under /emulators/<kind>/: on for the demo, off in production.
+GIFTDESK_EMULATORS = env.bool("GIFTDESK_EMULATORS", default=DEBUG)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "import_export",
+    "providers",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "giftdesk.urls"
+WSGI_APPLICATION = "giftdesk.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'giftdesk.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker share one file: WAL lets readers run beside the writer,
+    # IMMEDIATE transactions take the write lock up front (no upgrade deadlocks), and the
+    # timeout makes a writer wait instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
+        }
+    )
+    # Tests run against a file so that worker processes started by a test see its data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-giftdesk.sqlite3")}
+    VAR_DIR.mkdir(exist_ok=True)
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# --- Task queue (django-q2) -------------------------------------------------------------
+# The ORM broker delivers at least once: a task still running when `retry` passes is
+# handed out again. `timeout` stays well below `retry`, and every task is safe to run
+# twice because the database state, not the queue, decides what happens.
+Q_TIMEOUT_SECONDS = env.int("GIFTDESK_TASK_TIMEOUT", default=120)
+Q_CLUSTER = {
+    "name": "giftdesk",
+    "workers": env.int("GIFTDESK_WORKERS", default=2),
+    "timeout": Q_TIMEOUT_SECONDS,
+    "retry": Q_TIMEOUT_SECONDS * 3,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.5,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Provider credentials ---------------------------------------------------------------
+# Fernet keys (comma-separated, newest first, so keys can be rotated). Without one, a key
+# is derived from SECRET_KEY, which is fine for the demo only.
+GIFTDESK_CREDENTIALS_KEYS = env.list("GIFTDESK_CREDENTIALS_KEY", default=[])
+
+# Provider HTTP: seconds to connect, seconds to wait for an answer.
+GIFTDESK_HTTP_CONNECT_TIMEOUT = env.float("GIFTDESK_HTTP_CONNECT_TIMEOUT", default=5.0)
+GIFTDESK_HTTP_READ_TIMEOUT = env.float("GIFTDESK_HTTP_READ_TIMEOUT", default=30.0)
+
+# --- Delivery engine ---------------------------------------------------------------------
+GIFTDESK_MAX_SUBMIT_ATTEMPTS = env.int("GIFTDESK_MAX_SUBMIT_ATTEMPTS", default=5)
+GIFTDESK_RETRY_BASE_SECONDS = env.float("GIFTDESK_RETRY_BASE_SECONDS", default=5.0)
+GIFTDESK_RETRY_MAX_SECONDS = env.float("GIFTDESK_RETRY_MAX_SECONDS", default=600.0)
+
+# --- Spreadsheet limits ------------------------------------------------------------------
+GIFTDESK_IMPORT_MAX_ROWS = env.int("GIFTDESK_IMPORT_MAX_ROWS", default=50_000)
+GIFTDESK_IMPORT_MAX_BYTES = env.int("GIFTDESK_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+GIFTDESK_IMPORT_MAX_FIELD_CHARS = env.int("GIFTDESK_IMPORT_MAX_FIELD_CHARS", default=1000)
+# A recipient who got a card within this many days is flagged (a warning, not an error).
+GIFTDESK_RECENT_RECIPIENT_DAYS = env.int("GIFTDESK_RECENT_RECIPIENT_DAYS", default=30)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GIFTDESK_IMPORT_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Batches whose total is above this (in the batch currency) need a second person's approval.
+GIFTDESK_APPROVAL_THRESHOLD = Decimal(env.str("GIFTDESK_APPROVAL_THRESHOLD", default="10000"))
+
+# --- Auth, i18n, static -------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# --- Security (GIFTDESK_HTTPS=true behind TLS) --------------------------------------------
+GIFTDESK_HTTPS = env.bool("GIFTDESK_HTTPS", default=False)
+SECURE_SSL_REDIRECT = GIFTDESK_HTTPS
+SESSION_COOKIE_SECURE = GIFTDESK_HTTPS
+CSRF_COOKIE_SECURE = GIFTDESK_HTTPS
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if GIFTDESK_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = GIFTDESK_HTTPS
+SECURE_HSTS_PRELOAD = GIFTDESK_HTTPS
+if env.bool("GIFTDESK_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"urllib3": {"level": "WARNING"}},
+}

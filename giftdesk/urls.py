@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "GiftDesk"
+admin.site.site_title = "GiftDesk"
+admin.site.index_title = "Gift cards"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+]
+
+if settings.GIFTDESK_EMULATORS:
+    urlpatterns.append(path("emulators/", include("providers.emulators.urls")))

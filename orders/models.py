@@ -1,0 +1,198 @@
+"""Recipients, batches, orders, provider submissions and the order event log."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from providers.models import Product, ProviderAccount
+
+
+class Recipient(models.Model):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=40, blank=True)
+    reference = models.CharField(max_length=100, blank=True, help_text="E.g. an employee number.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["email"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class BatchState(models.TextChoices):
+    PENDING = "pending", "Pending (not sent)"
+    SENDING = "sending", "Sending"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Batch(models.Model):
+    """One upload: a spreadsheet's valid rows, sent together through one account."""
+
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT, related_name="batches")
+    default_product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    default_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    message = models.TextField(blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField("cost center / campaign", max_length=100, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=BatchState.choices, default=BatchState.PENDING)
+    source_filename = models.CharField(max_length=255, blank=True)
+    source_checksum = models.CharField("source SHA-256", max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    PROCESSING = "processing", "Processing"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = (OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED)
+
+
+class SubmissionState(models.TextChoices):
+    # The key is stored; the request may not have gone out yet.
+    PREPARED = "prepared", "Prepared"
+    # A request is (or was) in flight: the outcome is not known.
+    IN_FLIGHT = "in_flight", "In flight"
+    # Waiting to be retried with the same key.
+    RETRY = "retry", "Waiting to retry"
+    ACCEPTED = "accepted", "Accepted by the provider"
+    REJECTED = "rejected", "Rejected by the provider"
+
+
+class Submission(models.Model):
+    """One provider request carrying one or more orders, under one idempotency key."""
+
+    account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT, related_name="submissions")
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    provider_reference = models.CharField(
+        max_length=100, blank=True, help_text="Basket id, order id or order request id."
+    )
+    state = models.CharField(
+        max_length=20, choices=SubmissionState.choices, default=SubmissionState.PREPARED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"Submission {self.idempotency_key}"
+
+
+class Order(models.Model):
+    """One card for one recipient."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="orders")
+    recipient = models.ForeignKey(Recipient, on_delete=models.PROTECT, related_name="orders")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    message = models.TextField(blank=True)
+    send_on = models.DateField(null=True, blank=True)
+    # Our reference, sent to the provider so an order can be found again.
+    reference = models.CharField(max_length=64, unique=True)
+    source_row = models.PositiveIntegerField(null=True, blank=True, help_text="Spreadsheet row.")
+
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    submission = models.ForeignKey(
+        Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    provider_order_id = models.CharField(max_length=100, blank=True)
+    cost = models.DecimalField(
+        "cost as charged", max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    cost_currency = models.CharField(max_length=3, blank=True)
+    last_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "source_row", "id"]
+        indexes = [
+            models.Index(fields=["status", "batch"]),
+            models.Index(fields=["created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount} {self.currency} to {self.recipient.email}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class EventKind(models.TextChoices):
+    STATUS = "status", "Status change"
+    PROVIDER_CALL = "provider_call", "Provider call"
+    NOTE = "note", "Note"
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order: state changes and provider calls."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    submission = models.ForeignKey(
+        Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="A user name or a worker.")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    message = models.TextField(blank=True)
+    http_method = models.CharField(max_length=10, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    request_body = models.TextField(blank=True, help_text="Secrets redacted.")
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message[:60]}"

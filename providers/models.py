@@ -1,0 +1,145 @@
+"""Provider accounts and their catalogs."""
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from providers import crypto
+
+
+class ProviderKind(models.TextChoices):
+    GOGIFT = "gogift", "GoGift"
+    GIFTRONAUT = "giftronaut", "Giftronaut"
+    GIFTY = "gifty", "Gifty"
+    UGIFTME = "ugiftme", "UGiftMe"
+
+
+class Environment(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox"
+    PRODUCTION = "production", "Production"
+
+
+class ProviderAccount(models.Model):
+    """One set of credentials with one provider in one environment."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=ProviderKind.choices)
+    environment = models.CharField(
+        max_length=20, choices=Environment.choices, default=Environment.SANDBOX
+    )
+    api_base_url = models.URLField(
+        blank=True, help_text="Blank: the provider's documented URL for this environment."
+    )
+    auth_url = models.URLField(
+        blank=True, help_text="Token URL. Blank: the provider's documented URL."
+    )
+    # Fernet token of a JSON object; never shown back, never logged.
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Provider settings: buyer details, sales channel, payment method, sender name…",
+    )
+    max_cards_per_request = models.PositiveIntegerField(default=10)
+    rate_limit_per_minute = models.PositiveIntegerField(default=60)
+    is_active = models.BooleanField(default=True)
+
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_message = models.TextField(blank=True)
+
+    blocked_reason = models.TextField(
+        blank=True, help_text="Set when the provider refuses the whole account; sending waits."
+    )
+    blocked_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def credentials(self) -> dict:
+        return crypto.decrypt_json(self.credentials_encrypted)
+
+    def set_credentials(self, values: dict) -> None:
+        self.credentials_encrypted = crypto.encrypt_json(values)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
+
+    @property
+    def is_blocked(self) -> bool:
+        return bool(self.blocked_reason)
+
+
+class PricingKind(models.TextChoices):
+    FIXED = "fixed", "Fixed denominations"
+    RANGE = "range", "Range"
+
+
+class Product(models.Model):
+    """One sellable unit of a provider's catalog (for GoGift: one SKU of a product)."""
+
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="products")
+    provider_product_id = models.CharField(max_length=100)
+    sku = models.CharField(max_length=100, blank=True)
+    title = models.CharField(max_length=300)
+    currency = models.CharField(max_length=3)
+    pricing = models.CharField(max_length=10, choices=PricingKind.choices)
+    # Fixed pricing: the allowed amounts, as strings of Decimals.
+    denominations = models.JSONField(default=list, blank=True)
+    min_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    max_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    step = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    delivery_methods = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    last_synced_at = models.DateTimeField(default=timezone.now)
+    raw = models.JSONField(default=dict, blank=True, help_text="The provider's own description.")
+
+    class Meta:
+        ordering = ["account", "title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "provider_product_id", "sku"], name="unique_product_sku"
+            )
+        ]
+        indexes = [models.Index(fields=["account", "is_active"])]
+
+    def __str__(self) -> str:
+        sku = f" / {self.sku}" if self.sku else ""
+        return f"{self.title} ({self.provider_product_id}{sku}, {self.currency})"
+
+    @property
+    def denomination_amounts(self) -> list[Decimal]:
+        return [Decimal(str(value)) for value in self.denominations]
+
+    def pricing_summary(self) -> str:
+        if self.pricing == PricingKind.FIXED:
+            return ", ".join(f"{amount:f}" for amount in self.denomination_amounts) + f" {self.currency}"
+        step = f" in steps of {self.step:f}" if self.step else ""
+        return f"{self.min_amount:f} to {self.max_amount:f} {self.currency}{step}"
+
+    def amount_error(self, amount: Decimal) -> str | None:
+        """Why `amount` cannot be bought as this product, or None when it can."""
+        if amount <= 0:
+            return "The amount must be greater than zero."
+        if self.pricing == PricingKind.FIXED:
+            if amount not in self.denomination_amounts:
+                return f"{amount:f} is not a value of {self.title}; choose one of {self.pricing_summary()}."
+            return None
+        if self.min_amount is not None and amount < self.min_amount:
+            return f"{amount:f} is below the minimum; {self.title} takes {self.pricing_summary()}."
+        if self.max_amount is not None and amount > self.max_amount:
+            return f"{amount:f} is above the maximum; {self.title} takes {self.pricing_summary()}."
+        if self.step:
+            base = self.min_amount or Decimal(0)
+            if (amount - base) % self.step != 0:
+                return f"{amount:f} is not a valid value; {self.title} takes {self.pricing_summary()}."
+        return None
