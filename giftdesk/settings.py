@@ -5,6 +5,7 @@ DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, GIFTDESK_HTTPS=true and GIFTDESK_CREDENT
 the README lists every variable.
 """
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -82,8 +83,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
         }
     )
-    # Tests run against a file so that worker processes started by a test see its data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-giftdesk.sqlite3")}
+    # Tests run against a file so that worker processes started by a test see its data;
+    # one file per test run, so two runs on one machine never share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-giftdesk-{os.getpid()}.sqlite3")}
     VAR_DIR.mkdir(exist_ok=True)
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.emulators", "tests.fixtures.data"]
+pytest_plugins = ["tests.fixtures.emulators", "tests.fixtures.data", "tests.fixtures.worker"]

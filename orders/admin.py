@@ -1,0 +1,298 @@
+"""Admin screens for batches, orders, submissions and the event log. Presentation only:
+every change goes through `orders.services` or `orders.dispatch`."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+from import_export import fields, resources
+from import_export.admin import ExportActionMixin, ImportMixin
+from import_export.formats.base_formats import CSV, XLSX
+
+from orders import csv_import
+from orders.admin_import import (
+    BatchImportResource,
+    SpreadsheetConfirmForm,
+    SpreadsheetFormat,
+    SpreadsheetImportForm,
+)
+from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
+from orders.services import BatchActionRefused, batch_cancel, batch_send
+
+
+def status_badge(status: str, label: str):
+    return format_html('<span class="status status-{}">{}</span>', status, label)
+
+
+class ReadOnlyAdminMixin:
+    """History is written by the engine, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Order
+    fields = ["source_row", "recipient_name", "recipient_email", "amount", "currency",
+              "status_display", "provider_order_id", "last_error"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    classes = ["giftdesk-orders"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("recipient")
+
+    @admin.display(description="Recipient")
+    def recipient_name(self, order):
+        return order.recipient.name
+
+    @admin.display(description="Email")
+    def recipient_email(self, order):
+        return order.recipient.email
+
+    @admin.display(description="Status")
+    def status_display(self, order):
+        return status_badge(order.status, order.get_status_display())
+
+
+@admin.register(Batch)
+class BatchAdmin(ImportMixin, admin.ModelAdmin):
+    list_display = ["name", "account", "state", "progress", "total", "created_by", "created_at"]
+    list_filter = ["state", "account"]
+    search_fields = ["name", "source_filename", "campaign"]
+    list_select_related = ["account", "created_by"]
+    date_hierarchy = "created_at"
+    inlines = [OrderInline]
+    actions = ["send_batches", "cancel_batches"]
+    readonly_fields = ["account", "state", "progress", "total", "default_product", "default_amount",
+                       "created_by", "created_at", "source_filename", "source_checksum", "blocked_notice"]
+    fields = ["name", "blocked_notice", "account", "state", "progress", "total", "message",
+              "sender_name", "campaign", "default_product", "default_amount", "created_by",
+              "created_at", "source_filename", "source_checksum"]
+    change_form_template = "admin/orders/batch/change_form.html"
+
+    # django-import-export: the upload -> preview -> confirm flow.
+    resource_classes = [BatchImportResource]
+    import_form_class = SpreadsheetImportForm
+    confirm_form_class = SpreadsheetConfirmForm
+    import_template_name = "admin/orders/batch/import.html"
+
+    class Media:
+        css = {"all": ["giftdesk/admin.css"]}
+
+    def get_import_formats(self):
+        return [SpreadsheetFormat]
+
+    def get_queryset(self, request):
+        counts = {f"n_{status}": Count("orders", filter=Q(orders__status=status)) for status in OrderStatus.values}
+        return super().get_queryset(request).annotate(**counts, amount_total=Sum("orders__amount"))
+
+    def has_add_permission(self, request):
+        return False  # Batches come from uploads ("Import" above the list).
+
+    def has_import_permission(self, request):
+        return request.user.has_perm("orders.add_batch")
+
+    # --- Columns -------------------------------------------------------------------------
+
+    @admin.display(description="Orders")
+    def progress(self, batch):
+        parts = [
+            (status, label, getattr(batch, f"n_{status}", 0))
+            for status, label in OrderStatus.choices
+        ]
+        return format_html_join(
+            " ", '<span class="status status-{}">{} {}</span>',
+            ((status, count, label.lower()) for status, label, count in parts if count),
+        ) or "—"
+
+    @admin.display(description="Total")
+    def total(self, batch):
+        currencies = batch.orders.values_list("currency", flat=True).distinct()[:2]
+        currency = currencies[0] if len(currencies) == 1 else ""
+        return f"{batch.amount_total or 0:,.2f} {currency}".strip()
+
+    @admin.display(description="Account status")
+    def blocked_notice(self, batch):
+        if batch.account.blocked_reason:
+            return format_html(
+                '<div class="giftdesk-blocked">Sending is paused for {}: {} '
+                "Fix it, then use “Resume sending” on the account.</div>",
+                batch.account, batch.account.blocked_reason,
+            )
+        return "Ready"
+
+    # --- Import (django-import-export hooks) ------------------------------------------------
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        form = kwargs.get("form")
+        options = form.batch_options() if form is not None and hasattr(form, "cleaned_data") else {}
+        return {"options": options}
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            data = import_form.cleaned_data
+            initial.update({
+                "account": data["account"].pk,
+                "default_product": data["default_product"].pk if data.get("default_product") else None,
+                "default_amount": data.get("default_amount"),
+                "message": data.get("message", ""),
+                "batch_name": data.get("batch_name", ""),
+                "sender_name": data.get("sender_name", ""),
+                "campaign": data.get("campaign", ""),
+            })
+        return initial
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, csv_import.FileRefused):
+            form.add_error("import_file", str(e))
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def process_result(self, result, request):
+        batch = getattr(result, "giftdesk_batch", None)
+        if batch is None:
+            errors = "; ".join(str(error.error) for error in result.base_errors) or "nothing was created"
+            self.message_user(request, f"The import did not create a batch: {errors}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:orders_batch_changelist"))
+        preview = result.giftdesk_preview
+        left_out = len(preview.invalid_rows)
+        note = f" {left_out} invalid row{'s' if left_out != 1 else ''} left out." if left_out else ""
+        self.message_user(
+            request,
+            f"Batch “{batch}” created with {len(preview.valid_rows)} orders.{note} "
+            "Check it, then press “Send this batch”.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch.pk]))
+
+    # --- Sending ---------------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path("<int:batch_id>/send/", self.admin_site.admin_view(self.send_view), name="orders_batch_send"),
+            path("<int:batch_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="orders_batch_cancel"),
+        ] + super().get_urls()
+
+    def _run(self, request, batch, service, verb):
+        try:
+            count = service(batch=batch, user=request.user)
+        except BatchActionRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return 0
+        self.message_user(request, f"{verb} {count} order{'s' if count != 1 else ''} of “{batch}”.",
+                          messages.SUCCESS)
+        return count
+
+    @admin.action(description="Send the selected batches", permissions=["change"])
+    def send_batches(self, request, queryset):
+        for batch in queryset:
+            self._run(request, batch, batch_send, "Queued")
+
+    @admin.action(description="Cancel what is not yet sent in the selected batches", permissions=["change"])
+    def cancel_batches(self, request, queryset):
+        for batch in queryset:
+            self._run(request, batch, batch_cancel, "Cancelled")
+
+    def send_view(self, request, batch_id):
+        return self._button_view(request, batch_id, batch_send, "Queued")
+
+    def cancel_view(self, request, batch_id):
+        return self._button_view(request, batch_id, batch_cancel, "Cancelled")
+
+    def _button_view(self, request, batch_id, service, verb):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
+        batch = get_object_or_404(Batch, pk=batch_id)
+        if not self.has_change_permission(request, batch):
+            messages.error(request, "You may not send or cancel batches.")
+        else:
+            self._run(request, batch, service, verb)
+        return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
+
+
+class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = OrderEvent
+    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message", "http_method",
+              "url", "http_status", "duration_ms", "request_body", "response_body"]
+    readonly_fields = fields
+    extra = 0
+
+
+class OrderExportResource(resources.ModelResource):
+    """What finance exports: one line per card, with what it cost."""
+
+    batch = fields.Field(attribute="batch__name", column_name="batch")
+    account = fields.Field(attribute="batch__account__name", column_name="account")
+    recipient_name = fields.Field(attribute="recipient__name", column_name="recipient_name")
+    recipient_email = fields.Field(attribute="recipient__email", column_name="recipient_email")
+    product = fields.Field(attribute="product__title", column_name="product")
+    campaign = fields.Field(attribute="batch__campaign", column_name="campaign")
+
+    class Meta:
+        model = Order
+        fields = ["reference", "batch", "account", "campaign", "recipient_name", "recipient_email",
+                  "product", "amount", "currency", "status", "provider_order_id", "cost",
+                  "cost_currency", "last_error", "created_at", "completed_at"]
+        export_order = fields
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("batch__account", "recipient", "product")
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
+    list_display = ["reference", "recipient", "amount_display", "status_display", "batch",
+                    "account", "provider_order_id", "short_error", "updated_at"]
+    list_filter = ["status", "batch__account", "currency", "created_at"]
+    search_fields = ["reference", "recipient__email", "recipient__name", "provider_order_id", "batch__name"]
+    list_select_related = ["recipient", "batch__account"]
+    show_full_result_count = False
+    inlines = [OrderEventInline]
+    resource_classes = [OrderExportResource]
+    formats = [CSV, XLSX]
+
+    class Media:
+        css = {"all": ["giftdesk/admin.css"]}
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, order):
+        return f"{order.amount:,.2f} {order.currency}"
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, order):
+        return status_badge(order.status, order.get_status_display())
+
+    @admin.display(description="Account", ordering="batch__account__name")
+    def account(self, order):
+        return order.batch.account
+
+    @admin.display(description="Last error")
+    def short_error(self, order):
+        return (order.last_error[:80] + "…") if len(order.last_error) > 80 else order.last_error
+
+
+@admin.register(Submission)
+class SubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["idempotency_key", "account", "state", "attempts", "provider_reference",
+                    "next_attempt_at", "last_error", "updated_at"]
+    list_filter = ["state", "account"]
+    search_fields = ["idempotency_key", "provider_reference"]
+    list_select_related = ["account"]
+    show_full_result_count = False

@@ -1,0 +1,185 @@
+"""django-import-export's upload -> preview -> confirm flow, driven by our spreadsheet contract.
+
+import-export owns the screens, the temporary file between preview and confirm, and the
+result shown; `orders.csv_import` owns reading and checking the file (tablib would drop
+blank rows and shift row numbers). Two deviations from import-export's defaults:
+- invalid rows do not block the confirm button: they are reported as skipped rows, listed
+  with their reasons, and left out;
+- nothing is written per row: on confirm, the valid rows become a Batch and its Orders in
+  one transaction through `orders.services.batch_create` (the dry run writes nothing).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from decimal import Decimal
+
+import tablib
+from django import forms
+from django.conf import settings
+from import_export.forms import ConfirmImportForm, ImportForm
+from import_export.formats.base_formats import Format
+from import_export.resources import Resource
+from import_export.results import Error, Result, RowResult
+
+from orders import csv_import
+from orders.services import BatchActionRefused, batch_create
+from providers.models import Product, ProviderAccount
+
+PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Warnings"]
+
+
+class SpreadsheetFormat(Format):
+    """One format for every upload: what the file is decides how it is read."""
+
+    def get_title(self) -> str:
+        return "Spreadsheet (CSV or XLSX)"
+
+    def can_import(self) -> bool:
+        return True
+
+    def is_binary(self) -> bool:
+        return True
+
+    def create_dataset(self, in_stream: bytes) -> tablib.Dataset:
+        table = csv_import.read_table(bytes(in_stream))
+        dataset = tablib.Dataset(headers=PREVIEW_HEADERS)
+        # The parsed table travels with the dataset to the resource.
+        dataset.giftdesk_table = table
+        dataset.giftdesk_checksum = hashlib.sha256(bytes(in_stream)).hexdigest()
+        return dataset
+
+
+class BatchOptionsMixin(forms.Form):
+    """What the user chooses beside the file; carried from preview to confirm."""
+
+    account = forms.ModelChoiceField(
+        queryset=ProviderAccount.objects.filter(is_active=True),
+        help_text="The provider account that sends the cards.",
+    )
+    default_product = forms.ModelChoiceField(
+        queryset=Product.objects.filter(is_active=True).select_related("account"),
+        required=False,
+        help_text="Used for rows without a product column. Must belong to the account.",
+    )
+    default_amount = forms.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False,
+        help_text="Used for rows without an amount.",
+    )
+    message = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False,
+        help_text="The greeting on every card, unless a row has its own message.",
+    )
+    batch_name = forms.CharField(max_length=200, required=False, help_text="Default: the file's name.")
+    sender_name = forms.CharField(max_length=200, required=False)
+    campaign = forms.CharField(label="Cost center / campaign", max_length=100, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        account, product = cleaned.get("account"), cleaned.get("default_product")
+        if account and product and product.account_id != account.pk:
+            self.add_error(
+                "default_product",
+                f"“{product.title}” belongs to {product.account}, not to {account}. "
+                "Choose a product of the selected account.",
+            )
+        return cleaned
+
+    def batch_options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "account": data["account"],
+            "default_product": data.get("default_product"),
+            "default_amount": data.get("default_amount"),
+            "message": data.get("message") or "",
+            "name": data.get("batch_name") or "",
+            "sender_name": data.get("sender_name") or "",
+            "campaign": data.get("campaign") or "",
+        }
+
+
+class SpreadsheetImportForm(BatchOptionsMixin, ImportForm):
+    field_order = ["import_file", "account", "default_product", "default_amount", "message",
+                   "batch_name", "sender_name", "campaign"]
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        limit = settings.GIFTDESK_IMPORT_MAX_BYTES
+        # Refused before it is read, so a huge file fails at once with the limit named.
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size / 1_000_000:.1f} MB; the limit is {limit / 1_000_000:.0f} MB. "
+                "Split it into smaller files."
+            )
+        return upload
+
+
+class SpreadsheetConfirmForm(BatchOptionsMixin, ConfirmImportForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in BatchOptionsMixin.base_fields:
+            self.fields[name].widget = forms.HiddenInput()
+
+
+class BatchImportResource(Resource):
+    """Validates a parsed spreadsheet; on confirm, creates the batch from its valid rows."""
+
+    def __init__(self, *, options: dict | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.options = options or {}
+
+    @classmethod
+    def get_display_name(cls) -> str:
+        return "Recipients"
+
+    def get_user_visible_fields(self):
+        return []
+
+    def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs) -> Result:
+        table: csv_import.Table = dataset.giftdesk_table
+        context = csv_import.ImportContext.for_account(
+            self.options["account"],
+            default_product=self.options.get("default_product"),
+            default_amount=self.options.get("default_amount"),
+            default_message=self.options.get("message", ""),
+        )
+        preview = csv_import.validate(table, context)
+        result = Result()
+        result.diff_headers = PREVIEW_HEADERS
+        result.giftdesk_preview = preview
+        result.giftdesk_invalid_csv = _data_uri(csv_import.invalid_rows_csv(preview))
+        for row in preview.valid_rows:
+            result.append_row_result(_row_result(RowResult.IMPORT_TYPE_NEW, [
+                row.row, row.name, row.email, f"{row.amount:f} {row.currency}", row.product.title,
+                row.message, " ".join(row.warnings),
+            ]))
+        for row in preview.invalid_rows:
+            # Skipped, not "invalid": import-export would otherwise refuse the confirm step.
+            result.append_row_result(_row_result(RowResult.IMPORT_TYPE_SKIP, [row.row]))
+        result.totals[RowResult.IMPORT_TYPE_NEW] = len(preview.valid_rows)
+        result.totals[RowResult.IMPORT_TYPE_SKIP] = len(preview.invalid_rows)
+        result.total_rows = len(preview.valid_rows) + len(preview.invalid_rows)
+        if not dry_run:
+            try:
+                result.giftdesk_batch = batch_create(
+                    rows=preview.valid_rows,
+                    user=kwargs.get("user"),
+                    source_filename=kwargs.get("file_name") or "",
+                    source_checksum=getattr(dataset, "giftdesk_checksum", ""),
+                    **self.options,
+                )
+            except BatchActionRefused as exc:
+                result.append_base_error(Error(exc))
+        return result
+
+
+def _row_result(import_type: str, values: list) -> RowResult:
+    row_result = RowResult()
+    row_result.import_type = import_type
+    row_result.diff = [str(value) for value in values]
+    return row_result
+
+
+def _data_uri(text: str) -> str:
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode()

@@ -1,0 +1,397 @@
+"""The delivery engine: claim, submit, record, retry, sweep.
+
+Every step is a small service that locks or conditionally updates rows, checks their
+state, acts, and records. The database decides what happens, never the task queue: any
+step may run twice (the ORM broker delivers at least once) and still buys each card once.
+
+Order:      queued -> sending -> processing | delivered | failed
+Submission: prepared -> in_flight -> accepted | rejected | retry (-> in_flight ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from orders import events
+from orders.models import (
+    Batch,
+    BatchState,
+    Order,
+    OrderStatus,
+    Submission,
+    SubmissionState,
+    TERMINAL_STATUSES,
+)
+from providers.clients import client_for
+from providers.clients.base import (
+    AccountError,
+    CardRequest,
+    CardStatus,
+    OutcomeUnknown,
+    PermanentError,
+    ProviderError,
+    SubmitRequest,
+    SubmitResult,
+    TransientError,
+)
+from providers.models import ProviderAccount
+
+logger = logging.getLogger(__name__)
+
+WORKER_NAME = f"worker {socket.gethostname()}:{os.getpid()}"
+ATTEMPTABLE = (SubmissionState.PREPARED, SubmissionState.RETRY)
+
+
+def new_idempotency_key() -> str:
+    return f"gd-{uuid.uuid4().hex}"
+
+
+# --- Claiming --------------------------------------------------------------------------------
+
+
+def orders_claim(*, account: ProviderAccount, limit: int) -> Submission | None:
+    """Move up to `limit` queued orders of one currency into a new submission.
+
+    The key is created and committed with the claim, before any request uses it.
+    """
+    with transaction.atomic():
+        candidates = Order.objects.filter(batch__account=account, status=OrderStatus.QUEUED)
+        if connection.features.has_select_for_update_skip_locked:
+            # Two workers never wait for, nor take, each other's rows.
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        first = candidates.order_by("id").only("id", "currency").first()
+        if first is None:
+            return None
+        ids = list(
+            candidates.filter(currency=first.currency).order_by("id").values_list("id", flat=True)[:limit]
+        )
+        submission = Submission.objects.create(
+            account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
+            claimed_by=WORKER_NAME, claimed_at=timezone.now(),
+        )
+        # Conditional: an order another worker took in the meantime is not taken again.
+        claimed = Order.objects.filter(id__in=ids, status=OrderStatus.QUEUED).update(
+            status=OrderStatus.SENDING, submission=submission, updated_at=timezone.now()
+        )
+        if not claimed:
+            submission.delete()
+            return None
+        events.record_transition(
+            submission.orders.all(), from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
+            actor=WORKER_NAME, submission=submission,
+            message=f"Claimed into submission {submission.idempotency_key}.",
+        )
+        return submission
+
+
+# --- Submitting --------------------------------------------------------------------------------
+
+
+def _start_attempt(submission_id: int) -> Submission | None:
+    """prepared|retry -> in_flight, conditionally: only one worker attempts at a time."""
+    now = timezone.now()
+    started = Submission.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        pk=submission_id, state__in=ATTEMPTABLE, account__blocked_reason="",
+    ).update(
+        state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=WORKER_NAME,
+        claimed_at=now, updated_at=now,
+    )
+    if not started:
+        return None
+    return Submission.objects.select_related("account").get(pk=submission_id)
+
+
+def _submit_request(submission: Submission, orders: list[Order]) -> SubmitRequest:
+    def remember_reference(reference: str) -> None:
+        # Committed at once (autocommit): a retry continues this provider order.
+        Submission.objects.filter(pk=submission.pk).update(provider_reference=reference)
+        submission.provider_reference = reference
+
+    batch = orders[0].batch
+    return SubmitRequest(
+        idempotency_key=submission.idempotency_key,
+        reference=submission.idempotency_key,
+        provider_reference=submission.provider_reference,
+        remember_reference=remember_reference,
+        sender_name=batch.sender_name or submission.account.settings.get("sender_name", ""),
+        cards=[
+            CardRequest(
+                order_reference=order.reference,
+                recipient_name=order.recipient.name,
+                recipient_email=order.recipient.email,
+                recipient_phone=order.recipient.phone,
+                amount=order.amount,
+                currency=order.currency,
+                product_id=order.product.provider_product_id,
+                sku=order.product.sku,
+                message=order.message,
+                send_on=order.send_on,
+            )
+            for order in orders
+        ],
+    )
+
+
+def submission_attempt(submission_id: int) -> str | None:
+    """Attempt one submission; returns its new state, or None when it was not ours to try."""
+    submission = _start_attempt(submission_id)
+    if submission is None:
+        return None
+    orders = list(
+        submission.orders.filter(status=OrderStatus.SENDING)
+        .select_related("recipient", "product", "batch")
+        .order_by("id")
+    )
+    if not orders:
+        Submission.objects.filter(pk=submission.pk).update(state=SubmissionState.REJECTED,
+                                                            last_error="No orders left to send.")
+        return SubmissionState.REJECTED
+    order_ids = [order.pk for order in orders]
+
+    def recorder(call) -> None:
+        events.record_call(order_ids, call, actor=WORKER_NAME, submission_id=submission.pk)
+
+    client = client_for(submission.account, recorder=recorder)
+    try:
+        result = client.submit(_submit_request(submission, orders))
+    except AccountError as exc:
+        return _block_account(submission, orders, exc)
+    except PermanentError as exc:
+        return _reject(submission, orders, exc)
+    except (TransientError, OutcomeUnknown) as exc:
+        return _retry_later(submission, orders, exc)
+    except ProviderError as exc:  # A new subclass: treat as unknown, never as success.
+        return _retry_later(submission, orders, OutcomeUnknown(exc.message))
+    return _accept(submission, orders, result)
+
+
+@transaction.atomic
+def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -> str:
+    now = timezone.now()
+    by_reference = {card.order_reference: card for card in result.cards}
+    for order in orders:
+        card = by_reference.get(order.reference)
+        if card is None:
+            new_status, error = OrderStatus.FAILED, "The provider's answer did not mention this card."
+        else:
+            new_status = {
+                CardStatus.DELIVERED: OrderStatus.DELIVERED,
+                CardStatus.PROCESSING: OrderStatus.PROCESSING,
+                CardStatus.FAILED: OrderStatus.FAILED,
+            }[card.status]
+            error = card.error
+        updated = Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(
+            status=new_status,
+            provider_order_id=card.provider_order_id if card else "",
+            cost=card.cost if card else None,
+            cost_currency=card.cost_currency if card else "",
+            last_error=error,
+            submitted_at=now,
+            completed_at=now if new_status in TERMINAL_STATUSES else None,
+            updated_at=now,
+        )
+        if updated:
+            events.record_transition(
+                [order], to_status=new_status, actor=WORKER_NAME, submission=submission,
+                message=error or f"Accepted by {submission.account.get_kind_display()} "
+                f"(order {card.provider_order_id if card else '?'}).",
+            )
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.ACCEPTED, provider_reference=result.provider_reference or submission.provider_reference,
+        last_error="", next_attempt_at=None, updated_at=now,
+    )
+    _complete_finished_batches({order.batch_id for order in orders})
+    return SubmissionState.ACCEPTED
+
+
+@transaction.atomic
+def _reject(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
+    _fail_orders(submission, orders, exc.message)
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.REJECTED, last_error=exc.message, updated_at=timezone.now()
+    )
+    _complete_finished_batches({order.batch_id for order in orders})
+    return SubmissionState.REJECTED
+
+
+def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> None:
+    now = timezone.now()
+    failed = [
+        order for order in orders
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(
+            status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now
+        )
+    ]
+    events.record_transition(failed, to_status=OrderStatus.FAILED, actor=WORKER_NAME,
+                             submission=submission, message=reason)
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than the provider asked."""
+    base = settings.GIFTDESK_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    delay = random.uniform(base / 2, base)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, settings.GIFTDESK_RETRY_MAX_SECONDS)
+
+
+@transaction.atomic
+def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError) -> str:
+    if submission.attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS:
+        reason = f"Gave up after {submission.attempts} attempts. Last error: {exc.message}"
+        if isinstance(exc, OutcomeUnknown):
+            reason += " The provider may have placed the order: check its order history before sending again."
+        return _reject(submission, orders, PermanentError(reason))
+    delay = retry_delay(submission.attempts, exc.retry_after)
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.RETRY, last_error=exc.message, updated_at=timezone.now(),
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=exc.message)
+    events.record_note(orders, actor=WORKER_NAME, submission=submission,
+                       message=f"{exc.message} (attempt {submission.attempts}; next in {delay:.0f} s)")
+    return SubmissionState.RETRY
+
+
+@transaction.atomic
+def _block_account(submission: Submission, orders: list[Order], exc: AccountError) -> str:
+    """The provider refused the account: every order of it waits until staff fix it."""
+    now = timezone.now()
+    ProviderAccount.objects.filter(pk=submission.account_id).update(
+        blocked_reason=exc.message, blocked_at=now, updated_at=now
+    )
+    # An account refusal is not this submission's fault: the attempt does not count.
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
+        last_error=exc.message, next_attempt_at=None, updated_at=now,
+    )
+    events.record_note(orders, actor=WORKER_NAME, submission=submission,
+                       message=f"Sending paused for the whole account: {exc.message}")
+    return SubmissionState.RETRY
+
+
+def _complete_finished_batches(batch_ids: set[int]) -> None:
+    for batch_id in batch_ids:
+        unfinished = Order.objects.filter(batch_id=batch_id).exclude(status__in=TERMINAL_STATUSES)
+        if not unfinished.exists():
+            Batch.objects.filter(pk=batch_id, state=BatchState.SENDING).update(
+                state=BatchState.COMPLETED, updated_at=timezone.now()
+            )
+
+
+# --- Pumping ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PumpReport:
+    attempted: int = 0
+    claimed: int = 0
+
+
+def account_pump(account_id: int, *, budget_seconds: float | None = None) -> PumpReport:
+    """Send everything of one account that is due, for at most `budget_seconds`.
+
+    Retries due within the budget are waited for here; later ones are picked up by the
+    periodic sweep. Safe to run in several workers at once.
+    """
+    budget = budget_seconds if budget_seconds is not None else settings.Q_TIMEOUT_SECONDS * 0.6
+    deadline = time.monotonic() + budget
+    report = PumpReport()
+    while True:  # At least one pass, however small the budget.
+        account = ProviderAccount.objects.get(pk=account_id)
+        if account.is_blocked or not account.is_active:
+            return report
+        due = _due_submission_ids(account)
+        for submission_id in due:
+            if submission_attempt(submission_id) is not None:
+                report.attempted += 1
+        submission = orders_claim(account=account, limit=max(account.max_cards_per_request, 1))
+        if submission is not None:
+            report.claimed += 1
+            if submission_attempt(submission.pk) is not None:
+                report.attempted += 1
+        if time.monotonic() >= deadline:
+            return report
+        if submission is not None or due:
+            continue
+        wait = _seconds_until_next_retry(account)
+        if wait is None or time.monotonic() + wait >= deadline:
+            return report
+        time.sleep(max(wait, 0.05))
+
+
+def _due_submission_ids(account: ProviderAccount) -> list[int]:
+    return list(
+        Submission.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()),
+            account=account, state__in=ATTEMPTABLE,
+        ).order_by("next_attempt_at", "id").values_list("id", flat=True)[:100]
+    )
+
+
+def _seconds_until_next_retry(account: ProviderAccount) -> float | None:
+    upcoming = (
+        Submission.objects.filter(account=account, state=SubmissionState.RETRY, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+    )
+    if upcoming is None:
+        return None
+    return max((upcoming - timezone.now()).total_seconds(), 0.0)
+
+
+def accounts_with_work() -> list[int]:
+    """Accounts that have queued orders or submissions due now."""
+    now = timezone.now()
+    queued = Order.objects.filter(status=OrderStatus.QUEUED).values_list("batch__account_id", flat=True)
+    due = Submission.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), state__in=ATTEMPTABLE
+    ).values_list("account_id", flat=True)
+    return sorted(
+        set(ProviderAccount.objects.filter(Q(pk__in=queued) | Q(pk__in=due), blocked_reason="",
+                                           is_active=True).values_list("pk", flat=True))
+    )
+
+
+def stale_submissions_release(*, older_than: timedelta | None = None) -> int:
+    """A worker died while a request was in flight: retry those submissions with their key."""
+    older_than = older_than or timedelta(seconds=settings.Q_TIMEOUT_SECONDS * 2)
+    cutoff = timezone.now() - older_than
+    stale = list(Submission.objects.filter(state=SubmissionState.IN_FLIGHT, claimed_at__lt=cutoff))
+    released = 0
+    for submission in stale:
+        released += Submission.objects.filter(
+            pk=submission.pk, state=SubmissionState.IN_FLIGHT, claimed_at=submission.claimed_at
+        ).update(
+            state=SubmissionState.RETRY, next_attempt_at=timezone.now(),
+            last_error=f"The worker sending this ({submission.claimed_by}) stopped answering; "
+            "retrying with the same idempotency key.",
+        )
+    return released
+
+
+@transaction.atomic
+def account_resume(*, account: ProviderAccount) -> int:
+    """Staff fixed what blocked the account: clear the block and let its orders go on.
+
+    Returns how many waiting submissions will be retried (with their own keys).
+    """
+    from orders.services import wake_worker
+
+    now = timezone.now()
+    ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="", blocked_at=None, updated_at=now)
+    waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(next_attempt_at=now)
+    transaction.on_commit(lambda: wake_worker(account.pk))
+    return waiting

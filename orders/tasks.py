@@ -1,0 +1,21 @@
+"""Task-queue entry points: they take ids and call the delivery engine, nothing more.
+
+Each is safe to run twice; the database state decides what happens.
+"""
+
+from orders import dispatch
+from orders.services import wake_worker
+
+
+def pump_account(account_id: int) -> str:
+    report = dispatch.account_pump(account_id)
+    return f"{report.claimed} submissions claimed, {report.attempted} attempts"
+
+
+def sweep() -> str:
+    """Every minute: release submissions of dead workers, wake accounts with work due."""
+    released = dispatch.stale_submissions_release()
+    accounts = dispatch.accounts_with_work()
+    for account_id in accounts:
+        wake_worker(account_id)
+    return f"{released} stale submissions released, {len(accounts)} accounts woken"

@@ -1,0 +1,181 @@
+"""Admin screens for provider accounts and their catalogs. Presentation only: every
+change goes through `providers.services` or `orders.dispatch`."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from orders.dispatch import account_resume
+from providers.clients.base import ProviderError
+from providers.models import Product, ProviderAccount
+from providers.services import CREDENTIAL_KEYS, account_check, catalog_sync
+
+CREDENTIAL_LABELS = {
+    "client_id": "Client ID",
+    "client_secret": "Client secret",
+    "api_token": "API token",
+    "api_key": "API key",
+}
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """Credentials are write-only: blank keeps what is stored, nothing is ever shown back."""
+
+    api_base_url = forms.URLField(
+        assume_scheme="https", required=False, label="API base URL",
+        help_text="As the provider documents it. Blank: the provider's URL for this environment.",
+    )
+    auth_url = forms.URLField(
+        assume_scheme="https", required=False, label="Token URL",
+        help_text="GoGift and Giftronaut only. Blank: the provider's documented token URL.",
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["name", "kind", "environment", "api_base_url", "auth_url", "settings",
+                  "max_cards_per_request", "rate_limit_per_minute", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key, label in CREDENTIAL_LABELS.items():
+            self.fields[f"credential_{key}"] = forms.CharField(
+                label=label, required=False, strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text="Stored encrypted. Leave blank to keep the stored value.",
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind:
+            unused = [
+                CREDENTIAL_LABELS[key] for key in CREDENTIAL_LABELS
+                if cleaned.get(f"credential_{key}") and key not in CREDENTIAL_KEYS[kind]
+            ]
+            if unused:
+                raise forms.ValidationError(
+                    f"{', '.join(unused)} do not apply to {kind} accounts; "
+                    f"{kind} uses {', '.join(CREDENTIAL_LABELS[key] for key in sorted(CREDENTIAL_KEYS[kind]))}."
+                )
+        return cleaned
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        stored = account.credentials if account.has_credentials else {}
+        entered = {
+            key: self.cleaned_data[f"credential_{key}"]
+            for key in CREDENTIAL_KEYS[account.kind] if self.cleaned_data.get(f"credential_{key}")
+        }
+        if entered or not account.has_credentials:
+            account.set_credentials({**stored, **entered})
+        if commit:
+            account.save()
+        return account
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    form = ProviderAccountForm
+    list_display = ["name", "kind", "environment", "connection", "sending", "product_count", "is_active"]
+    list_filter = ["kind", "environment", "is_active"]
+    search_fields = ["name"]
+    actions = ["test_connection", "sync_catalog", "resume_sending"]
+    readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored"]
+
+    class Media:
+        css = {"all": ["giftdesk/admin.css"]}
+
+    def get_fieldsets(self, request, obj=None):
+        credentials = [f"credential_{key}" for key in CREDENTIAL_LABELS]
+        return [
+            (None, {"fields": ["name", "kind", "environment", "is_active"]}),
+            ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at"]}),
+            ("Credentials", {"fields": ["credentials_stored", *credentials]}),
+            ("Endpoints", {"fields": ["api_base_url", "auth_url"]}),
+            ("Sending", {"fields": ["settings", "max_cards_per_request", "rate_limit_per_minute"]}),
+        ]
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        return super().get_queryset(request).annotate(
+            active_products=Count("products", filter=Q(products__is_active=True))
+        )
+
+    @admin.display(description="Products")
+    def product_count(self, account):
+        return account.active_products
+
+    @admin.display(description="Stored credentials")
+    def credentials_stored(self, account):
+        if not account.pk or not account.has_credentials:
+            return "None yet"
+        try:
+            keys = sorted(key for key, value in account.credentials.items() if value)
+        except Exception as exc:  # noqa: BLE001 — unreadable credentials are shown, not fatal.
+            return str(exc)
+        return ", ".join(CREDENTIAL_LABELS.get(key, key) for key in keys) or "None yet"
+
+    @admin.display(description="Connection")
+    def connection(self, account):
+        if account.last_check_ok is None:
+            return "Not checked yet — use “Test connection”."
+        label = "Connected" if account.last_check_ok else "Not connected"
+        css = "delivered" if account.last_check_ok else "failed"
+        return format_html('<span class="status status-{}">{}</span> {}', css, label, account.last_check_message)
+
+    @admin.display(description="Sending")
+    def sending(self, account):
+        if account.blocked_reason:
+            return format_html('<span class="status status-failed">Paused</span> {}', account.blocked_reason)
+        return format_html('<span class="status status-delivered">{}</span>', "Active")
+
+    @admin.action(description="Test connection", permissions=["change"])
+    def test_connection(self, request, queryset):
+        for account in queryset:
+            result = account_check(account=account)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            prefix = "Connected" if result.ok else "Not connected"
+            self.message_user(request, f"{account}: {prefix}. {result.message}", level)
+
+    @admin.action(description="Sync catalog", permissions=["change"])
+    def sync_catalog(self, request, queryset):
+        for account in queryset:
+            try:
+                result = catalog_sync(account=account)
+            except (ProviderError, LookupError) as exc:
+                self.message_user(request, f"{account}: catalog not synced. {getattr(exc, 'message', exc)}",
+                                  messages.ERROR)
+                continue
+            self.message_user(request, f"{account}: catalog synced ({result}).", messages.SUCCESS)
+
+    @admin.action(description="Resume sending (after fixing what paused it)", permissions=["change"])
+    def resume_sending(self, request, queryset):
+        for account in queryset:
+            if not account.blocked_reason:
+                self.message_user(request, f"{account}: sending was not paused.", messages.INFO)
+                continue
+            waiting = account_resume(account=account)
+            self.message_user(request, f"{account}: sending resumed; {waiting} waiting submissions will be retried.",
+                              messages.SUCCESS)
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["title", "account", "provider_product_id", "sku", "currency", "pricing_display",
+                    "is_active", "last_synced_at"]
+    list_filter = ["account", "is_active", "currency", "pricing"]
+    search_fields = ["title", "provider_product_id", "sku"]
+    list_select_related = ["account"]
+    readonly_fields = ["account", "provider_product_id", "sku", "title", "currency", "pricing",
+                       "denominations", "min_amount", "max_amount", "step", "delivery_methods",
+                       "last_synced_at", "raw"]
+
+    def has_add_permission(self, request):
+        return False  # Products come from "Sync catalog".
+
+    @admin.display(description="Pricing")
+    def pricing_display(self, product):
+        return product.pricing_summary()

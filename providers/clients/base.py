@@ -1,0 +1,191 @@
+"""The one interface every provider client implements, its value types and its errors.
+
+Only these neutral types cross the boundary: the delivery engine never sees a provider's
+own vocabulary, and a client never sees the ORM.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar
+
+# --- Errors --------------------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """A provider call did not succeed. `message` is written for a staff member."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        response_body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.response_body = response_body
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """Refused for good (validation): retrying the same request cannot succeed."""
+
+
+class TransientError(ProviderError):
+    """Nothing was committed, or a retry with the same key is safe: try again later."""
+
+
+class OutcomeUnknown(ProviderError):
+    """The request may have been committed (timeout, dropped connection): reconcile it with
+    the same idempotency key or a lookup, never with a fresh key."""
+
+
+class AccountError(ProviderError):
+    """The provider refuses the whole account (credentials, funds, IP allow list)."""
+
+
+# --- Value types ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """What a client needs to know of a ProviderAccount."""
+
+    id: int
+    name: str
+    kind: str
+    environment: str
+    api_base_url: str
+    auth_url: str
+    credentials: dict[str, str]
+    settings: dict[str, Any]
+
+
+class PricingKind(enum.StrEnum):
+    FIXED = "fixed"
+    RANGE = "range"
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    provider_product_id: str
+    sku: str
+    title: str
+    currency: str
+    pricing: PricingKind
+    denominations: tuple[Decimal, ...] = ()
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    step: Decimal | None = None
+    delivery_methods: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class CardRequest:
+    """One card to buy. `order_reference` is our unique reference of the order."""
+
+    order_reference: str
+    recipient_name: str
+    recipient_email: str
+    amount: Decimal
+    currency: str
+    product_id: str
+    sku: str
+    recipient_phone: str = ""
+    message: str = ""
+    send_on: date | None = None
+
+
+@dataclass
+class SubmitRequest:
+    """One provider order for one or more cards, under one idempotency key.
+
+    `provider_reference` is what an earlier attempt already stored (a GoGift basket id);
+    `remember_reference` must persist a new one before the client sends anything that
+    depends on it, so a retry continues the same provider order.
+    """
+
+    idempotency_key: str
+    reference: str
+    cards: list[CardRequest]
+    provider_reference: str = ""
+    remember_reference: Callable[[str], None] = lambda reference: None
+    sender_name: str = ""
+
+
+class CardStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CardResult:
+    order_reference: str
+    status: CardStatus
+    provider_order_id: str = ""
+    cost: Decimal | None = None
+    cost_currency: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    provider_reference: str
+    cards: list[CardResult]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP exchange, secrets already redacted, for the order's event log."""
+
+    method: str
+    url: str
+    status: int | None
+    request_body: str
+    response_body: str
+    duration_ms: int
+    error: str = ""
+
+
+Recorder = Callable[[CallRecord], None]
+
+
+# --- The interface ---------------------------------------------------------------------------
+
+
+class ProviderClient:
+    """Base of every provider client; subclasses build requests and parse responses."""
+
+    kind: ClassVar[str]
+    display_name: ClassVar[str]
+
+    def __init__(self, account: AccountConfig, *, recorder: Recorder | None = None) -> None:
+        self.account = account
+        self.recorder = recorder
+
+    def verify(self) -> VerifyResult:
+        """Check the credentials and the account's health with one cheap call."""
+        raise NotImplementedError
+
+    def list_products(self) -> list[ProductInfo]:
+        """The whole catalog, normalized."""
+        raise NotImplementedError
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        """Place one provider order for the request's cards."""
+        raise NotImplementedError

@@ -1,0 +1,43 @@
+"""Django adapter: serves the demo emulators under /emulators/<kind>/<path>."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from providers.emulators.http import DropConnection, EmulatorRequest, EmulatorResponse
+from providers.emulators.registry import get_demo_emulator
+
+
+@csrf_exempt  # provider APIs are called by machines with bearer tokens, not by browsers
+def emulator_endpoint(request: HttpRequest, kind: str, rest: str) -> HttpResponse:
+    # Defence in depth: the URLconf only mounts this when the setting is on.
+    if not getattr(settings, "GIFTDESK_EMULATORS", False):
+        raise Http404("Emulators are off")
+    try:
+        emulator = get_demo_emulator(kind)
+    except LookupError:
+        raise Http404(f"No emulator for {kind!r}") from None
+    emulator_request = EmulatorRequest(
+        method=request.method or "GET",
+        path="/" + rest,
+        query={key: request.GET[key] for key in request.GET},
+        headers=dict(request.headers),
+        body=request.body,
+    )
+    try:
+        response = emulator.handle(emulator_request)
+    except DropConnection:
+        # WSGI cannot close the socket without answering, so a "drop" fault becomes a bare
+        # 502 here, as a proxy in front of a crashed server would answer. The
+        # LoopbackServer used by the tests drops the connection for real.
+        response = EmulatorResponse(502, b"", {"Content-Type": "text/plain"})
+    return _to_django(response)
+
+
+def _to_django(response: EmulatorResponse) -> HttpResponse:
+    django_response = HttpResponse(response.body, status=response.status)
+    for name, value in response.headers.items():
+        django_response[name] = value
+    return django_response

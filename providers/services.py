@@ -1,0 +1,155 @@
+"""Services on provider accounts: configure, check the connection, sync the catalog, resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from providers.clients import client_class, client_for
+from providers.clients.base import ProviderError
+from providers.models import Environment, Product, ProviderAccount, ProviderKind
+
+# `--set` keys stored as model fields rather than in `settings`.
+FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
+# `--set` keys that are credentials, per kind: encrypted, never shown back.
+CREDENTIAL_KEYS = {
+    ProviderKind.GOGIFT: {"client_id", "client_secret"},
+    ProviderKind.GIFTRONAUT: {"client_id", "client_secret"},
+    ProviderKind.GIFTY: {"api_token"},
+    ProviderKind.UGIFTME: {"api_key"},
+}
+
+
+class AccountConfigError(ValueError):
+    """Configuration values that cannot be applied; the message says which and why."""
+
+
+@transaction.atomic
+def account_configure(
+    *,
+    name: str,
+    kind: str,
+    environment: str,
+    api_base_url: str | None = None,
+    auth_url: str | None = None,
+    values: dict[str, str] | None = None,
+) -> tuple[ProviderAccount, bool]:
+    """Create or update an account by name. Returns (account, created)."""
+    if kind not in ProviderKind.values:
+        raise AccountConfigError(f"Unknown kind {kind!r}; choose one of {', '.join(ProviderKind.values)}.")
+    if environment not in Environment.values:
+        raise AccountConfigError(
+            f"Unknown environment {environment!r}; choose one of {', '.join(Environment.values)}."
+        )
+    account = ProviderAccount.objects.select_for_update().filter(name=name).first()
+    created = account is None
+    if created:
+        account = ProviderAccount(name=name, kind=kind)
+    elif account.kind != kind:
+        raise AccountConfigError(
+            f"The account {name!r} is a {account.get_kind_display()} account; it cannot become {kind!r}. "
+            "Create a new account with another name."
+        )
+    account.environment = environment
+    if api_base_url is not None:
+        account.api_base_url = api_base_url
+    if auth_url is not None:
+        account.auth_url = auth_url
+    credentials = account.credentials if account.has_credentials else {}
+    settings = dict(account.settings or {})
+    for key, value in (values or {}).items():
+        if key in CREDENTIAL_KEYS[kind]:
+            credentials[key] = value
+        elif key in FIELD_KEYS:
+            try:
+                number = int(value)
+            except ValueError:
+                raise AccountConfigError(f"{key} must be a whole number, not {value!r}.") from None
+            if number < 1:
+                raise AccountConfigError(f"{key} must be at least 1.")
+            setattr(account, key, number)
+        else:
+            settings[key] = value
+    account.settings = settings
+    account.set_credentials(credentials)
+    account.full_clean()
+    account.save()
+    return account, created
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str
+
+
+def account_check(*, account: ProviderAccount) -> CheckResult:
+    """Test the connection and remember the result on the account."""
+    try:
+        result = client_for(account).verify()
+        outcome = CheckResult(ok=result.ok, message=result.message)
+    except ProviderError as exc:
+        outcome = CheckResult(ok=False, message=exc.message)
+    except LookupError as exc:
+        outcome = CheckResult(ok=False, message=str(exc))
+    ProviderAccount.objects.filter(pk=account.pk).update(
+        last_checked_at=timezone.now(), last_check_ok=outcome.ok, last_check_message=outcome.message
+    )
+    return outcome
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    created: int
+    updated: int
+    deactivated: int
+
+    def __str__(self) -> str:
+        return f"{self.created} new, {self.updated} updated, {self.deactivated} no longer offered"
+
+
+def catalog_sync(*, account: ProviderAccount) -> SyncResult:
+    """Fetch the catalog and mirror it; products that disappear are deactivated, never
+    deleted, so old orders keep their product."""
+    products = client_for(account).list_products()  # Before the transaction: slow HTTP.
+    now = timezone.now()
+    created = updated = 0
+    with transaction.atomic():
+        seen: set[int] = set()
+        for info in products:
+            product, was_created = Product.objects.update_or_create(
+                account=account, provider_product_id=info.provider_product_id, sku=info.sku,
+                defaults={
+                    "title": info.title[:300],
+                    "currency": info.currency,
+                    "pricing": str(info.pricing),
+                    "denominations": [str(amount) for amount in info.denominations],
+                    "min_amount": info.min_amount,
+                    "max_amount": info.max_amount,
+                    "step": info.step,
+                    "delivery_methods": list(info.delivery_methods),
+                    "is_active": True,
+                    "last_synced_at": now,
+                    "raw": info.raw,
+                },
+            )
+            seen.add(product.pk)
+            created += was_created
+            updated += not was_created
+        deactivated = (
+            Product.objects.filter(account=account, is_active=True).exclude(pk__in=seen).update(is_active=False)
+        )
+    return SyncResult(created=created, updated=updated, deactivated=deactivated)
+
+
+def supported_kinds() -> list[str]:
+    kinds = []
+    for kind in ProviderKind.values:
+        try:
+            client_class(kind)
+        except LookupError:
+            continue
+        kinds.append(kind)
+    return kinds

@@ -1,0 +1,219 @@
+"""The delivery engine against the GoGift emulator: claims, outcomes, retries, blocks."""
+
+from decimal import Decimal
+
+import pytest
+
+from orders import dispatch
+from orders.models import (
+    Batch,
+    BatchState,
+    EventKind,
+    Order,
+    OrderStatus,
+    Submission,
+    SubmissionState,
+)
+from orders.services import BatchActionRefused, batch_cancel, batch_send
+from providers.models import ProviderAccount
+from tests.fixtures.data import make_batch
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
+    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+
+
+def statuses(batch) -> list[str]:
+    return list(batch.orders.order_by("id").values_list("status", flat=True))
+
+
+def ledger_count(emulator, order: Order) -> int:
+    return sum(1 for entry in emulator.ledger if entry.line_reference == order.reference)
+
+
+def test_a_sent_batch_is_delivered_with_one_card_per_order(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100", "250", "50", "5000", "60"])
+    assert batch_send(batch=batch) == 5
+
+    report = dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    assert report.claimed == 2  # max_cards_per_request is 3
+    assert statuses(batch) == [OrderStatus.DELIVERED] * 5
+    for order in batch.orders.all():
+        assert ledger_count(gogift_emulator, order) == 1
+        assert order.provider_order_id and order.cost == order.amount and order.completed_at
+    batch.refresh_from_db()
+    assert batch.state == BatchState.COMPLETED
+
+
+def test_every_provider_call_and_state_change_is_in_the_order_history(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    order = batch.orders.get()
+    transitions = list(order.events.filter(kind=EventKind.STATUS).values_list("to_status", flat=True))
+    assert transitions == ["pending", "queued", "sending", "delivered"]
+    calls = order.events.filter(kind=EventKind.PROVIDER_CALL)
+    assert [(c.http_method, c.url.rsplit("/", 1)[-1], c.http_status) for c in calls][-3:] == [
+        ("POST", "baskets", 200), ("PUT", "baskets", 200), ("POST", "finalize", 200)]
+
+
+def test_the_key_and_basket_id_are_stored_before_the_order_is_placed(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("drop_before", method="PUT", path="/baskets")
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=0)
+
+    submission = Submission.objects.get()
+    assert submission.state == SubmissionState.RETRY
+    assert submission.idempotency_key.startswith("gd-") and submission.provider_reference
+    assert batch.orders.get().status == OrderStatus.SENDING
+
+
+def test_a_lost_finalize_answer_is_retried_with_the_same_key_and_buys_once(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100", "200"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("drop_after_commit", path="/baskets/finalize")
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    submission = Submission.objects.get()
+    assert submission.state == SubmissionState.ACCEPTED and submission.attempts == 2
+    assert statuses(batch) == [OrderStatus.DELIVERED] * 2
+    assert [ledger_count(gogift_emulator, order) for order in batch.orders.all()] == [1, 1]
+    finalize_keys = {r.headers["Idempotency-Key"] for r in gogift_emulator.requests if r.path == "/baskets/finalize"}
+    assert finalize_keys == {f"{submission.idempotency_key}-finalize"}
+
+
+def test_a_transient_failure_is_retried_then_delivered(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("http_503", path="/baskets/finalize", times=2)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    assert statuses(batch) == [OrderStatus.DELIVERED]
+    assert Submission.objects.get().attempts == 3
+    assert len(gogift_emulator.ledger) == 1
+
+
+def test_retries_are_bounded_and_the_order_fails_with_the_last_reason(emulated_gogift_account, gogift_emulator, settings):
+    settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS = 3
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("http_500", path="/baskets", times=10)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    order = batch.orders.get()
+    assert order.status == OrderStatus.FAILED
+    assert "Gave up after 3 attempts" in order.last_error and "unavailable" in order.last_error
+    assert gogift_emulator.ledger == []
+
+
+def test_a_refused_value_fails_the_orders_with_the_providers_reason(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    Order.objects.filter(batch=batch).update(amount=Decimal("55"))  # slipped past the import
+    batch_send(batch=batch)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    order = batch.orders.get()
+    assert order.status == OrderStatus.FAILED
+    assert "GoGift refused the order" in order.last_error and "55" in order.last_error
+    assert gogift_emulator.ledger == []
+    batch.refresh_from_db()
+    assert batch.state == BatchState.COMPLETED
+
+
+def test_an_account_refusal_pauses_the_account_and_resume_delivers(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100", "200", "300", "400"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("insufficient_funds", path="/baskets/finalize")
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    account = ProviderAccount.objects.get(pk=emulated_gogift_account.pk)
+    assert "credit" in account.blocked_reason.lower()
+    # Nothing failed one by one: the first submission waits, the rest stay queued.
+    assert sorted(statuses(batch)) == sorted([OrderStatus.SENDING] * 3 + [OrderStatus.QUEUED])
+    assert gogift_emulator.ledger == []
+
+    dispatch.account_resume(account=account)
+    dispatch.account_pump(account.pk, budget_seconds=20)
+
+    assert statuses(batch) == [OrderStatus.DELIVERED] * 4
+    assert len(gogift_emulator.ledger) == 4
+
+
+def test_bad_credentials_pause_the_account_with_what_to_fix(emulated_gogift_account):
+    from providers.services import account_configure
+
+    account_configure(name=emulated_gogift_account.name, kind="gogift", environment="sandbox",
+                      values={"client_secret": "wrong"})
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    account = ProviderAccount.objects.get(pk=emulated_gogift_account.pk)
+    assert "invalid_client" in account.blocked_reason
+    assert statuses(batch) == [OrderStatus.SENDING]
+    assert Submission.objects.get().attempts == 0
+
+
+def test_claiming_never_hands_an_order_to_two_submissions(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100"] * 7)
+    batch_send(batch=batch)
+    claimed = []
+    while (submission := dispatch.orders_claim(account=emulated_gogift_account, limit=3)) is not None:
+        claimed.append(list(submission.orders.values_list("id", flat=True)))
+    ids = [order_id for group in claimed for order_id in group]
+    assert [len(group) for group in claimed] == [3, 3, 1]
+    assert sorted(ids) == sorted(batch.orders.values_list("id", flat=True))
+
+
+def test_a_second_attempt_of_an_in_flight_submission_is_refused(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    submission = dispatch.orders_claim(account=emulated_gogift_account, limit=3)
+    Submission.objects.filter(pk=submission.pk).update(state=SubmissionState.IN_FLIGHT)
+    assert dispatch.submission_attempt(submission.pk) is None
+
+
+def test_a_submission_left_in_flight_by_a_dead_worker_is_retried_with_its_key(emulated_gogift_account, gogift_emulator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    submission = dispatch.orders_claim(account=emulated_gogift_account, limit=3)
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.IN_FLIGHT, claimed_at=timezone.now() - timedelta(hours=1))
+
+    assert dispatch.stale_submissions_release() == 1
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    assert statuses(batch) == [OrderStatus.DELIVERED]
+    assert Submission.objects.get().idempotency_key == submission.idempotency_key
+
+
+def test_sending_twice_is_refused_with_a_reason(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    with pytest.raises(BatchActionRefused, match="no pending orders"):
+        batch_send(batch=batch)
+
+
+def test_cancel_stops_only_what_was_not_yet_handed_to_a_worker(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100", "200", "300"])
+    batch_send(batch=batch)
+    dispatch.orders_claim(account=emulated_gogift_account, limit=1)
+
+    assert batch_cancel(batch=batch) == 2
+    assert sorted(statuses(batch)) == sorted([OrderStatus.SENDING, OrderStatus.CANCELLED, OrderStatus.CANCELLED])
+    assert Batch.objects.get(pk=batch.pk).state == BatchState.SENDING

@@ -1,0 +1,108 @@
+"""`manage.py send_csv`: its checks, exit codes, and a real end-to-end send with a worker."""
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from orders.models import Batch, Order, OrderStatus
+from tests.fixtures.data import GLOBAL_GIFT_CARD_ID
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
+
+
+def send_csv(*args) -> tuple[int, str]:
+    """Run the command; return its exit status and what it printed."""
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command("send_csv", *[str(arg) for arg in args], stdout=out, stderr=out)
+    except SystemExit as exit_:
+        return int(exit_.code), out.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.mark.worker
+def test_the_example_file_is_delivered_by_a_worker_with_one_card_per_order(
+    worker, emulated_gogift_account, gogift_emulator
+):
+    code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name,
+                            "--product", GLOBAL_GIFT_CARD_ID, "--wait", "--timeout", "120")
+
+    assert code == 1, output  # delivered, but the file has two invalid rows
+    assert "Row 5, email" in output and "Row 9, amount" in output
+    batch = Batch.objects.get()
+    orders = list(batch.orders.all())
+    assert len(orders) == 10
+    assert {order.status for order in orders} == {OrderStatus.DELIVERED}, worker.output()
+    for order in orders:
+        cards = [entry for entry in gogift_emulator.ledger if entry.line_reference == order.reference]
+        assert len(cards) == 1 and cards[0].value == order.amount
+        assert cards[0].recipient_email == order.recipient.email
+    assert len(gogift_emulator.ledger) == 10
+    assert "Finished: 10 delivered." in output
+
+
+def test_dry_run_checks_everything_and_creates_nothing(emulated_gogift_account):
+    code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name,
+                            "--product", GLOBAL_GIFT_CARD_ID, "--dry-run")
+    assert code == 1
+    assert "10 valid rows (11000.00 DKK), 2 invalid rows." in output
+    assert "Dry run: nothing was created." in output
+    assert not Batch.objects.exists()
+
+
+def test_strict_creates_nothing_when_a_row_is_invalid(emulated_gogift_account):
+    code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name,
+                            "--product", GLOBAL_GIFT_CARD_ID, "--strict")
+    assert code == 1 and "--strict: nothing was created" in output
+    assert not Order.objects.exists()
+
+
+def test_a_clean_file_exits_zero_and_queues_every_row(emulated_gogift_account, tmp_path):
+    clean = tmp_path / "clean.csv"
+    clean.write_text("Name;E-mail;Value\nAna;ana@example.com;100\nBo;bo@example.com;200,00\n", encoding="utf-8")
+    code, output = send_csv(clean, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID)
+    assert code == 0, output
+    assert list(Order.objects.values_list("status", flat=True)) == [OrderStatus.QUEUED] * 2
+
+
+def test_a_refused_file_exits_two_and_creates_nothing(emulated_gogift_account, tmp_path):
+    workbook = tmp_path / "old.xls"
+    workbook.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    code, output = send_csv(workbook, "--account", emulated_gogift_account.name)
+    assert code == 2 and "CSV" in output and "XLSX" in output.upper()
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--account", "Nope", "no account named 'Nope'"),
+    ("--product", "999", "no active product with id or SKU '999'"),
+    ("--amount", "ten", "is not a number"),
+    ("--user", "ghost", "no user named 'ghost'"),
+])
+def test_a_bad_option_exits_two_with_a_reason(emulated_gogift_account, option, value, words):
+    args = [EXAMPLE, "--account", emulated_gogift_account.name, option, value]
+    code, output = send_csv(*args)
+    assert code == 2 and words in output
+    assert not Batch.objects.exists()
+
+
+def test_wait_exits_three_when_orders_fail(worker, emulated_gogift_account, gogift_emulator, tmp_path):
+    # 5010 passes no import check when the product's maximum is lifted locally, so the
+    # provider refuses it: a failed order.
+    from providers.models import Product
+
+    Product.objects.filter(account=emulated_gogift_account, provider_product_id=GLOBAL_GIFT_CARD_ID).update(
+        max_amount=10000)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("name,email,amount\nAna,ana@example.com,100\nBo,bo@example.com,5010\n", encoding="utf-8")
+    code, output = send_csv(rows, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--wait", "--timeout", "120")
+    assert code == 3, output
+    statuses = dict(Order.objects.values_list("recipient__email", "status"))
+    # One basket carries both lines and GoGift refuses the basket: both fail, nothing is bought.
+    assert statuses == {"ana@example.com": OrderStatus.FAILED, "bo@example.com": OrderStatus.FAILED}
+    assert "5010" in output
+    assert gogift_emulator.ledger == []
