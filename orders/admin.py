@@ -268,9 +268,6 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
 
-    def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj)
-
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, order):
         return f"{order.amount:,.2f} {order.currency}"

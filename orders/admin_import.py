@@ -18,6 +18,7 @@ from decimal import Decimal
 import tablib
 from django import forms
 from django.conf import settings
+from import_export.fields import Field
 from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.formats.base_formats import Format
 from import_export.resources import Resource
@@ -27,11 +28,16 @@ from orders import csv_import
 from orders.services import BatchActionRefused, batch_create
 from providers.models import Product, ProviderAccount
 
+SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
+                       "phone", "message", "reference", "send_on"]
 PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Warnings"]
 
 
 class SpreadsheetFormat(Format):
     """One format for every upload: what the file is decides how it is read."""
+
+    def __init__(self, encoding: str | None = None) -> None:
+        self.encoding = encoding  # import-export passes one; the contract detects its own.
 
     def get_title(self) -> str:
         return "Spreadsheet (CSV or XLSX)"
@@ -44,8 +50,9 @@ class SpreadsheetFormat(Format):
 
     def create_dataset(self, in_stream: bytes) -> tablib.Dataset:
         table = csv_import.read_table(bytes(in_stream))
-        dataset = tablib.Dataset(headers=PREVIEW_HEADERS)
-        # The parsed table travels with the dataset to the resource.
+        # import-export only needs to see that there are rows; the parsed table travels
+        # with the dataset to the resource, which does the real work.
+        dataset = tablib.Dataset(*[(row.number,) for row in table.rows], headers=["row"])
         dataset.giftdesk_table = table
         dataset.giftdesk_checksum = hashlib.sha256(bytes(in_stream)).hexdigest()
         return dataset
@@ -134,7 +141,8 @@ class BatchImportResource(Resource):
         return "Recipients"
 
     def get_user_visible_fields(self):
-        return []
+        # Shown above the upload form as "This importer will import the following fields".
+        return [Field(column_name=name) for name in SPREADSHEET_COLUMNS]
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs) -> Result:
         table: csv_import.Table = dataset.giftdesk_table
@@ -144,8 +152,12 @@ class BatchImportResource(Resource):
             default_amount=self.options.get("default_amount"),
             default_message=self.options.get("message", ""),
         )
-        preview = csv_import.validate(table, context)
         result = Result()
+        try:
+            preview = csv_import.validate(table, context)
+        except csv_import.FileRefused as exc:
+            result.append_base_error(Error(exc))
+            return result
         result.diff_headers = PREVIEW_HEADERS
         result.giftdesk_preview = preview
         result.giftdesk_invalid_csv = _data_uri(csv_import.invalid_rows_csv(preview))
@@ -182,4 +194,5 @@ def _row_result(import_type: str, values: list) -> RowResult:
 
 
 def _data_uri(text: str) -> str:
-    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode()
+    # With a BOM, so Excel reads the file as UTF-8.
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8-sig")).decode()

@@ -20,6 +20,14 @@ CREDENTIAL_LABELS = {
 }
 
 
+def _credential_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label, required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave blank to keep the stored value.",
+    )
+
+
 class ProviderAccountForm(forms.ModelForm):
     """Credentials are write-only: blank keeps what is stored, nothing is ever shown back."""
 
@@ -32,19 +40,16 @@ class ProviderAccountForm(forms.ModelForm):
         help_text="GoGift and Giftronaut only. Blank: the provider's documented token URL.",
     )
 
+    # Declared on the class so the admin's fieldsets can name them.
+    credential_client_id = _credential_field("Client ID")
+    credential_client_secret = _credential_field("Client secret")
+    credential_api_token = _credential_field("API token")
+    credential_api_key = _credential_field("API key")
+
     class Meta:
         model = ProviderAccount
         fields = ["name", "kind", "environment", "api_base_url", "auth_url", "settings",
                   "max_cards_per_request", "rate_limit_per_minute", "is_active"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for key, label in CREDENTIAL_LABELS.items():
-            self.fields[f"credential_{key}"] = forms.CharField(
-                label=label, required=False, strip=True,
-                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text="Stored encrypted. Leave blank to keep the stored value.",
-            )
 
     def clean(self):
         cleaned = super().clean()

@@ -71,7 +71,10 @@ class Command(BaseCommand):
         context = csv_import.ImportContext.for_account(
             account, default_product=product, default_amount=amount, default_message=options["message"]
         )
-        preview = csv_import.validate(table, context)
+        try:
+            preview = csv_import.validate(table, context)
+        except csv_import.FileRefused as exc:
+            raise _Refused(exc.message) from exc
         self._report(preview)
         code = EXIT_INVALID_ROWS if preview.invalid_rows else EXIT_OK
         if options["dry_run"]:
