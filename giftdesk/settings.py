@@ -6,7 +6,6 @@ the README lists every variable.
 """
 
 import os
-from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -145,8 +144,6 @@ GIFTDESK_RECENT_RECIPIENT_DAYS = env.int("GIFTDESK_RECENT_RECIPIENT_DAYS", defau
 DATA_UPLOAD_MAX_MEMORY_SIZE = GIFTDESK_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-# Batches whose total is above this (in the batch currency) need a second person's approval.
-GIFTDESK_APPROVAL_THRESHOLD = Decimal(env.str("GIFTDESK_APPROVAL_THRESHOLD", default="10000"))
 
 # --- Auth, i18n, static -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

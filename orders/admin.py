@@ -102,6 +102,9 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # Batches come from uploads ("Import" above the list).
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # Orders are history; a batch is cancelled, never deleted.
+
     def has_import_permission(self, request):
         return request.user.has_perm("orders.add_batch")
 
@@ -120,7 +123,7 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
 
     @admin.display(description="Total")
     def total(self, batch):
-        currencies = batch.orders.values_list("currency", flat=True).distinct()[:2]
+        currencies = batch.orders.order_by().values_list("currency", flat=True).distinct()[:2]
         currency = currencies[0] if len(currencies) == 1 else ""
         return f"{batch.amount_total or 0:,.2f} {currency}".strip()
 

@@ -8,6 +8,13 @@ from django.utils import timezone
 from providers import crypto
 
 
+def money(amount: Decimal | None) -> str:
+    """50.00 -> "50", 12.5 -> "12.50": how staff write amounts."""
+    if amount is None:
+        return "?"
+    return f"{amount:.0f}" if amount == amount.to_integral_value() else f"{amount:.2f}"
+
+
 class ProviderKind(models.TextChoices):
     GOGIFT = "gogift", "GoGift"
     GIFTRONAUT = "giftronaut", "Giftronaut"
@@ -122,9 +129,9 @@ class Product(models.Model):
 
     def pricing_summary(self) -> str:
         if self.pricing == PricingKind.FIXED:
-            return ", ".join(f"{amount:f}" for amount in self.denomination_amounts) + f" {self.currency}"
-        step = f" in steps of {self.step:f}" if self.step else ""
-        return f"{self.min_amount:f} to {self.max_amount:f} {self.currency}{step}"
+            return ", ".join(money(amount) for amount in self.denomination_amounts) + f" {self.currency}"
+        step = f" in steps of {money(self.step)}" if self.step else ""
+        return f"{money(self.min_amount)} to {money(self.max_amount)} {self.currency}{step}"
 
     def amount_error(self, amount: Decimal) -> str | None:
         """Why `amount` cannot be bought as this product, or None when it can."""
@@ -132,14 +139,14 @@ class Product(models.Model):
             return "The amount must be greater than zero."
         if self.pricing == PricingKind.FIXED:
             if amount not in self.denomination_amounts:
-                return f"{amount:f} is not a value of {self.title}; choose one of {self.pricing_summary()}."
+                return f"{money(amount)} is not a value of {self.title}; choose one of {self.pricing_summary()}."
             return None
         if self.min_amount is not None and amount < self.min_amount:
-            return f"{amount:f} is below the minimum; {self.title} takes {self.pricing_summary()}."
+            return f"{money(amount)} is below the minimum; {self.title} takes {self.pricing_summary()}."
         if self.max_amount is not None and amount > self.max_amount:
-            return f"{amount:f} is above the maximum; {self.title} takes {self.pricing_summary()}."
+            return f"{money(amount)} is above the maximum; {self.title} takes {self.pricing_summary()}."
         if self.step:
             base = self.min_amount or Decimal(0)
             if (amount - base) % self.step != 0:
-                return f"{amount:f} is not a valid value; {self.title} takes {self.pricing_summary()}."
+                return f"{money(amount)} is not a valid value; {self.title} takes {self.pricing_summary()}."
         return None

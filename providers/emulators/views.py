@@ -12,7 +12,7 @@ from providers.emulators.registry import get_demo_emulator
 
 @csrf_exempt  # provider APIs are called by machines with bearer tokens, not by browsers
 def emulator_endpoint(request: HttpRequest, kind: str, rest: str) -> HttpResponse:
-    # Defence in depth: the URLconf only mounts this when the setting is on.
+    # Checked per request: the URL is always mounted, the emulators answer only when on.
     if not getattr(settings, "GIFTDESK_EMULATORS", False):
         raise Http404("Emulators are off")
     try:

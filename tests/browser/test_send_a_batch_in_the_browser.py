@@ -1,0 +1,106 @@
+"""The admin in a real browser: Playwright driving Debian's Chromium (never a downloaded one).
+
+A person's whole path: log in, upload the example spreadsheet, read the preview, confirm,
+send, and watch every valid order become delivered while a real worker process runs.
+"""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from orders.models import Batch, OrderStatus
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "recipients.csv"
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are
+    # still synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+def log_in(page, live_server, admin_user):
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", admin_user.username)
+    page.fill("#id_password", "password")  # pytest-django's admin_user password
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+
+
+def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
+    browser_page, live_server, admin_user, worker, emulated_gogift_account, gogift_emulator
+):
+    page = browser_page
+    log_in(page, live_server, admin_user)
+
+    page.goto(f"{live_server.url}/admin/orders/batch/")
+    page.click("text=Import")
+    page.set_input_files("#id_import_file", str(EXAMPLE))
+    page.select_option("#id_account", label=emulated_gogift_account.name)
+    page.select_option("#id_default_product", label=next(
+        option for option in page.locator("#id_default_product option").all_inner_texts()
+        if option.startswith("The Global Gift Card")))
+    page.click("input[type=submit]")
+
+    page.wait_for_selector("#confirm-import")
+    body = page.inner_text("#content")
+    assert "10 valid rows will become orders" in body
+    assert "2 invalid rows will be left out" in body
+    assert "is not a valid email address" in body
+    page.screenshot(path=str(ROOT / "var" / "browser-preview.png"), full_page=True)
+
+    page.click("#confirm-import input[type=submit]")
+    page.wait_for_selector("#send-batch")
+    assert "created with 10 orders" in page.inner_text(".messagelist")
+    page.click("#send-batch")
+    assert "Queued 10 orders" in page.inner_text(".messagelist")
+
+    deadline = time.monotonic() + 90
+    while page.locator(".giftdesk-orders .status-delivered").count() < 10:
+        assert time.monotonic() < deadline, worker.output()
+        time.sleep(1)
+        page.reload()
+    page.screenshot(path=str(ROOT / "var" / "browser-delivered.png"), full_page=True)
+
+    batch = Batch.objects.get()
+    assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.DELIVERED}
+    assert sorted(entry.line_reference for entry in gogift_emulator.ledger) == sorted(
+        batch.orders.values_list("reference", flat=True))
+    assert "Completed" in page.inner_text(".field-state")
+
+
+def test_a_refused_file_is_explained_on_the_upload_page(browser_page, live_server, admin_user,
+                                                        emulated_gogift_account, tmp_path):
+    page = browser_page
+    log_in(page, live_server, admin_user)
+    old_excel = tmp_path / "list.xls"
+    old_excel.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+
+    page.goto(f"{live_server.url}/admin/orders/batch/import/")
+    page.set_input_files("#id_import_file", str(old_excel))
+    page.select_option("#id_account", label=emulated_gogift_account.name)
+    page.click("input[type=submit]")
+
+    error = page.inner_text(".errorlist")
+    assert "Save the spreadsheet as CSV" in error
+    assert not Batch.objects.exists()
