@@ -22,7 +22,7 @@ from orders.admin_import import (
     SpreadsheetImportForm,
 )
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
-from orders.services import BatchActionRefused, batch_cancel, batch_send
+from orders.services import BatchActionRefused, batch_cancel, batch_send, order_card_details_refresh
 
 
 def status_badge(status: str, label: str):
@@ -248,7 +248,7 @@ class OrderExportResource(resources.ModelResource):
     class Meta:
         model = Order
         fields = ["reference", "batch", "account", "campaign", "recipient_name", "recipient_email",
-                  "product", "amount", "currency", "status", "provider_order_id", "cost",
+                  "product", "amount", "currency", "status", "provider_order_id", "provider_card_id", "cost",
                   "cost_currency", "last_error", "created_at", "completed_at"]
         export_order = fields
 
@@ -265,6 +265,7 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     list_select_related = ["recipient", "batch__account"]
     show_full_result_count = False
     inlines = [OrderEventInline]
+    actions = ["refresh_card_details"]
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
 
@@ -282,6 +283,11 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     @admin.display(description="Account", ordering="batch__account__name")
     def account(self, order):
         return order.batch.account
+
+    @admin.action(description="Refresh the bought cards' details (balance, expiry)", permissions=["view"])
+    def refresh_card_details(self, request, queryset):
+        for order in queryset.select_related("batch__account")[:100]:
+            self.message_user(request, order_card_details_refresh(order=order))
 
     @admin.display(description="Last error")
     def short_error(self, order):

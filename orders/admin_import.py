@@ -25,7 +25,7 @@ from import_export.resources import Resource
 from import_export.results import Error, Result, RowResult
 
 from orders import csv_import
-from orders.services import BatchActionRefused, batch_create
+from orders.services import BatchActionRefused, batch_create, rows_quote
 from providers.models import Product, ProviderAccount
 
 SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
@@ -169,6 +169,10 @@ class BatchImportResource(Resource):
         for row in preview.invalid_rows:
             # Skipped, not "invalid": import-export would otherwise refuse the confirm step.
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_SKIP, [row.row]))
+        if dry_run:
+            # Shown beside the confirm button where the provider prices orders up front.
+            result.giftdesk_quote, result.giftdesk_quote_problem = rows_quote(
+                account=self.options["account"], rows=preview.valid_rows)
         result.totals[RowResult.IMPORT_TYPE_NEW] = len(preview.valid_rows)
         result.totals[RowResult.IMPORT_TYPE_SKIP] = len(preview.invalid_rows)
         result.total_rows = len(preview.valid_rows) + len(preview.invalid_rows)

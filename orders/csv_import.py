@@ -47,7 +47,7 @@ from django.core.validators import EmailValidator
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from providers.models import Product, ProviderAccount
+from providers.models import Product, ProviderAccount, money
 
 __all__ = [
     "FileRefused",
@@ -946,7 +946,7 @@ def pick_product(check: RowCheck, candidates: list[Product], amount: Decimal | N
         check.error("amount", problems[0])
     else:
         takes = "; ".join(product.pricing_summary() for product in candidates)
-        check.error("amount", f"{amount:f} is not a value of {candidates[0].title}; it takes {takes}.")
+        check.error("amount", f"{money(amount)} is not a value of {candidates[0].title}; it takes {takes}.")
     return candidates[0]
 
 

@@ -34,7 +34,7 @@ from orders.models import (
     SubmissionState,
     TERMINAL_STATUSES,
 )
-from providers.clients import client_for
+from providers.clients import client_class
 from providers.clients.base import (
     AccountError,
     CardRequest,
@@ -42,11 +42,13 @@ from providers.clients.base import (
     OutcomeUnknown,
     PermanentError,
     ProviderError,
+    StatusRequest,
     SubmitRequest,
     SubmitResult,
     TransientError,
 )
 from providers.models import ProviderAccount
+from providers.services import account_client
 
 logger = logging.getLogger(__name__)
 
@@ -61,22 +63,33 @@ def new_idempotency_key() -> str:
 # --- Claiming --------------------------------------------------------------------------------
 
 
-def orders_claim(*, account: ProviderAccount, limit: int) -> Submission | None:
-    """Move up to `limit` queued orders of one currency into a new submission.
+# The card fields a provider may require to be equal within one request, as order fields.
+GROUP_FIELDS = {"currency": "currency", "product": "product_id", "message": "message"}
+
+
+def claim_limit(account: ProviderAccount) -> int:
+    provider_cap = client_class(account.kind).max_cards_per_submission
+    limit = max(account.max_cards_per_request, 1)
+    return min(limit, provider_cap) if provider_cap else limit
+
+
+def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submission | None:
+    """Move up to `limit` queued orders that may travel together into a new submission.
 
     The key is created and committed with the claim, before any request uses it.
     """
+    limit = limit or claim_limit(account)
+    group = [GROUP_FIELDS[name] for name in client_class(account.kind).submission_group]
     with transaction.atomic():
         candidates = Order.objects.filter(batch__account=account, status=OrderStatus.QUEUED)
         if connection.features.has_select_for_update_skip_locked:
             # Two workers never wait for, nor take, each other's rows.
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        first = candidates.order_by("id").only("id", "currency").first()
+        first = candidates.order_by("id").only("id", *group).first()
         if first is None:
             return None
-        ids = list(
-            candidates.filter(currency=first.currency).order_by("id").values_list("id", flat=True)[:limit]
-        )
+        same_group = {field: getattr(first, field) for field in group}
+        ids = list(candidates.filter(**same_group).order_by("id").values_list("id", flat=True)[:limit])
         submission = Submission.objects.create(
             account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
             claimed_by=WORKER_NAME, claimed_at=timezone.now(),
@@ -127,22 +140,40 @@ def _submit_request(submission: Submission, orders: list[Order]) -> SubmitReques
         provider_reference=submission.provider_reference,
         remember_reference=remember_reference,
         sender_name=batch.sender_name or submission.account.settings.get("sender_name", ""),
-        cards=[
-            CardRequest(
-                order_reference=order.reference,
-                recipient_name=order.recipient.name,
-                recipient_email=order.recipient.email,
-                recipient_phone=order.recipient.phone,
-                amount=order.amount,
-                currency=order.currency,
-                product_id=order.product.provider_product_id,
-                sku=order.product.sku,
-                message=order.message,
-                send_on=order.send_on,
-            )
-            for order in orders
-        ],
+        send_at=batch.scheduled_for,
+        cards=_cards(orders),
     )
+
+
+def _cards(orders: list[Order]) -> list[CardRequest]:
+    return [
+        CardRequest(
+            order_reference=order.reference,
+            recipient_name=order.recipient.name,
+            recipient_email=order.recipient.email,
+            recipient_phone=order.recipient.phone,
+            amount=order.amount,
+            currency=order.currency,
+            product_id=order.product.provider_product_id,
+            sku=order.product.sku,
+            message=order.message,
+            send_on=order.send_on,
+        )
+        for order in orders
+    ]
+
+
+def _orders_in(submission: Submission, status: str) -> list[Order]:
+    return list(
+        submission.orders.filter(status=status).select_related("recipient", "product", "batch").order_by("id")
+    )
+
+
+def _client(submission: Submission, order_ids: list[int]):
+    def recorder(call) -> None:
+        events.record_call(order_ids, call, actor=WORKER_NAME, submission_id=submission.pk)
+
+    return account_client(submission.account, recorder=recorder)
 
 
 def submission_attempt(submission_id: int) -> str | None:
@@ -150,21 +181,12 @@ def submission_attempt(submission_id: int) -> str | None:
     submission = _start_attempt(submission_id)
     if submission is None:
         return None
-    orders = list(
-        submission.orders.filter(status=OrderStatus.SENDING)
-        .select_related("recipient", "product", "batch")
-        .order_by("id")
-    )
+    orders = _orders_in(submission, OrderStatus.SENDING)
     if not orders:
         Submission.objects.filter(pk=submission.pk).update(state=SubmissionState.REJECTED,
                                                             last_error="No orders left to send.")
         return SubmissionState.REJECTED
-    order_ids = [order.pk for order in orders]
-
-    def recorder(call) -> None:
-        events.record_call(order_ids, call, actor=WORKER_NAME, submission_id=submission.pk)
-
-    client = client_for(submission.account, recorder=recorder)
+    client = _client(submission, [order.pk for order in orders])
     try:
         result = client.submit(_submit_request(submission, orders))
     except AccountError as exc:
@@ -178,40 +200,67 @@ def submission_attempt(submission_id: int) -> str | None:
     return _accept(submission, orders, result)
 
 
-@transaction.atomic
-def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -> str:
+CARD_STATUS = {
+    CardStatus.DELIVERED: OrderStatus.DELIVERED,
+    CardStatus.PROCESSING: OrderStatus.PROCESSING,
+    CardStatus.FAILED: OrderStatus.FAILED,
+}
+
+
+def _apply_results(submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str) -> int:
+    """Move each order to what the provider says of its card; returns how many are still processing."""
     now = timezone.now()
     by_reference = {card.order_reference: card for card in result.cards}
+    still_processing = 0
     for order in orders:
         card = by_reference.get(order.reference)
+        if card is None and from_status == OrderStatus.PROCESSING:
+            still_processing += 1  # Not mentioned in a status answer: ask again later.
+            continue
         if card is None:
             new_status, error = OrderStatus.FAILED, "The provider's answer did not mention this card."
         else:
-            new_status = {
-                CardStatus.DELIVERED: OrderStatus.DELIVERED,
-                CardStatus.PROCESSING: OrderStatus.PROCESSING,
-                CardStatus.FAILED: OrderStatus.FAILED,
-            }[card.status]
-            error = card.error
-        updated = Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(
-            status=new_status,
-            provider_order_id=card.provider_order_id if card else "",
-            cost=card.cost if card else None,
-            cost_currency=card.cost_currency if card else "",
-            last_error=error,
-            submitted_at=now,
-            completed_at=now if new_status in TERMINAL_STATUSES else None,
-            updated_at=now,
-        )
-        if updated:
+            new_status, error = CARD_STATUS[card.status], card.error
+        if new_status == from_status:
+            still_processing += 1
+            continue
+        fields = {
+            "status": new_status, "last_error": error, "updated_at": now,
+            "completed_at": now if new_status in TERMINAL_STATUSES else None,
+        }
+        if from_status == OrderStatus.SENDING:
+            fields["submitted_at"] = now
+        if card is not None:
+            fields.update({key: value for key, value in {
+                "provider_order_id": card.provider_order_id, "provider_card_id": card.provider_card_id,
+                "provider_details": card.details, "cost": card.cost, "cost_currency": card.cost_currency,
+            }.items() if value not in ("", None, {})})
+        if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
                 [order], to_status=new_status, actor=WORKER_NAME, submission=submission,
-                message=error or f"Accepted by {submission.account.get_kind_display()} "
-                f"(order {card.provider_order_id if card else '?'}).",
+                message=error or _accepted_message(submission, card, new_status),
             )
+            still_processing += new_status == OrderStatus.PROCESSING
+    return still_processing
+
+
+def _accepted_message(submission: Submission, card, status: str) -> str:
+    provider = submission.account.get_kind_display()
+    order_id = card.provider_order_id if card and card.provider_order_id else submission.provider_reference
+    if status == OrderStatus.PROCESSING:
+        return f"Accepted by {provider} (order {order_id}); {provider} is fulfilling it."
+    return f"{'Delivered' if status == OrderStatus.DELIVERED else 'Done'} by {provider} (order {order_id})."
+
+
+@transaction.atomic
+def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -> str:
+    now = timezone.now()
+    processing = _apply_results(submission, orders, result, from_status=OrderStatus.SENDING)
     Submission.objects.filter(pk=submission.pk).update(
-        state=SubmissionState.ACCEPTED, provider_reference=result.provider_reference or submission.provider_reference,
+        state=SubmissionState.ACCEPTED,
+        provider_reference=result.provider_reference or submission.provider_reference,
         last_error="", next_attempt_at=None, updated_at=now,
+        next_poll_at=now + timedelta(seconds=settings.GIFTDESK_POLL_SECONDS) if processing else None,
     )
     _complete_finished_batches({order.batch_id for order in orders})
     return SubmissionState.ACCEPTED
@@ -219,6 +268,8 @@ def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -
 
 @transaction.atomic
 def _reject(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
+    if len(orders) > 1 and submission.split_from_id is None and submission.attempts <= 1:
+        return _split(submission, orders, exc)
     _fail_orders(submission, orders, exc.message)
     Submission.objects.filter(pk=submission.pk).update(
         state=SubmissionState.REJECTED, last_error=exc.message, updated_at=timezone.now()
@@ -227,16 +278,84 @@ def _reject(submission: Submission, orders: list[Order], exc: PermanentError) ->
     return SubmissionState.REJECTED
 
 
+def _split(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
+    """The provider refused a multi-card request: try each card alone, once, so one bad
+    row never fails its neighbours. Safe with new keys: a refused request bought nothing."""
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk).update(
+        state=SubmissionState.REJECTED, updated_at=now,
+        last_error=f"Refused as a whole; each card is retried alone. {exc.message}",
+    )
+    for order in orders:
+        single = Submission.objects.create(
+            account_id=submission.account_id, idempotency_key=new_idempotency_key(),
+            state=SubmissionState.PREPARED, split_from=submission, claimed_by=WORKER_NAME, claimed_at=now,
+        )
+        Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(submission=single, updated_at=now)
+        events.record_note([order], actor=WORKER_NAME, submission=single,
+                           message=f"{submission.account.get_kind_display()} refused the request this card "
+                           f"was part of ({exc.message}); it is sent again on its own.")
+    return SubmissionState.REJECTED
+
+
 def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> None:
     now = timezone.now()
     failed = [
         order for order in orders
-        if Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(
+        if Order.objects.filter(pk=order.pk, status__in=[OrderStatus.SENDING, OrderStatus.PROCESSING]).update(
             status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now
         )
     ]
     events.record_transition(failed, to_status=OrderStatus.FAILED, actor=WORKER_NAME,
                              submission=submission, message=reason)
+
+
+# --- Polling --------------------------------------------------------------------------------------
+
+
+def submission_poll(submission_id: int) -> int | None:
+    """Ask the provider about the cards it is still fulfilling; returns how many still are,
+    or None when this poll was not due or another worker took it."""
+    now = timezone.now()
+    submission = Submission.objects.select_related("account").filter(
+        pk=submission_id, state=SubmissionState.ACCEPTED, next_poll_at__lte=now,
+    ).first()
+    if submission is None:
+        return None
+    # A lease: the conditional update makes this worker the only one polling it now.
+    lease = now + timedelta(seconds=max(settings.GIFTDESK_POLL_SECONDS, settings.Q_TIMEOUT_SECONDS))
+    if not Submission.objects.filter(pk=submission.pk, next_poll_at=submission.next_poll_at).update(next_poll_at=lease):
+        return None
+    orders = _orders_in(submission, OrderStatus.PROCESSING)
+    if not orders:
+        Submission.objects.filter(pk=submission.pk).update(next_poll_at=None)
+        return 0
+    client = _client(submission, [order.pk for order in orders])
+    delay = settings.GIFTDESK_POLL_SECONDS
+    try:
+        result = client.fetch_status(StatusRequest(
+            provider_reference=submission.provider_reference, cards=_cards(orders),
+            idempotency_key=submission.idempotency_key,
+        ))
+    except AccountError as exc:
+        _block_account_only(submission.account_id, exc)
+        Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=delay))
+        return len(orders)
+    except ProviderError as exc:
+        # The cards are with the provider whatever the lookup says: never fail them for a
+        # failed lookup; ask again, less often.
+        events.record_note(orders, actor=WORKER_NAME, submission=submission,
+                           message=f"Status lookup failed: {exc.message} It is asked again later.")
+        later = max(delay * 4, exc.retry_after or 0)
+        Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
+        return len(orders)
+    with transaction.atomic():
+        still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING)
+        Submission.objects.filter(pk=submission.pk).update(
+            next_poll_at=timezone.now() + timedelta(seconds=delay) if still else None, updated_at=timezone.now()
+        )
+        _complete_finished_batches({order.batch_id for order in orders})
+    return still
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -270,9 +389,7 @@ def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError
 def _block_account(submission: Submission, orders: list[Order], exc: AccountError) -> str:
     """The provider refused the account: every order of it waits until staff fix it."""
     now = timezone.now()
-    ProviderAccount.objects.filter(pk=submission.account_id).update(
-        blocked_reason=exc.message, blocked_at=now, updated_at=now
-    )
+    _block_account_only(submission.account_id, exc)
     # An account refusal is not this submission's fault: the attempt does not count.
     Submission.objects.filter(pk=submission.pk).update(
         state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
@@ -281,6 +398,11 @@ def _block_account(submission: Submission, orders: list[Order], exc: AccountErro
     events.record_note(orders, actor=WORKER_NAME, submission=submission,
                        message=f"Sending paused for the whole account: {exc.message}")
     return SubmissionState.RETRY
+
+
+def _block_account_only(account_id: int, exc: AccountError) -> None:
+    now = timezone.now()
+    ProviderAccount.objects.filter(pk=account_id).update(blocked_reason=exc.message, blocked_at=now, updated_at=now)
 
 
 def _complete_finished_batches(batch_ids: set[int]) -> None:
@@ -299,13 +421,14 @@ def _complete_finished_batches(batch_ids: set[int]) -> None:
 class PumpReport:
     attempted: int = 0
     claimed: int = 0
+    polled: int = 0
 
 
 def account_pump(account_id: int, *, budget_seconds: float | None = None) -> PumpReport:
-    """Send everything of one account that is due, for at most `budget_seconds`.
+    """Send and follow up everything of one account that is due, for at most `budget_seconds`.
 
-    Retries due within the budget are waited for here; later ones are picked up by the
-    periodic sweep. Safe to run in several workers at once.
+    Retries and status lookups due within the budget are waited for here; later ones are
+    picked up by the periodic sweep. Safe to run in several workers at once.
     """
     budget = budget_seconds if budget_seconds is not None else settings.Q_TIMEOUT_SECONDS * 0.6
     deadline = time.monotonic() + budget
@@ -318,46 +441,65 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         for submission_id in due:
             if submission_attempt(submission_id) is not None:
                 report.attempted += 1
-        submission = orders_claim(account=account, limit=max(account.max_cards_per_request, 1))
+        polls = _due_poll_ids(account)
+        for submission_id in polls:
+            if submission_poll(submission_id) is not None:
+                report.polled += 1
+        submission = orders_claim(account=account)
         if submission is not None:
             report.claimed += 1
             if submission_attempt(submission.pk) is not None:
                 report.attempted += 1
         if time.monotonic() >= deadline:
             return report
-        if submission is not None or due:
+        if submission is not None or due or polls:
             continue
-        wait = _seconds_until_next_retry(account)
+        wait = _seconds_until_next_work(account)
         if wait is None or time.monotonic() + wait >= deadline:
             return report
         time.sleep(max(wait, 0.05))
 
 
+def _due(now=None) -> Q:
+    now = now or timezone.now()
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
 def _due_submission_ids(account: ProviderAccount) -> list[int]:
     return list(
-        Submission.objects.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()),
-            account=account, state__in=ATTEMPTABLE,
-        ).order_by("next_attempt_at", "id").values_list("id", flat=True)[:100]
+        Submission.objects.filter(_due(), account=account, state__in=ATTEMPTABLE)
+        .order_by("next_attempt_at", "id").values_list("id", flat=True)[:100]
     )
 
 
-def _seconds_until_next_retry(account: ProviderAccount) -> float | None:
-    upcoming = (
+def _due_poll_ids(account: ProviderAccount) -> list[int]:
+    return list(
+        Submission.objects.filter(account=account, state=SubmissionState.ACCEPTED, next_poll_at__lte=timezone.now())
+        .order_by("next_poll_at").values_list("id", flat=True)[:100]
+    )
+
+
+def _seconds_until_next_work(account: ProviderAccount) -> float | None:
+    retry = (
         Submission.objects.filter(account=account, state=SubmissionState.RETRY, next_attempt_at__isnull=False)
         .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     )
+    poll = (
+        Submission.objects.filter(account=account, state=SubmissionState.ACCEPTED, next_poll_at__isnull=False)
+        .order_by("next_poll_at").values_list("next_poll_at", flat=True).first()
+    )
+    upcoming = min((moment for moment in (retry, poll) if moment is not None), default=None)
     if upcoming is None:
         return None
     return max((upcoming - timezone.now()).total_seconds(), 0.0)
 
 
 def accounts_with_work() -> list[int]:
-    """Accounts that have queued orders or submissions due now."""
+    """Accounts that have queued orders, or submissions due for an attempt or a lookup."""
     now = timezone.now()
     queued = Order.objects.filter(status=OrderStatus.QUEUED).values_list("batch__account_id", flat=True)
     due = Submission.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), state__in=ATTEMPTABLE
+        (_due(now) & Q(state__in=ATTEMPTABLE)) | Q(state=SubmissionState.ACCEPTED, next_poll_at__lte=now)
     ).values_list("account_id", flat=True)
     return sorted(
         set(ProviderAccount.objects.filter(Q(pk__in=queued) | Q(pk__in=due), blocked_reason="",

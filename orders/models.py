@@ -102,6 +102,12 @@ class Submission(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Accepted, with cards the provider is still fulfilling: when to ask again.
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set on the single-card submissions made from a multi-card one the provider refused.
+    split_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="splits"
+    )
     last_error = models.TextField(blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -135,6 +141,12 @@ class Order(models.Model):
         Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
     provider_order_id = models.CharField(max_length=100, blank=True)
+    provider_card_id = models.CharField(
+        max_length=100, blank=True, help_text="The provider's own card, e.g. a Gifty gift card code."
+    )
+    provider_details = models.JSONField(
+        default=dict, blank=True, help_text="What the provider reports of the card (balance, expiry…)."
+    )
     cost = models.DecimalField(
         "cost as charged", max_digits=12, decimal_places=2, null=True, blank=True
     )

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from orders.dispatch import account_resume
 from providers.clients.base import ProviderError
 from providers.models import Product, ProviderAccount
-from providers.services import CREDENTIAL_KEYS, account_check, catalog_sync
+from providers.checklist import account_checklist
+from providers.services import CREDENTIAL_KEYS, account_balance_refresh, account_check, catalog_sync
 
 CREDENTIAL_LABELS = {
     "client_id": "Client ID",
@@ -83,11 +85,12 @@ class ProviderAccountForm(forms.ModelForm):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ["name", "kind", "environment", "connection", "sending", "product_count", "is_active"]
+    list_display = ["name", "kind", "environment", "connection", "sending", "wallet", "product_count", "is_active"]
     list_filter = ["kind", "environment", "is_active"]
     search_fields = ["name"]
-    actions = ["test_connection", "sync_catalog", "resume_sending"]
-    readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored"]
+    actions = ["test_connection", "sync_catalog", "refresh_balance", "resume_sending"]
+    readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored",
+                       "checklist", "wallet"]
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
@@ -96,7 +99,8 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         credentials = [f"credential_{key}" for key in CREDENTIAL_LABELS]
         return [
             (None, {"fields": ["name", "kind", "environment", "is_active"]}),
-            ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at"]}),
+            ("Pre-launch checklist", {"fields": ["checklist"]}),
+            ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at", "wallet"]}),
             ("Credentials", {"fields": ["credentials_stored", *credentials]}),
             ("Endpoints", {"fields": ["api_base_url", "auth_url"]}),
             ("Sending", {"fields": ["settings", "max_cards_per_request", "rate_limit_per_minute"]}),
@@ -122,6 +126,25 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         except Exception as exc:  # noqa: BLE001 — unreadable credentials are shown, not fatal.
             return str(exc)
         return ", ".join(CREDENTIAL_LABELS.get(key, key) for key in keys) or "None yet"
+
+    @admin.display(description="Pre-launch checklist")
+    def checklist(self, account):
+        if not account.pk:
+            return "Save the account first."
+        return format_html(
+            '<ul class="giftdesk-checklist">{}</ul>',
+            format_html_join("", '<li class="{}"><strong>{} {}</strong> — {}</li>', (
+                ("check-ok" if item.ok else "check-missing", "✓" if item.ok else "✗", item.label, item.detail)
+                for item in account_checklist(account)
+            )),
+        )
+
+    @admin.display(description="Wallet balance")
+    def wallet(self, account):
+        if account.balance is None:
+            return "—"
+        when = f" (at {timezone.localtime(account.balance_checked_at):%Y-%m-%d %H:%M})" if account.balance_checked_at else ""
+        return f"{account.balance:,.2f} {account.balance_currency}{when}"
 
     @admin.display(description="Connection")
     def connection(self, account):
@@ -155,6 +178,11 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                                   messages.ERROR)
                 continue
             self.message_user(request, f"{account}: catalog synced ({result}).", messages.SUCCESS)
+
+    @admin.action(description="Refresh wallet balance", permissions=["change"])
+    def refresh_balance(self, request, queryset):
+        for account in queryset:
+            self.message_user(request, account_balance_refresh(account=account))
 
     @admin.action(description="Resume sending (after fixing what paused it)", permissions=["change"])
     def resume_sending(self, request, queryset):

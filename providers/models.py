@@ -61,6 +61,11 @@ class ProviderAccount(models.Model):
     )
     blocked_at = models.DateTimeField(null=True, blank=True)
 
+    # Prepaid wallet, where the provider keeps one (refreshed on a schedule).
+    balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    balance_currency = models.CharField(max_length=3, blank=True)
+    balance_checked_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -150,3 +155,16 @@ class Product(models.Model):
             if (amount - base) % self.step != 0:
                 return f"{money(amount)} is not a valid value; {self.title} takes {self.pricing_summary()}."
         return None
+
+
+class ProviderCall(models.Model):
+    """One request sent to a provider, kept a few minutes: the rate limiter's sliding window.
+
+    It lives in the database so the limit holds across every worker process and machine.
+    """
+
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "at"])]

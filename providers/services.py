@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from providers.clients import client_class, client_for
-from providers.clients.base import ProviderError
+from providers.clients.base import ProviderClient, ProviderError, Recorder
 from providers.models import Environment, Product, ProviderAccount, ProviderKind
+from providers.ratelimit import throttle_for
 
 # `--set` keys stored as model fields rather than in `settings`.
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
@@ -20,6 +21,11 @@ CREDENTIAL_KEYS = {
     ProviderKind.GIFTY: {"api_token"},
     ProviderKind.UGIFTME: {"api_key"},
 }
+
+
+def account_client(account: ProviderAccount, *, recorder: Recorder | None = None) -> ProviderClient:
+    """The account's client, holding the account's rate limit across all workers."""
+    return client_for(account, recorder=recorder, throttle=throttle_for(account))
 
 
 class AccountConfigError(ValueError):
@@ -88,7 +94,7 @@ class CheckResult:
 def account_check(*, account: ProviderAccount) -> CheckResult:
     """Test the connection and remember the result on the account."""
     try:
-        result = client_for(account).verify()
+        result = account_client(account).verify()
         outcome = CheckResult(ok=result.ok, message=result.message)
     except ProviderError as exc:
         outcome = CheckResult(ok=False, message=exc.message)
@@ -113,7 +119,7 @@ class SyncResult:
 def catalog_sync(*, account: ProviderAccount) -> SyncResult:
     """Fetch the catalog and mirror it; products that disappear are deactivated, never
     deleted, so old orders keep their product."""
-    products = client_for(account).list_products()  # Before the transaction: slow HTTP.
+    products = account_client(account).list_products()  # Before the transaction: slow HTTP.
     now = timezone.now()
     created = updated = 0
     with transaction.atomic():
@@ -142,6 +148,20 @@ def catalog_sync(*, account: ProviderAccount) -> SyncResult:
             Product.objects.filter(account=account, is_active=True).exclude(pk__in=seen).update(is_active=False)
         )
     return SyncResult(created=created, updated=updated, deactivated=deactivated)
+
+
+def account_balance_refresh(*, account: ProviderAccount) -> str:
+    """Fetch the account's wallet balance, where the provider keeps one."""
+    try:
+        balance = account_client(account).balance()
+    except ProviderError as exc:
+        return f"{account}: balance not refreshed. {exc.message}"
+    if balance is None:
+        return f"{account}: {account.get_kind_display()} keeps no balance."
+    ProviderAccount.objects.filter(pk=account.pk).update(
+        balance=balance.amount, balance_currency=balance.currency, balance_checked_at=timezone.now()
+    )
+    return f"{account}: balance {balance.amount} {balance.currency}."
 
 
 def supported_kinds() -> list[str]:

@@ -1,18 +1,18 @@
-"""Provider clients, registered by account kind."""
+"""Provider clients, one module per kind: `providers/clients/<kind>.py` defines `Client`."""
 
-from providers.clients.base import AccountConfig, ProviderClient, Recorder
-from providers.clients.gogift import GoGiftClient
+import importlib
 
-CLIENTS: dict[str, type[ProviderClient]] = {
-    GoGiftClient.kind: GoGiftClient,
-}
+from providers.clients.base import AccountConfig, ProviderClient, Recorder, Throttle
 
 
 def client_class(kind: str) -> type[ProviderClient]:
     try:
-        return CLIENTS[kind]
-    except KeyError:
+        module = importlib.import_module(f"providers.clients.{kind}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"providers.clients.{kind}":
+            raise
         raise LookupError(f"GiftDesk has no client for provider kind {kind!r} yet.") from None
+    return module.Client
 
 
 def account_config(account) -> AccountConfig:
@@ -29,5 +29,5 @@ def account_config(account) -> AccountConfig:
     )
 
 
-def client_for(account, *, recorder: Recorder | None = None) -> ProviderClient:
-    return client_class(account.kind)(account_config(account), recorder=recorder)
+def client_for(account, *, recorder: Recorder | None = None, throttle: Throttle | None = None) -> ProviderClient:
+    return client_class(account.kind)(account_config(account), recorder=recorder, throttle=throttle)

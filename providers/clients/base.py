@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -119,6 +119,8 @@ class SubmitRequest:
     provider_reference: str = ""
     remember_reference: Callable[[str], None] = lambda reference: None
     sender_name: str = ""
+    # When the provider should deliver (the batch's scheduled time); None: now.
+    send_at: datetime | None = None
 
 
 class CardStatus(enum.StrEnum):
@@ -129,18 +131,51 @@ class CardStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class CardResult:
+    """What became of one card. PROCESSING means: ask again with `fetch_status`."""
+
     order_reference: str
     status: CardStatus
     provider_order_id: str = ""
     cost: Decimal | None = None
     cost_currency: str = ""
     error: str = ""
+    # The provider's own card (e.g. a Gifty gift card code), and what finance may see of it.
+    provider_card_id: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
 class SubmitResult:
+    """`provider_reference` is what `fetch_status` needs to look the order up again."""
+
     provider_reference: str
     cards: list[CardResult]
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    """Look up a provider order placed earlier; `cards` are its cards still in flight."""
+
+    provider_reference: str
+    cards: list[CardRequest]
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the provider will charge for some cards, fees included, before ordering."""
+
+    currency: str
+    subtotal: Decimal
+    fees: Decimal
+    total: Decimal
+    lines: tuple[str, ...] = ()  # readable fee lines, e.g. "Service fee: 1.50 EUR"
+
+
+@dataclass(frozen=True)
+class Balance:
+    amount: Decimal
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -168,15 +203,44 @@ Recorder = Callable[[CallRecord], None]
 # --- The interface ---------------------------------------------------------------------------
 
 
+Throttle = Callable[[], None]
+
+
 class ProviderClient:
-    """Base of every provider client; subclasses build requests and parse responses."""
+    """Base of every provider client; subclasses build requests and parse responses.
+
+    Class attributes tell the engine and the admin what the provider needs; the optional
+    methods at the end return None (or raise NotImplementedError) where a provider has no
+    such thing.
+    """
 
     kind: ClassVar[str]
     display_name: ClassVar[str]
+    # Credentials `configure_account --set` accepts for this kind (stored encrypted).
+    credential_keys: ClassVar[tuple[str, ...]] = ()
+    # Environment -> (API base URL, token URL or ""), as the provider documents them.
+    documented_urls: ClassVar[dict[str, tuple[str, str]]] = {}
+    # Settings the pre-launch checklist requires, with a label for each.
+    required_settings: ClassVar[dict[str, str]] = {}
+    # Most cards one provider request may carry (None: the account's setting decides).
+    max_cards_per_submission: ClassVar[int | None] = None
+    # Card fields that must be the same for every card of one request ("currency", "product").
+    submission_group: ClassVar[tuple[str, ...]] = ("currency",)
+    # Whether `fetch_status` can look up orders the provider is still fulfilling.
+    supports_status: ClassVar[bool] = False
+    # The provider's documented request limit per minute, if it has one.
+    max_requests_per_minute: ClassVar[int | None] = None
 
-    def __init__(self, account: AccountConfig, *, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        account: AccountConfig,
+        *,
+        recorder: Recorder | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.account = account
         self.recorder = recorder
+        self.throttle = throttle
 
     def verify(self) -> VerifyResult:
         """Check the credentials and the account's health with one cheap call."""
@@ -189,3 +253,19 @@ class ProviderClient:
     def submit(self, request: SubmitRequest) -> SubmitResult:
         """Place one provider order for the request's cards."""
         raise NotImplementedError
+
+    def fetch_status(self, request: StatusRequest) -> SubmitResult:
+        """The current state of a provider order placed by `submit`."""
+        raise NotImplementedError(f"{self.display_name} has no status lookup.")
+
+    def quote(self, cards: list[CardRequest]) -> Quote | None:
+        """Price with fees before ordering, where the provider offers one."""
+        return None
+
+    def balance(self) -> Balance | None:
+        """The account's prepaid balance, where the provider keeps one."""
+        return None
+
+    def card_details(self, provider_card_id: str) -> dict[str, Any] | None:
+        """What finance may see of an issued card (balance, redeemable, expiry)."""
+        return None

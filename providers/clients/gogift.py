@@ -54,10 +54,20 @@ REFERENCE_REQUIRED = "require order reference"
 class GoGiftClient(ProviderClient):
     kind = "gogift"
     display_name = "GoGift"
+    credential_keys = ("client_id", "client_secret")
+    documented_urls = DOCUMENTED_URLS
+    required_settings = {
+        "buyer_account_id": "Buyer account id (B2B department), required to pay by invoice",
+        "buyer_name": "Buyer name",
+        "buyer_email": "Buyer email",
+        "buyer_phone": "Buyer phone (with country prefix)",
+    }
+    # One basket is paid in one currency.
+    submission_group = ("currency",)
 
-    def __init__(self, account, *, recorder=None) -> None:
-        super().__init__(account, recorder=recorder)
-        self.http = HttpClient(provider_name=self.display_name, recorder=recorder)
+    def __init__(self, account, *, recorder=None, throttle=None) -> None:
+        super().__init__(account, recorder=recorder, throttle=throttle)
+        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
         api_url, auth_url = DOCUMENTED_URLS[account.environment]
         self.api_url = (account.api_base_url or api_url).rstrip("/")
         self.auth_url = account.auth_url or auth_url
@@ -359,3 +369,6 @@ def _line_costs(basket: dict[str, Any] | None) -> dict[str, Decimal]:
             )
             costs[reference] = (total / quantity).quantize(Decimal("0.01"))
     return costs
+
+
+Client = GoGiftClient

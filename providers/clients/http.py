@@ -23,6 +23,7 @@ from providers.clients.base import (
     OutcomeUnknown,
     PermanentError,
     Recorder,
+    Throttle,
     TransientError,
 )
 
@@ -84,9 +85,13 @@ class Reply:
 class HttpClient:
     """A requests session with GiftDesk's rules; one per provider client."""
 
-    def __init__(self, *, provider_name: str, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self, *, provider_name: str, recorder: Recorder | None = None, throttle: Throttle | None = None
+    ) -> None:
         self.provider_name = provider_name
         self.recorder = recorder
+        # Called before every request: the account's rate limit, shared by all workers.
+        self.throttle = throttle
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.timeout = (settings.GIFTDESK_HTTP_CONNECT_TIMEOUT, settings.GIFTDESK_HTTP_READ_TIMEOUT)
@@ -111,6 +116,8 @@ class HttpClient:
         if json_body is not None:
             body = json.dumps(json_body, default=to_json_number)
             send_headers["Content-Type"] = "application/json"
+        if self.throttle is not None:
+            self.throttle()
         started = time.monotonic()
         try:
             response = self.session.request(

@@ -1202,3 +1202,32 @@ class GoGiftEmulator:
         except (TypeError, ValueError) as error:
             return json_response(400, {"error": str(error)})
         return json_response(201, {"added": asdict(fault)})
+
+
+# --- The local demo (see providers/emulators/registry.py) -----------------------------------
+
+DEMO_ACCOUNT = {
+    "auth_path": "/connect/token",
+    "credentials": {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
+    "settings": {
+        "sales_channel_id": "109",
+        "payment_method": "InvoiceByFinance",
+        "country_code": "DK",
+        "buyer_account_id": "328685355341950976",
+        "buyer_account_type": "B2BDepartment",
+        "buyer_name": "GiftDesk Demo A/S",
+        "buyer_email": "finance@giftdesk.example",
+        "buyer_phone": "+4500000000",
+        "buyer_address_line1": "Demovej 1",
+        "buyer_city": "København",
+        "buyer_post_code": "2100",
+        "buyer_country_code": "DK",
+        "sender_name": "GiftDesk demo",
+        "max_cards_per_request": "10",
+        "rate_limit_per_minute": "120",
+    },
+}
+
+
+def make_demo_emulator() -> GoGiftEmulator:
+    return GoGiftEmulator(environment="sandbox", clients={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})

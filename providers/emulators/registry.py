@@ -1,31 +1,51 @@
-"""One process-wide emulator per provider kind, for the Django mount (the local demo)."""
+"""One process-wide emulator per provider kind, for the Django mount (the local demo).
+
+Each `providers/emulators/<kind>.py` defines `make_demo_emulator()` and `DEMO_ACCOUNT`
+(the credentials and settings `seed_demo` gives the demo account, and `auth_path`, the
+token path under the emulator's base URL, or "" where the provider has no token URL).
+"""
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Callable
+from types import ModuleType
 
-from providers.emulators.gogift import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GoGiftEmulator
 from providers.emulators.http import Emulator
 
-
-def _demo_gogift() -> Emulator:
-    return GoGiftEmulator(environment="sandbox", clients={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
-
-
-FACTORIES: dict[str, Callable[[], Emulator]] = {
-    "gogift": _demo_gogift,
-}
+KINDS = ("gogift", "giftronaut", "gifty", "ugiftme")
 
 _emulators: dict[str, Emulator] = {}
 _lock = threading.Lock()  # the dev server handles requests on several threads
 
 
+def emulator_module(kind: str) -> ModuleType:
+    """The emulator module of `kind`. Raises LookupError if there is none."""
+    if kind not in KINDS:
+        raise LookupError(f"No emulator for provider kind {kind!r}")
+    try:
+        return importlib.import_module(f"providers.emulators.{kind}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"providers.emulators.{kind}":
+            raise
+        raise LookupError(f"No emulator for provider kind {kind!r} yet") from None
+
+
+def available_kinds() -> list[str]:
+    kinds = []
+    for kind in KINDS:
+        try:
+            emulator_module(kind)
+        except LookupError:
+            continue
+        kinds.append(kind)
+    return kinds
+
+
 def get_demo_emulator(kind: str) -> Emulator:
     """The demo emulator for `kind`, created on first use. Raises LookupError if unknown."""
-    if kind not in FACTORIES:
-        raise LookupError(f"No emulator for provider kind {kind!r}")
+    module = emulator_module(kind)
     with _lock:
         if kind not in _emulators:
-            _emulators[kind] = FACTORIES[kind]()
+            _emulators[kind] = module.make_demo_emulator()
         return _emulators[kind]

@@ -217,3 +217,31 @@ def test_cancel_stops_only_what_was_not_yet_handed_to_a_worker(emulated_gogift_a
     assert batch_cancel(batch=batch) == 2
     assert sorted(statuses(batch)) == sorted([OrderStatus.SENDING, OrderStatus.CANCELLED, OrderStatus.CANCELLED])
     assert Batch.objects.get(pk=batch.pk).state == BatchState.SENDING
+
+
+def test_one_bad_line_is_split_out_and_fails_alone(emulated_gogift_account, gogift_emulator):
+    batch = make_batch(emulated_gogift_account, ["100", "200", "300"])
+    bad = batch.orders.order_by("id")[1]
+    Order.objects.filter(pk=bad.pk).update(amount=Decimal("55"))  # slipped past the import
+    batch_send(batch=batch)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    by_id = dict(batch.orders.values_list("id", "status"))
+    assert by_id.pop(bad.pk) == OrderStatus.FAILED
+    assert set(by_id.values()) == {OrderStatus.DELIVERED}
+    assert sorted(entry.value for entry in gogift_emulator.ledger) == [Decimal("100"), Decimal("300")]
+    original = Submission.objects.get(split_from__isnull=True)
+    assert original.state == SubmissionState.REJECTED and original.splits.count() == 3
+    assert "55" in Order.objects.get(pk=bad.pk).last_error
+
+
+def test_a_card_that_fails_alone_after_a_split_is_not_split_again(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100", "200"])
+    Order.objects.filter(batch=batch).update(amount=Decimal("55"))
+    batch_send(batch=batch)
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    assert statuses(batch) == [OrderStatus.FAILED] * 2
+    assert Submission.objects.count() == 3  # the pair, then each card once

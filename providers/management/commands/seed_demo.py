@@ -1,4 +1,4 @@
-"""Demo data: an admin login and emulator-backed provider accounts with their catalogs.
+"""Demo data: an admin login and one emulator-backed account per provider, catalogs synced.
 
 Safe to run twice: it updates what exists instead of adding more.
 """
@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from providers.clients.base import ProviderError
-from providers.emulators import gogift as gogift_emulator
+from providers.emulators.registry import available_kinds, emulator_module
+from providers.models import ProviderKind
 from providers.services import account_configure, catalog_sync
 
 DEMO_USERNAME = "admin"
@@ -32,41 +33,30 @@ class Command(BaseCommand):
             )
         self._admin()
         base = options["base_url"].rstrip("/")
+        for kind in available_kinds():
+            self._account(kind, base, sync=not options["no_sync"])
+
+    def _account(self, kind: str, base: str, *, sync: bool) -> None:
+        demo = emulator_module(kind).DEMO_ACCOUNT
+        emulator_url = f"{base}/emulators/{kind}"
         account, created = account_configure(
-            name="GoGift demo",
-            kind="gogift",
+            name=f"{ProviderKind(kind).label} demo",
+            kind=kind,
             environment="sandbox",
-            api_base_url=f"{base}/emulators/gogift",
-            auth_url=f"{base}/emulators/gogift/connect/token",
-            values={
-                "client_id": gogift_emulator.DEMO_CLIENT_ID,
-                "client_secret": gogift_emulator.DEMO_CLIENT_SECRET,
-                "sales_channel_id": "109",
-                "payment_method": "InvoiceByFinance",
-                "country_code": "DK",
-                "buyer_account_id": "328685355341950976",
-                "buyer_account_type": "B2BDepartment",
-                "buyer_name": "GiftDesk Demo A/S",
-                "buyer_email": "finance@giftdesk.example",
-                "buyer_phone": "+4500000000",
-                "buyer_address_line1": "Demovej 1",
-                "buyer_city": "København",
-                "buyer_post_code": "2100",
-                "buyer_country_code": "DK",
-                "sender_name": "GiftDesk demo",
-                "max_cards_per_request": "10",
-                "rate_limit_per_minute": "120",
-            },
+            api_base_url=emulator_url,
+            auth_url=f"{emulator_url}{demo['auth_path']}" if demo["auth_path"] else "",
+            values={**demo["credentials"], **demo["settings"]},
         )
         self.stdout.write(f"{'Created' if created else 'Updated'} account “{account}” → {account.api_base_url}")
-        if not options["no_sync"]:
-            try:
-                self.stdout.write(f"Catalog of “{account}”: {catalog_sync(account=account)}.")
-            except ProviderError as exc:
-                self.stderr.write(
-                    f"Catalog of “{account}” not synced ({exc.message}). Start the web server, then run "
-                    f"`manage.py sync_catalog --account \"{account}\"`."
-                )
+        if not sync:
+            return
+        try:
+            self.stdout.write(f"Catalog of “{account}”: {catalog_sync(account=account)}.")
+        except ProviderError as exc:
+            self.stderr.write(
+                f"Catalog of “{account}” not synced ({exc.message}). Start the web server, then run "
+                f"`manage.py sync_catalog --account \"{account}\"`."
+            )
 
     def _admin(self) -> None:
         User = get_user_model()
