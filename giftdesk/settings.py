@@ -134,6 +134,8 @@ GIFTDESK_HTTP_READ_TIMEOUT = env.float("GIFTDESK_HTTP_READ_TIMEOUT", default=30.
 GIFTDESK_MAX_SUBMIT_ATTEMPTS = env.int("GIFTDESK_MAX_SUBMIT_ATTEMPTS", default=5)
 GIFTDESK_RETRY_BASE_SECONDS = env.float("GIFTDESK_RETRY_BASE_SECONDS", default=5.0)
 GIFTDESK_RETRY_MAX_SECONDS = env.float("GIFTDESK_RETRY_MAX_SECONDS", default=600.0)
+# A request in flight this long belongs to a worker that died: retried with its own key.
+GIFTDESK_STALE_AFTER_SECONDS = env.float("GIFTDESK_STALE_AFTER_SECONDS", default=Q_TIMEOUT_SECONDS * 2)
 # How often orders a provider is still fulfilling are looked up.
 GIFTDESK_POLL_SECONDS = env.float("GIFTDESK_POLL_SECONDS", default=10.0)
 

@@ -42,6 +42,7 @@ from providers.clients.base import (
     OutcomeUnknown,
     PermanentError,
     ProviderError,
+    RateLimited,
     StatusRequest,
     SubmitRequest,
     SubmitResult,
@@ -359,29 +360,41 @@ def submission_poll(submission_id: int) -> int | None:
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, never sooner than the provider asked."""
+    """Exponential backoff with full jitter, capped; never sooner than the provider asked."""
     base = settings.GIFTDESK_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
-    delay = random.uniform(base / 2, base)
+    delay = min(random.uniform(base / 2, base), settings.GIFTDESK_RETRY_MAX_SECONDS)
     if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, settings.GIFTDESK_RETRY_MAX_SECONDS)
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+    return delay
+
+
+MAX_RETRY_AFTER_SECONDS = 3600.0  # A provider asking for more is not waited for blindly.
 
 
 @transaction.atomic
 def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError) -> str:
-    if submission.attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS:
-        reason = f"Gave up after {submission.attempts} attempts. Last error: {exc.message}"
-        if isinstance(exc, OutcomeUnknown):
-            reason += " The provider may have placed the order: check its order history before sending again."
-        return _reject(submission, orders, PermanentError(reason))
-    delay = retry_delay(submission.attempts, exc.retry_after)
+    now = timezone.now()
+    unknown = submission.outcome_unknown or isinstance(exc, OutcomeUnknown)
+    attempts = submission.attempts
+    if isinstance(exc, RateLimited):
+        attempts -= 1  # Held back by our own limiter: nothing was sent, no attempt spent.
+    if attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS and not unknown:
+        return _reject(submission, orders, PermanentError(
+            f"Gave up after {attempts} attempts. Last error: {exc.message}"))
+    delay = retry_delay(attempts, exc.retry_after)
+    message = exc.message
+    if unknown and attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS:
+        # Failing now could leave a bought card behind a "failed" order: keep asking.
+        delay = max(delay, settings.GIFTDESK_RETRY_MAX_SECONDS)
+        message = (f"Still waiting for {submission.account.get_kind_display()} to confirm whether this "
+                   f"order was placed; asked again with the same idempotency key. Last error: {exc.message}")
     Submission.objects.filter(pk=submission.pk).update(
-        state=SubmissionState.RETRY, last_error=exc.message, updated_at=timezone.now(),
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        state=SubmissionState.RETRY, last_error=message, updated_at=now, attempts=attempts,
+        outcome_unknown=unknown, next_attempt_at=now + timedelta(seconds=delay),
     )
-    Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=exc.message)
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=message)
     events.record_note(orders, actor=WORKER_NAME, submission=submission,
-                       message=f"{exc.message} (attempt {submission.attempts}; next in {delay:.0f} s)")
+                       message=f"{message} (attempt {attempts}; next in {delay:.0f} s)")
     return SubmissionState.RETRY
 
 
@@ -509,7 +522,7 @@ def accounts_with_work() -> list[int]:
 
 def stale_submissions_release(*, older_than: timedelta | None = None) -> int:
     """A worker died while a request was in flight: retry those submissions with their key."""
-    older_than = older_than or timedelta(seconds=settings.Q_TIMEOUT_SECONDS * 2)
+    older_than = older_than or timedelta(seconds=settings.GIFTDESK_STALE_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     stale = list(Submission.objects.filter(state=SubmissionState.IN_FLIGHT, claimed_at__lt=cutoff))
     released = 0

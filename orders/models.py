@@ -102,6 +102,9 @@ class Submission(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # An attempt may have been committed by the provider: from then on the submission is
+    # only ever reconciled (same key, or a lookup), never failed for lack of an answer.
+    outcome_unknown = models.BooleanField(default=False)
     # Accepted, with cards the provider is still fulfilling: when to ask again.
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Set on the single-card submissions made from a multi-card one the provider refused.

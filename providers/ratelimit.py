@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from providers.clients.base import TransientError
+from providers.clients.base import RateLimited
 from providers.models import ProviderAccount, ProviderCall
 
 WINDOW = timedelta(seconds=60)
@@ -30,7 +30,7 @@ def acquire(account_id: int, limit: int, *, max_wait: float = MAX_INLINE_WAIT_SE
         if wait is None:
             return
         if wait > max_wait:
-            raise TransientError(
+            raise RateLimited(
                 f"The account's limit of {limit} requests per minute is reached; "
                 f"sending goes on in {wait:.0f} s.", retry_after=wait,
             )

@@ -42,6 +42,10 @@ class TransientError(ProviderError):
     """Nothing was committed, or a retry with the same key is safe: try again later."""
 
 
+class RateLimited(TransientError):
+    """GiftDesk held the request back to keep the account's rate limit: nothing was sent."""
+
+
 class OutcomeUnknown(ProviderError):
     """The request may have been committed (timeout, dropped connection): reconcile it with
     the same idempotency key or a lookup, never with a fresh key."""

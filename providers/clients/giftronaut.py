@@ -1,0 +1,494 @@
+"""Giftronaut: OAuth client credentials, branded-card catalog, multi-recipient orders (seed 002).
+
+A provider order is one `POST /api/v1/orders/branded-card` for one product, carrying many
+recipients and one email (sender, subject, message), under an `X-Idempotency-Key`: the same
+key returns the original order instead of creating a duplicate (seed 002, step 4). The
+order is fulfilled asynchronously, PENDING -> IN_PROGRESS -> COMPLETE, so `submit` answers
+PROCESSING cards and `fetch_status` reads `GET /api/v1/orders/{orderId}` until each
+recipient was sent or bounced.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from providers.clients import tokens
+from providers.clients.base import (
+    AccountError,
+    CardRequest,
+    CardResult,
+    CardStatus,
+    PermanentError,
+    PricingKind,
+    ProductInfo,
+    ProviderClient,
+    StatusRequest,
+    SubmitRequest,
+    SubmitResult,
+    TransientError,
+    VerifyResult,
+)
+from providers.clients.http import HttpClient, Reply
+
+# Seed 002, "Before you begin": one base URL; the credentials decide the environment.
+API_BASE_URL = "https://api.giftronaut.com"
+DOCUMENTED_URLS = {
+    "sandbox": (API_BASE_URL, ""),
+    "production": (API_BASE_URL, ""),
+}
+TOKEN_PATH = "/oauth2/token"  # relative to the API base URL unless the account's auth_url is set
+SCOPES = "orders.read orders.write catalog.read"  # seed 002, step 2
+CATALOG_PATH = "/api/v1/catalog/branded-cards"
+ORDER_PATH = "/api/v1/orders/branded-card"
+STATUS_PATH = "/api/v1/orders/{order_id}"
+DEFAULT_SUBJECT = "You have received a gift card!"  # the seed's example subject
+CENT = Decimal("0.01")
+
+# Where the documents are silent (one place to correct with the full API reference):
+# - Error bodies: every 4xx/5xx of the API carries {"error": code, "message": text} (DESIGN).
+#   400 (malformed request) and 422 (a rule such as an amount outside the card's
+#   denominations or range) refuse the order for good; 401 means the token is bad or
+#   expired (renewed once); 403 a missing scope or a refused account; 404 an unknown
+#   order or product; 429 and 5xx may carry Retry-After.
+# - Insufficient balance: 402 {"error": "insufficient_balance", "message", "required",
+#   "available"}, each amount a number or a money object {"amount", "currency"} like
+#   `totalCost`.
+# - Idempotency: the same X-Idempotency-Key with another body is refused with
+#   409 {"error": "idempotency_conflict", "message"}; the same key and body returns the
+#   original order (in its current state); a refused request does not use the key up.
+# - The token endpoint answers errors as RFC 6749 does: {"error": "invalid_client" |
+#   "invalid_scope" | ..., "error_description"}, with 400 or 401.
+# - Names: the order wants firstName and lastName, GiftDesk keeps one name. The last word
+#   is the last name, the rest the first name; a one-word name is a first name with
+#   lastName "".
+# - Scheduling: SubmitRequest.send_at becomes sendTiming {"type": "SCHEDULED",
+#   "scheduledAt": ISO-8601 UTC, e.g. "2024-03-15T09:00:00Z"}; otherwise
+#   {"type": "IMMEDIATE"}. A card's own send_on date is not sent (timing is per order).
+# - Status: `GET /api/v1/orders/{orderId}` answers the order shape of step 4 plus
+#   `bouncedCount` and `recipients: [{"email", "amount", "status": "PENDING|SENT|BOUNCED",
+#   "bounceReason"}]` in request order. Cards are matched to recipients by email and amount,
+#   in order. A SENT recipient of a COMPLETE order is delivered; a BOUNCED one failed with
+#   its bounceReason; others are processing while the order is PENDING or IN_PROGRESS, and
+#   failed (check the portal) once it is COMPLETE without them sent. Without a recipients
+#   list, a COMPLETE order with bouncedCount 0 is delivered, and one with bounces fails its
+#   cards with a message to check the portal before resending (the counts do not say
+#   which). An order status other than the three documented ones is final: its unsent
+#   cards fail.
+# - A new order answers 201 with the order, created PENDING (the seed: "PENDING or
+#   IN_PROGRESS"); a replay answers 200 with the original order as it is now. Recipients are
+#   resolved (SENT or BOUNCED) when the order becomes COMPLETE; a SCHEDULED order stays
+#   PENDING until its time.
+# - Order validation: a malformed body (not JSON, missing or mistyped field) is 400
+#   invalid_request; a rule broken by a well-formed order (unknown productId, amount not
+#   sold, invalid email) is 422; amounts are JSON numbers in major units, at most 2
+#   decimals; lastName may be ""; emailSetting.senderName and subject are required,
+#   message is optional. X-Idempotency-Key is recommended, not required.
+# - A token without the scope an endpoint needs (catalog.read, orders.write, orders.read)
+#   gets 403 {"error": "insufficient_scope"}; an unknown order, or one of other
+#   credentials, 404 {"error": "order_not_found"}.
+# - Cost: no fees; a card costs its amount in the card's currency (seed 002's example:
+#   50 + 25 = totalCost 75.00). Used only when totalCost equals the sum of the order's
+#   amounts; otherwise the cost is left unknown.
+# - Catalog: a RANGE card may carry `stepAmount`; without it any amount (to the cent)
+#   between minAmount and maxAmount is valid. Giftronaut has no SKUs: the productId is
+#   both the product id and the SKU. Delivery is by email only.
+# - Requests carry no per-recipient reference of ours (the seed shows none): recipients
+#   are identified by email and amount only.
+# - No documented cap on recipients per order: the account's max_cards_per_request decides.
+
+
+class GiftronautClient(ProviderClient):
+    kind = "giftronaut"
+    display_name = "Giftronaut"
+    credential_keys = ("client_id", "client_secret")
+    documented_urls = DOCUMENTED_URLS
+    required_settings = {"sender_name": "Sender name shown in the gift card email"}
+    max_cards_per_submission = None
+    # One order request is for one productId and carries one email message.
+    submission_group = ("product", "message")
+    supports_status = True
+
+    def __init__(self, account, *, recorder=None, throttle=None) -> None:
+        super().__init__(account, recorder=recorder, throttle=throttle)
+        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
+        api_url, auth_url = DOCUMENTED_URLS.get(account.environment, DOCUMENTED_URLS["production"])
+        self.api_url = (account.api_base_url or api_url).rstrip("/")
+        self.token_url = account.auth_url or auth_url or f"{self.api_url}{TOKEN_PATH}"
+        self.client_id = account.credentials.get("client_id", "")
+        self.client_secret = account.credentials.get("client_secret", "")
+        self._token_key = tokens.token_cache_key(
+            account.id, self.token_url, self.client_id, self.client_secret
+        )
+
+    # --- Interface -------------------------------------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        self._token(renew=True)
+        reply = self._api("GET", CATALOG_PATH)
+        count = len(_catalog_items(reply.data))
+        return VerifyResult(ok=True, message=f"Connected: {count} branded cards in the catalog.")
+
+    def list_products(self) -> list[ProductInfo]:
+        reply = self._api("GET", CATALOG_PATH)
+        return [product for item in _catalog_items(reply.data) if (product := _parse_product(item))]
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        body = self._order_body(request)
+        reply = self._api(
+            "POST", ORDER_PATH, body, idempotency_key=request.idempotency_key, commits=True
+        )
+        order = reply.data if isinstance(reply.data, dict) else {}
+        order_id = str(order.get("orderId") or "")
+        if not order_id:
+            # Accepted but unidentifiable: ask again with the same key, which replays it.
+            raise TransientError(
+                "Giftronaut accepted the order but returned no orderId. It will be asked again "
+                "with the same idempotency key, which returns the original order."
+            )
+        request.remember_reference(order_id)
+        return SubmitResult(provider_reference=order_id, cards=_card_results(order, request.cards))
+
+    def fetch_status(self, request: StatusRequest) -> SubmitResult:
+        order_id = request.provider_reference
+        reply = self._api("GET", STATUS_PATH.format(order_id=order_id), status_of=order_id)
+        order = reply.data if isinstance(reply.data, dict) else {}
+        return SubmitResult(provider_reference=order_id, cards=_card_results(order, request.cards))
+
+    # --- Requests ----------------------------------------------------------------------------
+
+    def _order_body(self, request: SubmitRequest) -> dict[str, Any]:
+        if not request.cards:
+            raise PermanentError("A Giftronaut order needs at least one card.")
+        first = request.cards[0]
+        for card in request.cards[1:]:
+            if card.product_id != first.product_id or card.message != first.message:
+                raise PermanentError(
+                    "One Giftronaut order carries one product and one message, but these cards "
+                    "differ. Report this to GiftDesk's maintainers."
+                )
+        settings = self.account.settings
+        sender_name = (request.sender_name or settings.get("sender_name") or "").strip()
+        if not sender_name:
+            raise AccountError(
+                "The Giftronaut account has no sender name, which Giftronaut shows in the gift "
+                "card email. Set it on the account (setting sender_name), then resume sending."
+            )
+        if request.send_at is not None:
+            moment = request.send_at
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            timing = {
+                "type": "SCHEDULED",
+                "scheduledAt": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        else:
+            timing = {"type": "IMMEDIATE"}
+        return {
+            "productId": first.product_id,
+            "recipients": [
+                {**dict(zip(("firstName", "lastName"), split_name(card.recipient_name))),
+                 "email": card.recipient_email,
+                 "amount": card.amount}
+                for card in request.cards
+            ],
+            "emailSetting": {
+                "senderName": sender_name,
+                "subject": settings.get("email_subject") or DEFAULT_SUBJECT,
+                "message": first.message,
+            },
+            "sendTiming": timing,
+        }
+
+    # --- Auth and calls ----------------------------------------------------------------------
+
+    def _token(self, *, renew: bool = False) -> str:
+        if not renew:
+            token = tokens.cached_token(self._token_key)
+            if token:
+                return token
+        if not (self.client_id and self.client_secret):
+            raise AccountError("The Giftronaut account has no client ID or client secret. Enter both.")
+        reply = self.http.request(
+            "POST", self.token_url,
+            form={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": SCOPES,
+            },
+        )
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if reply.status == 200 and data.get("access_token"):
+            tokens.store_token(self._token_key, data["access_token"], data.get("expires_in", 3600))
+            return data["access_token"]
+        kwargs = {"status_code": reply.status, "response_body": reply.text}
+        if reply.status >= 500 or reply.status == 429:
+            raise TransientError(
+                f"Giftronaut's token service failed (HTTP {reply.status}). It will be retried.",
+                retry_after=reply.retry_after, **kwargs)
+        error = data.get("error") or ""
+        detail = data.get("error_description") or data.get("message") or ""
+        if error == "invalid_client":
+            raise AccountError(
+                "Giftronaut rejected the client ID or client secret (invalid_client). Copy both "
+                "again from the app in the Giftronaut developer portal (the secret is shown only "
+                "once: rotate it if it is lost), and check they belong to a "
+                f"{self.account.environment} app: the credentials decide the environment.", **kwargs)
+        if error == "invalid_scope":
+            raise AccountError(
+                f"Giftronaut refused the scopes GiftDesk needs ({SCOPES}): {detail or 'invalid_scope'}. "
+                "Select all three scopes in the app's settings in the Giftronaut developer portal.",
+                **kwargs)
+        raise AccountError(
+            f"Giftronaut's token exchange failed (HTTP {reply.status}, {error or 'no reason'}"
+            f"{': ' + detail if detail else ''}). Check the token URL ({self.token_url}) and the "
+            "account's credentials.", **kwargs)
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        commits: bool = False,
+        status_of: str | None = None,
+    ) -> Reply:
+        headers = {"X-Idempotency-Key": idempotency_key} if idempotency_key else {}
+        for renew in (False, True):
+            headers["Authorization"] = f"Bearer {self._token(renew=renew)}"
+            reply = self.http.request(
+                method, f"{self.api_url}{path}", json_body=body, headers=headers, commits=commits
+            )
+            if reply.status != 401:
+                break
+            # The token expired or was revoked: renew it once, then give up.
+            tokens.forget_token(self._token_key)
+        if 200 <= reply.status < 300:
+            return reply
+        raise self._error(reply, status_of=status_of)
+
+    def _error(self, reply: Reply, *, status_of: str | None) -> Exception:
+        data = reply.data if isinstance(reply.data, dict) else {}
+        code = str(data.get("error") or "")
+        message = str(data.get("message") or "").strip() or code or f"HTTP {reply.status}"
+        kwargs = {"status_code": reply.status, "response_body": reply.text}
+        status = reply.status
+        if status == 401:
+            return AccountError(
+                "Giftronaut refused the access token twice, even a fresh one. Check the account's "
+                "client ID and secret, and that the app is allowed to use the API.", **kwargs)
+        if status == 402:
+            return AccountError(
+                f"Giftronaut refused the order: the balance is too low ({message}"
+                f"{_amounts_text(data)}). Top up the Giftronaut balance, then resume the account.",
+                **kwargs)
+        if status == 403:
+            return AccountError(
+                f"Giftronaut refused the account ({code or 'forbidden'}: {message}). Check the app's "
+                f"scopes ({SCOPES}) and status in the Giftronaut developer portal, then resume "
+                "the account.", **kwargs)
+        if status == 429 or status >= 500:
+            return TransientError(
+                f"Giftronaut is unavailable right now (HTTP {status}). It will be retried.",
+                retry_after=reply.retry_after, **kwargs)
+        if status == 409 and code == "idempotency_conflict":
+            return PermanentError(
+                "Giftronaut refused a retry because it differs from the first request sent under "
+                "the same idempotency key. Nothing new was bought; report this to GiftDesk's "
+                "maintainers.", **kwargs)
+        if status == 404 and status_of is not None:
+            return PermanentError(
+                f"Giftronaut has no order {status_of} for these credentials ({message}). Look it "
+                "up in the Giftronaut portal before sending these cards again.", **kwargs)
+        if status == 404:
+            return PermanentError(
+                f"Giftronaut answered 404 ({message}). Check the account's API base URL "
+                f"({self.api_url}).", **kwargs)
+        return PermanentError(f"Giftronaut refused the order: {message}", **kwargs)
+
+
+# --- Parsing ----------------------------------------------------------------------------------
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(firstName, lastName): the last word is the last name; one word is a first name."""
+    words = (name or "").split()
+    if len(words) <= 1:
+        return (words[0] if words else "", "")
+    return " ".join(words[:-1]), words[-1]
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, dict):
+        value = value.get("amount")
+        if value is None:
+            return None
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _money_text(value: Any) -> str:
+    amount = _decimal(value)
+    if amount is None:
+        return ""
+    currency = value.get("currency", "") if isinstance(value, dict) else ""
+    return f"{amount.quantize(CENT)} {currency}".strip()
+
+
+def _amounts_text(data: dict[str, Any]) -> str:
+    parts = [
+        f"{label} {text}"
+        for label, key in (("required", "required"), ("available", "available"))
+        if (text := _money_text(data.get(key)))
+    ]
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def _catalog_items(data: Any) -> list[dict[str, Any]]:
+    items = data.get("data") if isinstance(data, dict) else None
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def _parse_product(item: dict[str, Any]) -> ProductInfo | None:
+    product_id = str(item.get("productId") or "")
+    if not product_id:
+        return None
+    common = {
+        "provider_product_id": product_id,
+        "sku": product_id,
+        "title": str(item.get("brandName") or product_id),
+        "currency": str(item.get("currencyCode") or "").upper(),
+        "delivery_methods": ("Email",),
+        "raw": item,
+    }
+    kind = str(item.get("faceValueType") or "").upper()
+    if kind == "FIXED":
+        amounts = tuple(
+            amount for value in item.get("denominations") or [] if (amount := _decimal(value)) is not None
+        )
+        return ProductInfo(pricing=PricingKind.FIXED, denominations=amounts, **common)
+    if kind == "RANGE":
+        return ProductInfo(
+            pricing=PricingKind.RANGE,
+            min_amount=_decimal(item.get("minAmount")),
+            max_amount=_decimal(item.get("maxAmount")),
+            step=_decimal(item.get("stepAmount")),
+            **common,
+        )
+    return None  # An unknown face value type cannot be priced: leave it out of the catalog.
+
+
+def _card_costs(
+    order: dict[str, Any], cards: list[CardRequest], matches: list[dict | None]
+) -> dict[int, tuple[Decimal, str]]:
+    """Each card's cost: its amount, when the order's totalCost is the sum of its amounts."""
+    total = order.get("totalCost") if isinstance(order.get("totalCost"), dict) else {}
+    amount = _decimal(total.get("amount"))
+    currency = str(total.get("currency") or "")
+    if amount is None or not cards:
+        return {}
+    recipients = order.get("recipients")
+    if isinstance(recipients, list):
+        ordered = [_decimal(r.get("amount")) if isinstance(r, dict) else None for r in recipients]
+        if None in ordered or sum(ordered, Decimal("0")) != amount:
+            return {}  # Fees, or an order we cannot read: no cost per card can be told.
+        return {index: (card.amount.quantize(CENT), currency or card.currency)
+                for index, (card, match) in enumerate(zip(cards, matches, strict=True)) if match is not None}
+    if sum((card.amount for card in cards), Decimal("0")) != amount:
+        return {}
+    return {index: (card.amount.quantize(CENT), currency or card.currency) for index, card in enumerate(cards)}
+
+
+def _card_results(order: dict[str, Any], cards: list[CardRequest]) -> list[CardResult]:
+    order_id = str(order.get("orderId") or "")
+    status = str(order.get("status") or "").upper()
+    recipients = order.get("recipients")
+    matches = (
+        _match_recipients(recipients, cards) if isinstance(recipients, list) else [None] * len(cards)
+    )
+    costs = _card_costs(order, cards, matches)
+    results = []
+    for index, (card, recipient) in enumerate(zip(cards, matches, strict=True)):
+        card_status, error = _card_state(order_id, status, order, recipients, recipient)
+        cost, cost_currency = costs.get(index, (None, ""))
+        results.append(CardResult(
+            order_reference=card.order_reference,
+            status=card_status,
+            provider_order_id=order_id,
+            cost=cost,
+            cost_currency=cost_currency,
+            error=error,
+        ))
+    return results
+
+
+def _match_recipients(recipients: list[Any], cards: list[CardRequest]) -> list[dict | None]:
+    """Each card's recipient: the first unused one with the same email and amount."""
+    used: set[int] = set()
+    matches: list[dict | None] = []
+    for card in cards:
+        found = None
+        for index, recipient in enumerate(recipients):
+            if index in used or not isinstance(recipient, dict):
+                continue
+            if (str(recipient.get("email") or "").strip().lower() == card.recipient_email.strip().lower()
+                    and _decimal(recipient.get("amount")) == card.amount):
+                found = index
+                break
+        if found is not None:
+            used.add(found)
+        matches.append(recipients[found] if found is not None else None)
+    return matches
+
+
+def _card_state(
+    order_id: str, status: str, order: dict[str, Any], recipients: Any, recipient: dict | None
+) -> tuple[CardStatus, str]:
+    if isinstance(recipients, list):
+        if recipient is None:
+            return CardStatus.FAILED, (
+                f"Giftronaut's order {order_id} has no recipient with this email and amount, so "
+                "this card was not sent. Check the order in the Giftronaut portal before resending."
+            )
+        recipient_status = str(recipient.get("status") or "").upper()
+        if recipient_status == "BOUNCED":
+            reason = recipient.get("bounceReason") or "no reason given"
+            return CardStatus.FAILED, (
+                f"The gift card email to {recipient.get('email')} bounced ({reason}). Correct the "
+                "email address and send a new card."
+            )
+        if status == "COMPLETE" and recipient_status == "SENT":
+            return CardStatus.DELIVERED, ""
+        if status in ("PENDING", "IN_PROGRESS"):
+            return CardStatus.PROCESSING, ""
+        return CardStatus.FAILED, (
+            f"Giftronaut reports order {order_id} as {status or 'without a status'} and this "
+            "card as not sent. Check the order in the Giftronaut portal before resending."
+        )
+    # No recipient list: only the counts can tell.
+    if status in ("PENDING", "IN_PROGRESS"):
+        return CardStatus.PROCESSING, ""
+    bounced = int(order.get("bouncedCount") or 0)
+    if status == "COMPLETE" and bounced == 0:
+        return CardStatus.DELIVERED, ""
+    if status == "COMPLETE":
+        return CardStatus.FAILED, (
+            f"Giftronaut reports {bounced} of {order.get('recipientCount')} emails of order "
+            f"{order_id} as bounced without saying which. Check the order in the Giftronaut "
+            "portal before resending: some of its cards were delivered."
+        )
+    return CardStatus.FAILED, (
+        f"Giftronaut reports order {order_id} as {status or 'without a status'}. Check the order in "
+        "the Giftronaut portal before resending."
+    )
+
+
+Client = GiftronautClient

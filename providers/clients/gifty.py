@@ -1,0 +1,595 @@
+"""Gifty: bearer token, External Orders and gift card lookup (seed 003).
+
+One GiftDesk card is one Gifty external order with digital fulfillment: the configuration
+(`GET /v1/external-orders/configuration`) is the catalog and holds the consent versions an
+order must accept; `POST /v1/external-orders/preview` prices cards with their fees before
+the user confirms (`quote`); `POST /v1/external-orders` places the order under the
+submission's idempotency key. An order answers `pending`, so the engine polls it
+(`fetch_status`) until it is `completed` (delivered) or `cancelled` (failed).
+
+Amounts cross the wire as integer cents; they are converted to and from Decimal major
+units exactly, never through float.
+"""
+
+# Where the documents are silent (one place to correct with the full API reference):
+# 1. Status lookup: seed 003 documents no way to read an external order back. We assume
+#    `GET /v1/external-orders/{id}` answering {"data": <the order object create answers>}.
+# 2. Idempotency: the Create Order section names `Idempotency-Key`; the Introduction names
+#    `X-Gifty-Idempotency-Key` for every POST/PUT/PATCH. The create request carries BOTH,
+#    with the same value (the submission's key), so a retry replays whichever Gifty
+#    honours. Seed 003: a repeated key within 24 hours returns "the original response"
+#    whatever the body, so the client checks the answer's metadata.external_reference is
+#    the card's own. We assume only successful (2xx) answers are kept: a refused or
+#    failed request may be sent again under the same key. After 24 hours a key is
+#    forgotten (the engine gives up on a submission long before that).
+# 3. Rate limit: going over 120 requests/minute answers 429 with `Retry-After` (seconds)
+#    and the usual error body.
+# 4. Money: the create answer's `amounts` has the preview's keys (line_items,
+#    customisations, shipping, subtotal, tax, total; cents). A card's cost is its order's
+#    total, fees included. In a Quote, subtotal = line_items (the cards' value), fees =
+#    total - line_items, one readable line per other amounts key (not subtotal/total).
+#    A fixed-price product's card value is pricing.price.including_tax; its line item
+#    still carries configuration.amount (= that value) so Gifty checks what we expect.
+# 5. Delivery: digital fulfillment emails the card to the order's customer, so the
+#    customer is the recipient (name, email, phone, locale = the account's language). Gifty
+#    has no sender field: the sender name is not sent. The card's message is the
+#    `personalised_message` customisation (Gifty charges for it per order).
+# 6. Consent: every consent the configuration marks required is sent as accepted with its
+#    current version. A 422 naming consent means the cached configuration is stale: it is
+#    fetched again and the order sent once more (same key: the refusal was not kept).
+# 7. Gift card code: the create answer masks it ("************Q25Y"). The code is stored as
+#    Gifty reports it; `card_details` refuses a masked code without calling Gifty.
+# 8. A status other than pending/processing/completed/cancelled is treated as still
+#    processing (the order exists: it must not be failed or bought again).
+# 9. 402 is not documented; an answer with it means the account cannot pay for orders
+#    (AccountError), as for the other providers. 403 means the token may not do this.
+# 10. Gifty documents no scheduled delivery: a card with a send date after today is
+#    refused before sending rather than emailed early.
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote as url_quote
+
+from django.core.cache import cache
+
+from providers.clients.base import (
+    AccountError,
+    CardRequest,
+    CardResult,
+    CardStatus,
+    OutcomeUnknown,
+    PermanentError,
+    PricingKind,
+    ProductInfo,
+    ProviderClient,
+    Quote,
+    StatusRequest,
+    SubmitRequest,
+    SubmitResult,
+    TransientError,
+    VerifyResult,
+)
+from providers.clients.http import HttpClient, Reply
+
+API_URL = "https://api.gifty.nl"  # Seed 003: one host, no separate sandbox.
+DOCUMENTED_URLS = {"sandbox": (API_URL, ""), "production": (API_URL, "")}
+
+CONFIGURATION_PATH = "/v1/external-orders/configuration"
+PREVIEW_PATH = "/v1/external-orders/preview"
+ORDERS_PATH = "/v1/external-orders"
+GIFT_CARD_PATH = "/v1/giftcards/{code}"
+
+FULFILLMENT_MODE = "digital"  # "Email delivery" (seed 003, Fulfillment Modes)
+MESSAGE_CUSTOMISATION = "personalised_message"
+ORDER_SOURCE = "giftdesk"
+DEFAULT_LANGUAGE = "en"
+# Seed 003, Caching: "stale-while-revalidate caching on the configuration endpoint with a
+# 1-hour TTL". A stale copy is used when refreshing it fails for a transient reason.
+CONFIGURATION_TTL_SECONDS = 3600
+CONFIGURATION_STALE_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # seed 003, Idempotency
+GIFT_CARD_CODE = re.compile(r"^[A-Za-z0-9]{16}$")  # "16 characters long"
+CENTS = Decimal(100)
+
+STATUS_MAP = {
+    "pending": CardStatus.PROCESSING,
+    "processing": CardStatus.PROCESSING,
+    "completed": CardStatus.DELIVERED,
+    "cancelled": CardStatus.FAILED,
+}
+TOKEN_REFUSED = (
+    "Gifty refused the API token: create a new token in the Gifty dashboard (Developers) "
+    "and enter it on the account"
+)
+# Readable names of the preview's amounts keys; other keys are shown as written.
+AMOUNT_LABELS = {
+    "customisations": "Customisations",
+    "shipping": "Shipping",
+    "tax": "Tax",
+    "service_fee": "Service fee",
+}
+
+
+class GiftyClient(ProviderClient):
+    kind = "gifty"
+    display_name = "Gifty"
+    credential_keys = ("api_token",)
+    documented_urls = DOCUMENTED_URLS
+    required_settings: dict[str, str] = {}
+    # One external order per card: each carries its recipient as the order's customer.
+    max_cards_per_submission = 1
+    submission_group = ("currency",)
+    supports_status = True  # the create answer is "pending" (seed 003)
+
+    def __init__(self, account, *, recorder=None, throttle=None) -> None:
+        super().__init__(account, recorder=recorder, throttle=throttle)
+        # The throttle holds the account's rate limit across all workers.
+        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
+        api_url, _ = DOCUMENTED_URLS.get(account.environment, DOCUMENTED_URLS["production"])
+        self.api_url = (account.api_base_url or api_url).rstrip("/")
+        self.token = (account.credentials.get("api_token") or "").strip()
+        self.language = str(account.settings.get("language") or DEFAULT_LANGUAGE).strip().lower()
+        digest = hashlib.sha256(f"{self.api_url}\0{self.token}".encode()).hexdigest()
+        self._configuration_key = f"giftdesk:gifty-configuration:{account.id}:{digest[:32]}"
+        self._configuration: dict[str, Any] | None = None
+        self._configuration_is_fresh = False
+
+    # --- Interface -------------------------------------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        configuration = self._configuration_data(fresh=True)
+        count = sum(1 for product in _products(configuration) if _is_digital(product))
+        return VerifyResult(ok=True, message=f"Connected: {count} products with email delivery.")
+
+    def list_products(self) -> list[ProductInfo]:
+        configuration = self._configuration_data(fresh=True)
+        consent = _consent_versions(configuration)
+        products = []
+        for product in _products(configuration):
+            if _is_digital(product):
+                info = _parse_product(product, consent)
+                if info is not None:
+                    products.append(info)
+        return products
+
+    def quote(self, cards: list[CardRequest]) -> Quote | None:
+        """Price the cards with Gifty's preview. Cards alike (product, amount, with or
+        without a message) cost the same, so each kind is previewed once."""
+        if not cards:
+            return None
+        groups: dict[tuple[str, int, bool, str], list[CardRequest]] = defaultdict(list)
+        for card in cards:
+            product = self._product(card.product_id)
+            cents = _line_cents(card, product)
+            groups[(card.product_id, cents, bool(card.message.strip()), card.currency.upper())].append(card)
+        currencies = {key[3] for key in groups}
+        if len(currencies) > 1:
+            raise PermanentError(
+                f"These cards are in several currencies ({', '.join(sorted(currencies))}); "
+                "Gifty prices one currency at a time. Quote each currency separately."
+            )
+        subtotal = total = Decimal("0.00")
+        fee_lines: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+        for (product_id, _, _, _), group in groups.items():
+            product = self._product(product_id)
+            body = self._order_body(group[0], product, self._configuration_data(), for_create=False)
+            reply = self._api("POST", PREVIEW_PATH, body, action="refused the price preview")
+            amounts = (_data(reply) or {}).get("amounts") or {}
+            count = len(group)
+            try:
+                line_items = _from_cents(amounts["line_items"])
+                order_total = _from_cents(amounts["total"])
+            except (KeyError, PermanentError):
+                raise PermanentError(
+                    "Gifty's price preview did not say what the cards cost (no amounts). "
+                    "Report this to Gifty support."
+                ) from None
+            subtotal += line_items * count
+            total += order_total * count
+            for key, value in amounts.items():
+                if key in ("line_items", "subtotal", "total"):
+                    continue
+                fee_lines[key] += _from_cents(value) * count
+        currency = currencies.pop()
+        lines = tuple(
+            f"{AMOUNT_LABELS.get(key, key.replace('_', ' ').capitalize())}: {amount} {currency}"
+            for key, amount in fee_lines.items()
+            if amount
+        )
+        return Quote(currency=currency, subtotal=subtotal, fees=total - subtotal, total=total, lines=lines)
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        if len(request.cards) != 1:
+            raise PermanentError(
+                f"Gifty places one order per card, but {len(request.cards)} cards came in one "
+                "request. Report this to GiftDesk's maintainers."
+            )
+        card = request.cards[0]
+        key = request.idempotency_key
+        if not IDEMPOTENCY_KEY.match(key or ""):
+            raise PermanentError(
+                f"The idempotency key {key!r} is not one Gifty accepts (at most 128 letters, digits, "
+                "dashes and underscores). Report this to GiftDesk's maintainers."
+            )
+        _check_send_date(card, request.send_at)
+        headers = {"Idempotency-Key": key, "X-Gifty-Idempotency-Key": key}
+        product = self._product(card.product_id)
+        for last_try in (False, True):
+            body = self._order_body(card, product, self._configuration_data(), for_create=True)
+            try:
+                reply = self._api("POST", ORDERS_PATH, body, headers=headers, commits=True,
+                                  action="refused the order")
+                break
+            except PermanentError as exc:
+                if last_try or not _names_consent(exc) or self._configuration_is_fresh:
+                    raise
+                # Gifty's terms changed since the configuration was cached: fetch them again.
+                self._configuration_data(fresh=True)
+                product = self._product(card.product_id)
+        order = _data(reply) or {}
+        order_id = str(order.get("id") or "")
+        if not order_id:
+            raise OutcomeUnknown(
+                "Gifty accepted the order but its answer carries no order id. It will be "
+                "checked with the same idempotency key, never sent again as new.",
+                status_code=reply.status, response_body=reply.text,
+            )
+        reference = (order.get("metadata") or {}).get("external_reference")
+        if reference not in (None, "", card.order_reference):
+            raise PermanentError(
+                f"Gifty answered with its order {order_id} for reference {reference}: the "
+                f"idempotency key {key} was already used for another order. Nothing was bought "
+                "for this card; report this to GiftDesk's maintainers.",
+                status_code=reply.status, response_body=reply.text,
+            )
+        return SubmitResult(provider_reference=order_id, cards=[_card_result(card, order)])
+
+    def fetch_status(self, request: StatusRequest) -> SubmitResult:
+        order_id = request.provider_reference
+        if not order_id:
+            raise PermanentError(
+                "There is no Gifty order id to look up. Check the order in the Gifty dashboard "
+                "(search for the order reference) before sending the card again."
+            )
+        reply = self._api(
+            "GET", f"{ORDERS_PATH}/{url_quote(order_id, safe='')}",
+            action=f"could not report on its order {order_id}",
+        )
+        order = _data(reply) or {}
+        return SubmitResult(provider_reference=order_id, cards=[_card_result(card, order) for card in request.cards])
+
+    def card_details(self, provider_card_id: str) -> dict[str, Any] | None:
+        code = re.sub(r"[\s-]", "", provider_card_id or "")
+        if "*" in code:
+            raise PermanentError(
+                f"Gifty only showed part of this gift card's code ({provider_card_id}), so "
+                "GiftDesk cannot look it up. Find the card in the Gifty dashboard."
+            )
+        if not GIFT_CARD_CODE.match(code):
+            raise PermanentError(
+                f"{provider_card_id!r} is not a Gifty gift card code (16 letters and digits)."
+            )
+        reply = self._api("GET", GIFT_CARD_PATH.format(code=code), action="could not show the gift card")
+        data = _data(reply) or {}
+        return {
+            "balance": _from_cents(data.get("balance", 0)),
+            "currency": data.get("currency") or "",
+            "is_redeemable": bool(data.get("is_redeemable")),
+            "expires_at": data.get("expires_at"),
+        }
+
+    # --- Configuration (the catalog, consent versions, limits) -------------------------------
+
+    def _configuration_data(self, *, fresh: bool = False) -> dict[str, Any]:
+        if not fresh and self._configuration is not None:
+            return self._configuration
+        entry = cache.get(self._configuration_key)
+        now = time.time()
+        if not fresh and entry and now - entry["fetched_at"] < CONFIGURATION_TTL_SECONDS:
+            self._configuration, self._configuration_is_fresh = entry["data"], False
+            return entry["data"]
+        try:
+            reply = self._api("GET", CONFIGURATION_PATH, action="refused to show its order configuration")
+        except TransientError:
+            if entry and not fresh:
+                self._configuration, self._configuration_is_fresh = entry["data"], False
+                return entry["data"]
+            raise
+        data = _data(reply)
+        if not isinstance(data, dict) or not isinstance(data.get("products"), list):
+            raise PermanentError(
+                "Gifty's order configuration lists no products. Check that the External Orders "
+                "API is enabled for this Gifty account.",
+                status_code=reply.status, response_body=reply.text,
+            )
+        cache.set(self._configuration_key, {"fetched_at": now, "data": data}, timeout=CONFIGURATION_STALE_SECONDS)
+        self._configuration, self._configuration_is_fresh = data, True
+        return data
+
+    def _product(self, product_id: str) -> dict[str, Any]:
+        for fresh in (False, True):
+            if fresh and self._configuration_is_fresh:
+                break
+            for product in _products(self._configuration_data(fresh=fresh)):
+                if str(product.get("id")) == product_id:
+                    return product
+        raise PermanentError(
+            f"Gifty no longer offers product {product_id}. Sync the catalog and choose another product."
+        )
+
+    def _locale(self, configuration: dict[str, Any]) -> str:
+        supported = [str(locale) for locale in configuration.get("supported_locales") or []]
+        if not supported or self.language in supported:
+            return self.language
+        return DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in supported else supported[0]
+
+    def _order_body(
+        self, card: CardRequest, product: dict[str, Any], configuration: dict[str, Any], *, for_create: bool
+    ) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "product_id": card.product_id,
+            "configuration": {"amount": _line_cents(card, product)},
+            "quantity": 1,
+        }
+        message = card.message.strip()
+        if message:
+            _check_message(product, message)
+            line["customisations"] = [{"type": MESSAGE_CUSTOMISATION, "value": message}]
+        customer = {"name": card.recipient_name, "email": card.recipient_email}
+        if card.recipient_phone:
+            customer["phone"] = card.recipient_phone
+        customer["locale"] = self._locale(configuration)
+        body: dict[str, Any] = {
+            "currency": card.currency.upper(),
+            "fulfillment": {"mode": FULFILLMENT_MODE},
+            "line_items": [line],
+            "customer": customer,
+        }
+        if for_create:
+            body["consent"] = {
+                name: {"accepted": True, "version": version}
+                for name, version in _consent_versions(configuration, required_only=True).items()
+            }
+            body["metadata"] = {"source": ORDER_SOURCE, "external_reference": card.order_reference}
+        return body
+
+    # --- Calls -------------------------------------------------------------------------------
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        commits: bool = False,
+        action: str,
+    ) -> Reply:
+        if not self.token:
+            raise AccountError(
+                "The Gifty account has no API token: create one in the Gifty dashboard "
+                "(Developers) and enter it on the account."
+            )
+        send = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "Accept-Language": self.language,
+            **(headers or {}),
+        }
+        reply = self.http.request(method, f"{self.api_url}{path}", json_body=body, headers=send, commits=commits)
+        if 200 <= reply.status < 300:
+            return reply
+        raise self._error(reply, action)
+
+    def _error(self, reply: Reply, action: str) -> Exception:
+        reason = _error_text(reply.data) or f"HTTP {reply.status}"
+        kwargs = {"status_code": reply.status, "response_body": reply.text}
+        if reply.status == 401:
+            return AccountError(f"{TOKEN_REFUSED} (Gifty said: {reason}).", **kwargs)
+        if reply.status == 402:
+            return AccountError(
+                f"Gifty refused to charge the account: {reason}. Settle or top up the Gifty "
+                "account, then resume sending.", **kwargs)
+        if reply.status == 403:
+            return AccountError(
+                f"Gifty refused this API token access: {reason}. Check the token's permissions "
+                "in the Gifty dashboard (Developers), or ask Gifty to enable the External Orders "
+                "API for the account.", **kwargs)
+        if reply.status == 429:
+            wait = f" in {reply.retry_after:.0f} s" if reply.retry_after is not None else ""
+            return TransientError(
+                f"Gifty's rate limit (120 requests per minute) was reached. It will be retried{wait}.",
+                retry_after=reply.retry_after, **kwargs)
+        if reply.status >= 500:
+            return TransientError(
+                f"Gifty is unavailable right now (HTTP {reply.status}: {reason}). It will be retried.",
+                retry_after=reply.retry_after, **kwargs)
+        return PermanentError(f"Gifty {action}: {reason}", **kwargs)
+
+
+# --- Parsing -------------------------------------------------------------------------------------
+
+
+def _data(reply: Reply) -> Any:
+    return reply.data.get("data") if isinstance(reply.data, dict) else None
+
+
+def _error_text(data: Any) -> str:
+    """Seed 003's error body as one sentence: the message, then details not already in it."""
+    if not isinstance(data, dict):
+        return ""
+    message = str(data.get("message") or "").strip()
+    details: list[str] = []
+    for error in data.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        text = str(error.get("detail") or error.get("title") or "").strip()
+        if text and text not in message and text not in details:
+            details.append(text)
+    return "; ".join(part for part in [message, *details] if part)
+
+
+def _names_consent(exc: PermanentError) -> bool:
+    return exc.status_code == 422 and "consent" in exc.response_body.lower()
+
+
+def _to_cents(amount: Decimal, currency: str) -> int:
+    try:
+        cents = Decimal(amount) * CENTS
+    except (InvalidOperation, TypeError, ValueError):
+        raise PermanentError(f"{amount!r} is not an amount.") from None
+    if not cents.is_finite() or cents != cents.to_integral_value():
+        raise PermanentError(
+            f"{amount} {currency} has more than two decimals; Gifty takes amounts in whole cents. "
+            "Round the amount to cents."
+        )
+    return int(cents)
+
+
+def _from_cents(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PermanentError(f"Gifty answered an amount that is not a whole number of cents ({value!r}).")
+    try:
+        cents = Decimal(value)
+    except InvalidOperation:
+        raise PermanentError(f"Gifty answered an amount that is not a number ({value!r}).") from None
+    if cents != cents.to_integral_value():
+        raise PermanentError(f"Gifty answered an amount that is not a whole number of cents ({value!r}).")
+    return cents.scaleb(-2)
+
+
+def _products(configuration: dict[str, Any]) -> list[dict[str, Any]]:
+    return [product for product in configuration.get("products") or [] if isinstance(product, dict)]
+
+
+def _is_digital(product: dict[str, Any]) -> bool:
+    return FULFILLMENT_MODE in (product.get("fulfillment_modes") or [])
+
+
+def _consent_versions(configuration: dict[str, Any], *, required_only: bool = False) -> dict[str, str]:
+    return {
+        str(name): str(item.get("version"))
+        for name, item in (configuration.get("consent") or {}).items()
+        if isinstance(item, dict) and item.get("version") and (item.get("required") or not required_only)
+    }
+
+
+def _fixed_price_cents(pricing: dict[str, Any]) -> Any:
+    price = pricing.get("price")
+    return price.get("including_tax") if isinstance(price, dict) else price
+
+
+def _parse_product(product: dict[str, Any], consent: dict[str, str]) -> ProductInfo | None:
+    pricing = product.get("pricing") or {}
+    common = {
+        "provider_product_id": str(product["id"]),
+        "sku": str(product["id"]),  # Gifty has no SKUs: the product id is the only handle.
+        "title": str(product.get("title") or product["id"]),
+        "currency": str(pricing.get("currency") or "").upper(),
+        "delivery_methods": tuple(str(mode) for mode in product.get("fulfillment_modes") or []),
+        # What a later order needs besides the id: the consent versions to accept.
+        "raw": {**product, "consent_versions": consent},
+    }
+    if pricing.get("model") == "variable":
+        limits = pricing.get("range") or {}
+        return ProductInfo(
+            pricing=PricingKind.RANGE,
+            min_amount=_from_cents(limits["minimum"]) if "minimum" in limits else None,
+            max_amount=_from_cents(limits["maximum"]) if "maximum" in limits else None,
+            **common,
+        )
+    if pricing.get("model") == "fixed" and _fixed_price_cents(pricing) is not None:
+        return ProductInfo(pricing=PricingKind.FIXED, denominations=(_from_cents(_fixed_price_cents(pricing)),),
+                           **common)
+    return None  # A pricing model GiftDesk does not know: not offered.
+
+
+def _line_cents(card: CardRequest, product: dict[str, Any]) -> int:
+    """The card's value in cents, after the checks Gifty would make anyway, before sending."""
+    pricing = product.get("pricing") or {}
+    currency = str(pricing.get("currency") or "").upper()
+    if currency and card.currency.upper() != currency:
+        raise PermanentError(
+            f"{product.get('title') or card.product_id} is sold in {currency}, not {card.currency}. "
+            f"Send this card in {currency}."
+        )
+    if not _is_digital(product):
+        raise PermanentError(
+            f"{product.get('title') or card.product_id} cannot be delivered by email at Gifty. "
+            "Choose a product with digital delivery."
+        )
+    return _to_cents(card.amount, card.currency)
+
+
+def _check_message(product: dict[str, Any], message: str) -> None:
+    option = next(
+        (option for option in product.get("customisation_options") or []
+         if option.get("type") == MESSAGE_CUSTOMISATION
+         and FULFILLMENT_MODE in (option.get("available_for") or [FULFILLMENT_MODE])),
+        None,
+    )
+    title = product.get("title") or product.get("id")
+    if option is None:
+        raise PermanentError(f"{title} cannot carry a personal message at Gifty. Remove the message.")
+    max_length = (option.get("constraints") or {}).get("max_length")
+    if isinstance(max_length, int) and len(message) > max_length:
+        raise PermanentError(
+            f"The message has {len(message)} characters; Gifty allows at most {max_length}. Shorten it."
+        )
+
+
+def _check_send_date(card: CardRequest, send_at: datetime | None) -> None:
+    today = date.today()
+    later = None
+    if card.send_on and card.send_on > today:
+        later = card.send_on.isoformat()
+    elif send_at is not None:
+        moment = send_at if send_at.tzinfo else send_at.replace(tzinfo=UTC)
+        if moment.date() > datetime.now(UTC).date():
+            later = moment.date().isoformat()
+    if later:
+        raise PermanentError(
+            f"Gifty cannot schedule delivery: this card would be emailed at once, not on {later}. "
+            "Send it on that day, or remove the send date."
+        )
+
+
+def _card_result(card: CardRequest, order: dict[str, Any]) -> CardResult:
+    order_id = str(order.get("id") or "")
+    status = str(order.get("status") or "").lower()
+    mapped = STATUS_MAP.get(status, CardStatus.PROCESSING)
+    currency = str(order.get("currency") or card.currency).upper()
+    total = (order.get("amounts") or {}).get("total")
+    gift_card = next((item for item in order.get("gift_cards") or [] if isinstance(item, dict)), None)
+    details: dict[str, Any] = {}
+    if gift_card is not None:
+        # Strings, not Decimals: these are stored as JSON on the order.
+        details = {"gift_card_id": gift_card.get("id") or "", "currency": gift_card.get("currency") or currency}
+        if gift_card.get("balance") is not None:
+            details["balance"] = str(_from_cents(gift_card["balance"]))
+        for key in ("is_redeemable", "expires_at"):
+            if key in gift_card:
+                details[key] = gift_card[key]
+    return CardResult(
+        order_reference=card.order_reference,
+        status=mapped,
+        provider_order_id=order_id,
+        cost=_from_cents(total) if total is not None else None,
+        cost_currency=currency if total is not None else "",
+        error=(
+            f"Gifty cancelled the order {order_id}. Ask Gifty why before sending this card again."
+            if mapped == CardStatus.FAILED else ""
+        ),
+        provider_card_id=str((gift_card or {}).get("code") or ""),
+        details=details,
+    )
+
+
+Client = GiftyClient

@@ -1,0 +1,452 @@
+"""UGiftMe business API: `X-API-Key`, catalog, wallet, and sync or async orders (seed 004).
+
+One provider order is one `POST /orders` (one card) or `POST /orders/bulk` (several), under
+the submission's `Idempotency-Key`. With async processing on, UGiftMe answers 202 and an
+`orderRequestId`, stored (remember_reference) before submit returns; `fetch_status` then
+polls `GET /orders/order-requests/{id}` until it succeeded or failed. With async off it
+answers 201 with the created order(s).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote
+
+from providers.clients.base import (
+    AccountError,
+    Balance,
+    CardRequest,
+    CardResult,
+    CardStatus,
+    OutcomeUnknown,
+    PermanentError,
+    PricingKind,
+    ProductInfo,
+    ProviderClient,
+    StatusRequest,
+    SubmitRequest,
+    SubmitResult,
+    TransientError,
+    VerifyResult,
+)
+from providers.clients.http import HttpClient, Reply
+
+# Seed 004, first paragraph. No token URL: the API key goes on every request.
+DOCUMENTED_URLS = {
+    "sandbox": ("https://api-stage.ugift.me/api/v1/business", ""),
+    "production": ("https://api.ugift.me/api/v1/business", ""),
+}
+
+# --- Where the documents are silent -----------------------------------------------------------
+# Seed 004 documents auth, /auth, async orders, Idempotency-Key and the error table; the rest
+# is assumed here (DESIGN.md, "Where the documents are silent", and the choices below). The
+# emulator (providers/emulators/ugiftme.py) implements exactly these assumptions.
+# - Order body: {"productId", "amount", "currency", "recipient": {"name", "email"},
+#   "message", "reference"}; `reference` is our order reference. Bulk: {"orders": [...]}.
+#   Amounts are JSON numbers in major units (50, 12.5). The body is built in a fixed key
+#   order from the cards sorted by reference, so the same cards give byte-identical JSON
+#   under the same Idempotency-Key (UGiftMe answers 400 to a key reused with another body).
+# - No field for a delivery date or a sender is documented: cards go out when ordered.
+# - Catalog: GET /products -> {"products": [{"id", "name", "currency", "denominations"} or
+#   {"id", "name", "currency", "minAmount", "maxAmount"}]}; no SKU and no step (a range
+#   takes any amount with cents). Cards are delivered by email (recipient.email).
+# - Wallet: GET /wallet -> {"balance", "currency"}; one wallet currency per business.
+# - A created order: {"order": {"id", "status", "reference", ...}}; bulk: {"orders": [...]},
+#   each echoing our `reference`. Order status "completed"/"fulfilled"/"delivered" ->
+#   delivered; "failed"/"cancelled"/"rejected" -> failed; anything else ("pending",
+#   "processing", ...) -> still processing. Each order may carry "charged": {"amount",
+#   "currency"}, what the wallet paid for it (our cost).
+# - An order request: {"orderRequestId", "status": "queued|processing|succeeded|failed",
+#   "result", "errors"}. `result` is null until the request finished, then {"order": {...}}
+#   for POST /orders and {"orders": [...]} for POST /orders/bulk (the orders it created).
+#   `errors` is a list of {"reference", "error", "message"} (or plain strings); an error
+#   without a reference concerns every card the result does not mention. A bulk request
+#   may succeed for some orders and list the others in `errors`.
+# - Orders are matched to our cards by `reference`; if no order carries one, by position
+#   (UGiftMe keeps the request's order).
+# - A synchronous (201) order still pending is looked up with GET /orders/{id} ->
+#   {"order": {...}}; its provider reference is "order:<id>[,<id>...]" (ids of the orders
+#   still pending), while an async one is the bare orderRequestId.
+# - 429: the wait is Retry-After (seconds or HTTP date), else RateLimit-Reset (seconds),
+#   else X-RateLimit-Reset, read as a Unix time when it is at least 1e9 (epoch seconds;
+#   1e12 and more: epoch milliseconds) and as seconds to wait otherwise.
+# - 402 body: {"error": "Insufficient funds", "required", "available", "currency"}, amounts
+#   as numbers in the wallet's currency.
+# - 403 on order calls means the same as on /auth (IP allow list, incomplete business,
+#   access denied): the whole account is refused.
+ORDER_REFERENCE_PREFIX = "order:"
+DELIVERED_STATUSES = frozenset({"completed", "fulfilled", "delivered", "succeeded"})
+FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "rejected"})
+EPOCH_SECONDS_FROM = 1_000_000_000  # 2001-09-09: no rate-limit window lasts 31 years
+EPOCH_MILLISECONDS_FROM = 1_000_000_000_000
+DELIVERY_METHOD = "Email"
+CENT = Decimal("0.01")
+
+
+class UGiftMeClient(ProviderClient):
+    kind = "ugiftme"
+    display_name = "UGiftMe"
+    credential_keys = ("api_key",)
+    documented_urls = DOCUMENTED_URLS
+    required_settings: dict[str, str] = {}
+    # No documented cap on POST /orders/bulk; 100 is what the emulator allows.
+    max_cards_per_submission = 100
+    # One request is paid from one wallet; one currency per request keeps costs readable.
+    submission_group = ("currency",)
+    supports_status = True
+
+    def __init__(self, account, *, recorder=None, throttle=None) -> None:
+        super().__init__(account, recorder=recorder, throttle=throttle)
+        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
+        api_url, _ = DOCUMENTED_URLS[account.environment]
+        self.api_url = (account.api_base_url or api_url).rstrip("/")
+        self.api_key = account.credentials.get("api_key", "")
+
+    # --- Interface -------------------------------------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        data = self._api("GET", "/auth").data
+        data = data if isinstance(data, dict) else {}
+        business = data.get("business") if isinstance(data.get("business"), dict) else {}
+        name = business.get("name") or data.get("businessName") or data.get("name")
+        who = f" as {name}" if name else ""
+        return VerifyResult(ok=True, message=f"Connected to UGiftMe ({self.account.environment}){who}.")
+
+    def list_products(self) -> list[ProductInfo]:
+        data = self._api("GET", "/products").data
+        products = (data or {}).get("products") if isinstance(data, dict) else None
+        return [_parse_product(item) for item in products or [] if isinstance(item, dict)]
+
+    def balance(self) -> Balance:
+        data = self._api("GET", "/wallet").data
+        data = data if isinstance(data, dict) else {}
+        amount = _decimal(data.get("balance"))
+        if amount is None:
+            raise PermanentError(
+                "UGiftMe answered GET /wallet without a balance. Report this to UGiftMe support.",
+                response_body=str(data)[:500],
+            )
+        return Balance(amount=amount, currency=str(data.get("currency") or "").upper())
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        if request.provider_reference:
+            # An earlier attempt was accepted and its reference stored: follow that order
+            # instead of sending it again.
+            return self.fetch_status(StatusRequest(
+                request.provider_reference, request.cards, request.idempotency_key))
+        cards = sorted(request.cards, key=lambda card: card.order_reference)
+        if len(cards) == 1:
+            path, body = "/orders", _order_body(cards[0])
+        else:
+            path, body = "/orders/bulk", {"orders": [_order_body(card) for card in cards]}
+        reply = self._api("POST", path, body, idempotency_key=request.idempotency_key, commits=True)
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if reply.status == 202:
+            order_request_id = str(data.get("orderRequestId") or "")
+            if not order_request_id:
+                raise OutcomeUnknown(
+                    "UGiftMe accepted the order (HTTP 202) but gave no orderRequestId to follow it. "
+                    "It will be asked again with the same idempotency key.",
+                    status_code=reply.status, response_body=reply.text,
+                )
+            request.remember_reference(order_request_id)
+            return SubmitResult(order_request_id, _order_request_cards(data, cards))
+        orders = _orders_of(data)
+        if not orders:
+            raise OutcomeUnknown(
+                f"UGiftMe answered HTTP {reply.status} without the created order. It will be asked "
+                "again with the same idempotency key.",
+                status_code=reply.status, response_body=reply.text,
+            )
+        results = _cards_from_orders(orders, cards, unmatched=_missing_card)
+        pending = [
+            str(order.get("id")) for order in orders
+            if _card_status(order) == CardStatus.PROCESSING and order.get("id")
+        ]
+        if pending:
+            reference = ORDER_REFERENCE_PREFIX + ",".join(pending)
+            request.remember_reference(reference)
+        else:
+            reference = str(orders[0].get("id") or "") if len(orders) == 1 else ""
+        return SubmitResult(reference, results)
+
+    def fetch_status(self, request: StatusRequest) -> SubmitResult:
+        reference = request.provider_reference
+        cards = sorted(request.cards, key=lambda card: card.order_reference)
+        if reference.startswith(ORDER_REFERENCE_PREFIX):
+            order_ids = [part for part in reference[len(ORDER_REFERENCE_PREFIX):].split(",") if part]
+            orders = []
+            for order_id in order_ids:
+                data = self._api("GET", f"/orders/{quote(order_id, safe='')}").data
+                order = (data or {}).get("order") if isinstance(data, dict) else None
+                if isinstance(order, dict):
+                    orders.append(order)
+            return SubmitResult(reference, _cards_from_orders(orders, cards, unmatched=_missing_card))
+        reply = self._api("GET", f"/orders/order-requests/{quote(reference, safe='')}")
+        data = reply.data if isinstance(reply.data, dict) else {}
+        return SubmitResult(reference, _order_request_cards(data, cards))
+
+    # --- Calls -------------------------------------------------------------------------------
+
+    def _api(
+        self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None,
+        commits: bool = False,
+    ) -> Reply:
+        # Sent even when empty: UGiftMe's own 401 "Missing API key" then says what to fix.
+        headers = {"X-API-Key": self.api_key}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        reply = self.http.request(method, f"{self.api_url}{path}", json_body=body, headers=headers,
+                                  commits=commits)
+        if 200 <= reply.status < 300:
+            return reply
+        raise self._error(reply, method, path)
+
+    def _error(self, reply: Reply, method: str, path: str) -> Exception:
+        data = reply.data if isinstance(reply.data, dict) else {}
+        error = str(data.get("error") or "").strip()
+        message = str(data.get("message") or "").strip()
+        text = ": ".join(part for part in (error, message) if part) or f"HTTP {reply.status}"
+        kwargs = {"status_code": reply.status, "response_body": reply.text}
+        status = reply.status
+        if status == 401:
+            if "missing" in error.lower():
+                return AccountError(
+                    "UGiftMe says the request carried no API key. Enter the account's API key "
+                    "(UGiftMe dashboard, integrations), then resume sending.", **kwargs)
+            reason = str(data.get("reason") or "").strip()
+            return AccountError(
+                f"UGiftMe rejected the API key ({error or 'Invalid API key'}"
+                f"{': ' + reason if reason else ''}). Check the key in the UGiftMe dashboard (it may "
+                f"have been revoked; sandbox and production keys differ, this account is "
+                f"{self.account.environment}), enter it again, then resume sending.", **kwargs)
+        if status == 402:
+            return AccountError(_insufficient_funds_message(data), **kwargs)
+        if status == 403:
+            lowered = text.lower()
+            if "ip" in lowered.split() or "whitelist" in lowered or "allow" in lowered:
+                advice = ("Add this server's public IP address to the API key's IP allow list in the "
+                          "UGiftMe dashboard (or remove the list), then resume sending.")
+            elif "business" in lowered or "incomplete" in lowered or "profile" in lowered:
+                advice = ("Complete the business profile in the UGiftMe dashboard, then resume "
+                          "sending.")
+            else:
+                advice = ("Check in the UGiftMe dashboard that this API key may use the business "
+                          "API and this resource, then resume sending.")
+            return AccountError(f"UGiftMe refused access ({text}). {advice}", **kwargs)
+        if status == 429:
+            return TransientError(
+                f"UGiftMe's rate limit was reached ({text}). It will be retried when the limit "
+                "resets; lower the account's requests per minute if this happens often.",
+                retry_after=rate_limit_wait(reply.headers), **kwargs)
+        if status >= 500:
+            return TransientError(
+                f"UGiftMe failed (HTTP {status}, {text}). It will be retried.",
+                retry_after=rate_limit_wait(reply.headers), **kwargs)
+        if status == 404:
+            return PermanentError(
+                f"UGiftMe found nothing at {method} {path} ({text}). If an order was placed, check "
+                "UGiftMe's order history before sending it again.", **kwargs)
+        if status == 400 and "idempotency" in text.lower():
+            return PermanentError(
+                "UGiftMe refused a retry because it differs from the first request sent under the "
+                f"same idempotency key ({text}). This retry bought nothing, but the first request may "
+                "have: check UGiftMe's order history before sending these cards again, and report "
+                "this to GiftDesk's maintainers.", **kwargs)
+        return PermanentError(f"UGiftMe refused the request: {text}", **kwargs)
+
+
+# --- Requests and answers -----------------------------------------------------------------------
+
+
+def _order_body(card: CardRequest) -> dict[str, Any]:
+    """One order, keys in a fixed order (the JSON must be the same for the same card)."""
+    return {
+        "productId": card.product_id,
+        "amount": card.amount.quantize(CENT),
+        "currency": card.currency.upper(),
+        "recipient": {"name": card.recipient_name, "email": card.recipient_email},
+        "message": card.message or "",
+        "reference": card.order_reference,
+    }
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def _amount_text(value: Any) -> str:
+    amount = _decimal(value)
+    return "?" if amount is None else f"{amount.quantize(CENT, ROUND_HALF_UP):,.2f}"
+
+
+def _insufficient_funds_message(data: dict[str, Any]) -> str:
+    currency = str(data.get("currency") or "").upper()
+    unit = f" {currency}" if currency else ""
+    if data.get("available") is None and data.get("required") is None:
+        return ("UGiftMe refused the order: the wallet does not hold enough funds. Top up the "
+                "wallet, then resume sending.")
+    return (f"UGiftMe wallet has {_amount_text(data.get('available'))}{unit}, this order needs "
+            f"{_amount_text(data.get('required'))}{unit}: top up the wallet, then resume sending.")
+
+
+def rate_limit_wait(headers: Any, *, now: float | None = None) -> float | None:
+    """Seconds to wait before the next call, from standard rate-limit headers (see above)."""
+    now = time.time() if now is None else now
+    value = (headers.get("Retry-After") or "").strip()
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                moment = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return max(0.0, moment.timestamp() - now)
+    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
+        value = (headers.get(name) or "").strip()
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if number >= EPOCH_MILLISECONDS_FROM:
+            return max(0.0, number / 1000 - now)
+        if number >= EPOCH_SECONDS_FROM:
+            return max(0.0, number - now)
+        return max(0.0, number)
+    return None
+
+
+def _orders_of(container: Any) -> list[dict[str, Any]]:
+    """The orders of a created-order answer or an order request's `result`."""
+    if not isinstance(container, dict):
+        return []
+    if isinstance(container.get("order"), dict):
+        return [container["order"]]
+    return [order for order in container.get("orders") or [] if isinstance(order, dict)]
+
+
+def _card_status(order: dict[str, Any]) -> CardStatus:
+    status = str(order.get("status") or "").strip().lower()
+    if status in DELIVERED_STATUSES:
+        return CardStatus.DELIVERED
+    if status in FAILED_STATUSES:
+        return CardStatus.FAILED
+    return CardStatus.PROCESSING
+
+
+def _card_from_order(card: CardRequest, order: dict[str, Any]) -> CardResult:
+    status = _card_status(order)
+    charged = order.get("charged") if isinstance(order.get("charged"), dict) else {}
+    cost = _decimal(charged.get("amount"))
+    error = ""
+    if status == CardStatus.FAILED:
+        detail = _error_text(order) or f"status {order.get('status')}"
+        error = f"UGiftMe could not fulfil this card ({detail})."
+    return CardResult(
+        order_reference=card.order_reference,
+        status=status,
+        provider_order_id=str(order.get("id") or ""),
+        cost=cost,
+        cost_currency=str(charged.get("currency") or "").upper() if cost is not None else "",
+        error=error,
+    )
+
+
+def _missing_card(card: CardRequest) -> CardResult:
+    return CardResult(
+        order_reference=card.order_reference, status=CardStatus.FAILED,
+        error="UGiftMe's answer does not mention this card. Check UGiftMe's order history for "
+              f"reference {card.order_reference} before sending it again.",
+    )
+
+
+def _cards_from_orders(orders, cards, *, unmatched) -> list[CardResult]:
+    by_reference = {str(order["reference"]): order for order in orders if order.get("reference")}
+    if not by_reference and len(orders) == len(cards):
+        by_reference = {card.order_reference: order for card, order in zip(cards, orders)}
+    return [
+        _card_from_order(card, by_reference[card.order_reference])
+        if card.order_reference in by_reference else unmatched(card)
+        for card in cards
+    ]
+
+
+def _error_text(item: Any) -> str:
+    if isinstance(item, str):
+        return item.strip()
+    if not isinstance(item, dict):
+        return ""
+    error = str(item.get("error") or "").strip()
+    message = str(item.get("message") or item.get("reason") or "").strip()
+    return ": ".join(part for part in (error, message) if part)
+
+
+def _order_request_cards(data: dict[str, Any], cards: list[CardRequest]) -> list[CardResult]:
+    """What an order request (or the 202 that created it) says of each card."""
+    status = str(data.get("status") or "").strip().lower()
+    orders = _orders_of(data.get("result"))
+    errors = [item for item in data.get("errors") or [] if _error_text(item)]
+    card_errors: dict[str, str] = {}
+    general: list[str] = []
+    for item in errors:
+        reference = item.get("reference") if isinstance(item, dict) else None
+        if reference:
+            card_errors.setdefault(str(reference), _error_text(item))
+        else:
+            general.append(_error_text(item))
+
+    def unmatched(card: CardRequest) -> CardResult:
+        if card.order_reference in card_errors:
+            reason = card_errors[card.order_reference]
+        elif status == "failed":
+            reason = "; ".join(general) or "UGiftMe reports the order request as failed, without a reason"
+        elif status == "succeeded":
+            return _missing_card(card)
+        else:  # queued, processing, or a status this client does not know yet
+            return CardResult(card.order_reference, CardStatus.PROCESSING)
+        return CardResult(card.order_reference, CardStatus.FAILED,
+                          error=f"UGiftMe refused this card: {reason}.")
+
+    if card_errors:
+        # Cards named in `errors` were not created, whatever the position of the orders.
+        matched = _cards_from_orders(orders, [c for c in cards if c.order_reference not in card_errors],
+                                     unmatched=unmatched)
+        by_reference = {result.order_reference: result for result in matched}
+        return [by_reference.get(card.order_reference) or unmatched(card) for card in cards]
+    return _cards_from_orders(orders, cards, unmatched=unmatched)
+
+
+def _parse_product(item: dict[str, Any]) -> ProductInfo:
+    currency = str(item.get("currency") or "").upper()
+    common = {
+        "provider_product_id": str(item.get("id") or ""),
+        "sku": "",
+        "title": str(item.get("name") or item.get("id") or ""),
+        "currency": currency,
+        "delivery_methods": (DELIVERY_METHOD,),
+        "raw": item,
+    }
+    denominations = [_decimal(value) for value in item.get("denominations") or []]
+    denominations = [value for value in denominations if value is not None]
+    if denominations:
+        return ProductInfo(pricing=PricingKind.FIXED, denominations=tuple(sorted(denominations)), **common)
+    return ProductInfo(
+        pricing=PricingKind.RANGE,
+        min_amount=_decimal(item.get("minAmount")),
+        max_amount=_decimal(item.get("maxAmount")),
+        **common,
+    )
+
+
+Client = UGiftMeClient

@@ -1,0 +1,1016 @@
+"""Gifty emulator, following seed 003 (Gifty API).
+
+Serves under one base URL what GiftDesk uses of Gifty: the External Orders API
+(`GET /v1/external-orders/configuration`, `POST /v1/external-orders/preview`,
+`POST /v1/external-orders`), the external order lookup GiftDesk assumes
+(`GET /v1/external-orders/{id}`, see the comment block in providers/clients/gifty.py), and
+`GET /v1/giftcards/{code}`. Bearer tokens, seed 003's error body, validation messages in
+English or Dutch (`Accept-Language`), the 120 requests/minute limit (a sliding 60 s window
+per token), and idempotency by `X-Gifty-Idempotency-Key` (and `Idempotency-Key` on order
+creation) for 24 hours. Test-only endpoints live under `/_emulator/`.
+
+Orders are asynchronous: an order answers `pending`, becomes `processing` after
+`processing_after` seconds and `completed` after `complete_after` seconds (None: only when
+a test says so). Where the seed is silent, the assumption is marked "Assumption:".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from providers.emulators import faults as F
+from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.http import (
+    DropConnection,
+    EmulatorRequest,
+    EmulatorResponse,
+    html_response,
+    json_response,
+)
+
+DEMO_API_TOKEN = "giftdesk-demo-gifty-token"
+
+ADMIN_PREFIX = "/_emulator/"
+ORDERS_PATH = "/v1/external-orders"
+CONFIGURATION_PATH = "/v1/external-orders/configuration"
+PREVIEW_PATH = "/v1/external-orders/preview"
+
+LANGUAGES = ("en", "nl")  # seed 003, Localization
+CURRENCIES = ("EUR",)  # seed 003, Currencies
+FULFILLMENT_MODES = ("physical", "digital")
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # seed 003, Idempotency
+IDEMPOTENT_METHODS = ("POST", "PUT", "PATCH")
+GIFT_CARD_CODE = re.compile(r"^[A-Za-z0-9]{16}$")
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DEFAULT_RATE_LIMIT = 120  # seed 003, Rate Limiting: 120 requests per minute
+RATE_WINDOW_SECONDS = 60.0
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # "in the past 24 hours"
+CARD_VALIDITY = timedelta(days=5 * 365)  # Assumption: seed 003's example card is valid 5 years
+
+# --- Configuration (seed 003, GET Configuration) ---------------------------------------------
+
+CONSENT = {
+    "consumer_terms": {"url": "https://gifty.nl/buyer-terms-and-conditions-en.pdf", "version": "2024-11-23",
+                       "required": True},
+    "privacy_policy": {"url": "https://gifty.nl/privacy-statement-en.pdf", "version": "2025-03-20",
+                       "required": True},
+}
+ORDER_MINIMUM, ORDER_MAXIMUM, MAX_LINE_ITEMS = 500, 250000, 100  # seed 003, constraints
+MESSAGE_MAX_LENGTH = 300
+MESSAGE_PRICE = {"excluding_tax": 79, "including_tax": 96, "tax": 17, "tax_lines": []}  # seed 003
+WRAPPING_ID = "wr_2gxa9kQJYbm5gn584K1G7VOy"
+WRAPPING_PRICE = {"excluding_tax": 250, "including_tax": 303, "tax": 53, "tax_lines": []}
+SHIPPING_METHOD_ID = "dm_lK8wJE5RLNdo3dAe6bqrjGak"
+SHIPPING_PRICES = {  # per country, per item
+    "NL": {"excluding_tax": 120, "including_tax": 145, "tax": 25, "tax_lines": []},
+    "BE": {"excluding_tax": 250, "including_tax": 303, "tax": 53, "tax_lines": []},
+}
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    """Fixed (`price`, cents) or variable (`minimum`..`maximum`, cents) pricing, in EUR."""
+
+    id: str
+    type: str
+    title: str
+    description: str
+    modes: tuple[str, ...]
+    price: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    suggested: tuple[int, ...] = ()
+    package_id: str | None = None
+
+    def image(self) -> list[dict[str, str]]:
+        return [{"type": "FRONT_SMALL", "url": f"https://cdn.gifty.nl/preview/{self.id}/small.png"}]
+
+
+CATALOG: tuple[CatalogProduct, ...] = (
+    CatalogProduct("gc_co_giftdesk_standard", "gift_card", "Gift card", "The GiftDesk Demo gift card",
+                   ("physical", "digital"), minimum=500, maximum=50000,
+                   suggested=(1500, 2500, 5000, 7500, 10000)),
+    CatalogProduct("gc_pk_dinner_for_two", "gift_card_package", "Dinner for two",
+                   "A three-course dinner for two at the restaurant.", ("digital",), price=7500,
+                   package_id="gp_rB4kAgGwOzdaQ5dMxN09q62y"),
+    CatalogProduct("gc_pk_high_tea", "gift_card_package", "High tea for two",
+                   "High tea with sweet and savoury treats for two.", ("physical", "digital"), price=3950,
+                   package_id="gp_Lw3kPq9ZnX2mV7bR4tY8cD1e"),
+    CatalogProduct("gc_co_gift_box", "gift_card", "Gift box", "A gift card in a wooden box, sent by post.",
+                   ("physical",), minimum=2500, maximum=15000, suggested=(2500, 5000)),
+)
+
+# --- Messages (seed 003: validation errors in English and Dutch) -----------------------------
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "body": {"en": "The request body must be a JSON object.",
+             "nl": "De inhoud van het verzoek moet een JSON-object zijn."},
+    "required": {"en": "The {field} field is required.", "nl": "Het veld {field} is verplicht."},
+    "object": {"en": "The {field} field must be an object.", "nl": "Het veld {field} moet een object zijn."},
+    "currency": {"en": "The currency {value} is not supported; use one of {choices}.",
+                 "nl": "De valuta {value} wordt niet ondersteund; gebruik een van {choices}."},
+    "mode": {"en": "The fulfillment.mode must be one of: {choices}.",
+             "nl": "Het veld fulfillment.mode moet een van de volgende zijn: {choices}."},
+    "line_items": {"en": "The line_items field must contain at least 1 item.",
+                   "nl": "Het veld line_items moet minimaal 1 item bevatten."},
+    "line_items_max": {"en": "An order may contain at most {max} items.",
+                       "nl": "Een bestelling mag maximaal {max} items bevatten."},
+    "product": {"en": "The product {value} in {field} does not exist.",
+                "nl": "Het product {value} in {field} bestaat niet."},
+    "product_mode": {"en": "The product {value} is not available for {mode} fulfillment.",
+                     "nl": "Het product {value} is niet beschikbaar voor {mode} levering."},
+    "quantity": {"en": "The {field} must be a whole number of at least 1.",
+                 "nl": "Het veld {field} moet een geheel getal van minimaal 1 zijn."},
+    "amount_cents": {"en": "The {field} must be a whole number of cents.",
+                     "nl": "Het veld {field} moet een geheel aantal centen zijn."},
+    "amount_range": {"en": "The {field} must be between {minimum} and {maximum}.",
+                     "nl": "Het veld {field} moet tussen {minimum} en {maximum} liggen."},
+    "amount_fixed": {"en": "The {field} must be {price} for the product {value}.",
+                     "nl": "Het veld {field} moet {price} zijn voor het product {value}."},
+    "customisation": {"en": "The customisation {value} is not available for the product {product}.",
+                      "nl": "De personalisatie {value} is niet beschikbaar voor het product {product}."},
+    "customisation_mode": {"en": "The customisation {value} is not available for {mode} fulfillment.",
+                           "nl": "De personalisatie {value} is niet beschikbaar voor {mode} levering."},
+    "message_text": {"en": "The personalised message must be a text of at least 1 character.",
+                     "nl": "Het persoonlijke bericht moet een tekst van minimaal 1 teken zijn."},
+    "message_length": {"en": "The personalised message may not be greater than {max} characters.",
+                       "nl": "Het persoonlijke bericht mag niet meer dan {max} tekens bevatten."},
+    "wrapping": {"en": "The gift wrapping {value} does not exist.",
+                 "nl": "De cadeauverpakking {value} bestaat niet."},
+    "wrapping_mixed": {"en": "Each item in the order must have the same gift wrapping.",
+                       "nl": "Elk item in de bestelling moet dezelfde cadeauverpakking hebben."},
+    "email": {"en": "The customer.email must be a valid email address.",
+              "nl": "Het veld customer.email moet een geldig e-mailadres zijn."},
+    "locale": {"en": "The customer.locale {value} is not supported; use one of {choices}.",
+               "nl": "De taal customer.locale {value} wordt niet ondersteund; gebruik een van {choices}."},
+    "order_minimum": {"en": "The order total must be at least {amount}.",
+                      "nl": "Het totaalbedrag van de bestelling moet minimaal {amount} zijn."},
+    "order_maximum": {"en": "The order total may not be greater than {amount}.",
+                      "nl": "Het totaalbedrag van de bestelling mag niet hoger zijn dan {amount}."},
+    "shipping_method": {"en": "The shipping.method_id {value} is not a valid shipping method.",
+                        "nl": "De verzendmethode shipping.method_id {value} is ongeldig."},
+    "shipping_country": {"en": "Shipping to {value} is not available.",
+                         "nl": "Verzenden naar {value} is niet mogelijk."},
+    "consent": {"en": "The consent.{name} must be accepted.", "nl": "De consent.{name} moet geaccepteerd zijn."},
+    "consent_version": {"en": "The consent.{name}.version {value} is outdated; accept version {version}.",
+                        "nl": "De consent.{name}.version {value} is verouderd; accepteer versie {version}."},
+    "idempotency_key": {"en": "The idempotency key must have at most 128 characters: letters, digits, "
+                              "dashes and underscores.",
+                        "nl": "De idempotency key mag maximaal 128 tekens bevatten: letters, cijfers, "
+                              "streepjes en underscores."},
+    "idempotency_conflict": {"en": "The Idempotency-Key and X-Gifty-Idempotency-Key headers must be equal.",
+                             "nl": "De headers Idempotency-Key en X-Gifty-Idempotency-Key moeten gelijk zijn."},
+    "code": {"en": "The gift card code must be 16 letters and digits, without hyphens or spaces.",
+             "nl": "De code van de cadeaukaart moet 16 letters en cijfers zijn, zonder streepjes of spaties."},
+    "unauthenticated": {"en": "Unauthenticated.", "nl": "Niet geauthenticeerd."},
+    "forbidden": {"en": "This action is unauthorized.", "nl": "Deze actie is niet toegestaan."},
+    "order_not_found": {"en": "The external order {value} does not exist.",
+                        "nl": "De externe bestelling {value} bestaat niet."},
+    "card_not_found": {"en": "The gift card {value} does not exist.", "nl": "De cadeaukaart {value} bestaat niet."},
+    "route": {"en": "The route {path} could not be found.", "nl": "De route {path} kon niet worden gevonden."},
+    "method": {"en": "The {method} method is not supported for route {path}. Supported methods: {allowed}.",
+               "nl": "De methode {method} wordt niet ondersteund voor route {path}. Ondersteund: {allowed}."},
+    "rate_limited": {"en": "Too Many Attempts.", "nl": "Te veel pogingen."},
+    "rate_limited_detail": {"en": "The API is limited to {limit} requests per minute. Retry after {seconds} "
+                                  "seconds.",
+                            "nl": "De API is beperkt tot {limit} verzoeken per minuut. Probeer het over "
+                                  "{seconds} seconden opnieuw."},
+    "insufficient": {"en": "The account balance of {available} is insufficient for this order of {required}.",
+                     "nl": "Het saldo van {available} is onvoldoende voor deze bestelling van {required}."},
+    "server_error": {"en": "Server Error", "nl": "Serverfout"},
+    "unavailable": {"en": "Service Unavailable", "nl": "Dienst niet beschikbaar"},
+}
+TITLES = {
+    "validation_error": "Validation error", "authentication_error": "Unauthenticated", "forbidden": "Forbidden",
+    "not_found": "Not found", "method_not_allowed": "Method not allowed",
+    "rate_limit_exceeded": "Too many requests", "insufficient_balance": "Insufficient balance",
+    "server_error": "Server error", "service_unavailable": "Service unavailable",
+    "bad_request": "Bad request",
+}
+
+GATEWAY_ERROR_PAGE = """<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>cloudflare</center>
+</body>
+</html>
+"""
+
+
+def _language(header: str | None) -> str:
+    """The first language of Accept-Language that Gifty speaks; English otherwise."""
+    for part in (header or "").split(","):
+        tag = part.split(";")[0].strip().lower().split("-")[0]
+        if tag in LANGUAGES:
+            return tag
+    return "en"
+
+
+def _euro(cents: int) -> str:
+    """As seed 003 writes amounts: € 12,50."""
+    return f"€ {cents // 100},{cents % 100:02d}"
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")  # seed 003: "2025-08-29T13:48:56+00:00"
+
+
+def _new_id(prefix: str) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One entry of seed 003's `errors` list, before it is serialized."""
+
+    detail: str
+    type: str = "validation_error"
+
+
+class Refusal(Exception):
+    """A handler refuses the request; turned into seed 003's error body."""
+
+    def __init__(self, status: int, problems: list[Problem], headers: dict[str, str] | None = None,
+                 message: str | None = None) -> None:
+        super().__init__(problems[0].detail)
+        self.status, self.problems, self.headers, self.message = status, problems, headers or {}, message
+
+
+def error_response(status: int, problems: list[Problem], language: str = "en", *,
+                   message: str | None = None, headers: dict[str, str] | None = None) -> EmulatorResponse:
+    """Seed 003: {"message", "errors": [{"id", "status", "type", "title", "detail"}]}.
+    Assumption: several errors read as Laravel writes them, "first (and N more errors)"."""
+    if message is None:
+        message = problems[0].detail
+        more = len(problems) - 1
+        if more:
+            message += (f" (and {more} more error{'s' if more > 1 else ''})" if language == "en"
+                        else f" (en {more} andere fout{'en' if more > 1 else ''})")
+    return json_response(status, {
+        "message": message,
+        "errors": [
+            {"id": uuid.uuid4().hex, "status": str(status), "type": problem.type,
+             "title": TITLES.get(problem.type, problem.type), "detail": problem.detail}
+            for problem in problems
+        ],
+    }, headers)
+
+
+# --- State --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Card:
+    id: str
+    code: str
+    balance: int
+    currency: str
+    order_id: str
+    token: str
+    package_id: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass
+class _Order:
+    id: str
+    token: str
+    created_at: datetime
+    started: float  # time.monotonic()
+    currency: str
+    mode: str
+    customer: dict[str, Any]
+    line_items: list[dict[str, Any]]
+    amounts: dict[str, int]
+    metadata: dict[str, Any]
+    cards: list[_Card] = field(default_factory=list)
+    forced_status: str | None = None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    stored_at: float
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One gift card the emulator issued. Tests count these to prove nothing was bought twice."""
+
+    card_id: str
+    code: str
+    order_id: str
+    external_reference: str | None
+    product_id: str
+    amount: Decimal
+    currency: str
+    recipient_name: str | None
+    recipient_email: str | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["amount"] = str(self.amount)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Call:
+    token: str
+    language: str
+    params: dict[str, str]
+    credit_fault: Fault | None = None
+
+
+Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
+
+
+# --- The emulator -------------------------------------------------------------------------------
+
+
+class GiftyEmulator:
+    """In-memory Gifty: configuration, preview, orders (asynchronous), gift cards, a ledger."""
+
+    def __init__(
+        self,
+        tokens: Iterable[str] = (),
+        *,
+        restricted_tokens: Iterable[str] = (),
+        processing_after: float | None = 1.0,
+        complete_after: float | None = 3.0,
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        rate_window: float = RATE_WINDOW_SECONDS,
+        idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
+        service_fee: int = 0,
+    ) -> None:
+        self.tokens: set[str] = set(tokens)
+        # Assumption: seed 003 does not describe token permissions; a valid token without
+        # access to External Orders gets 403 there (Laravel's "This action is unauthorized.").
+        self.restricted_tokens: set[str] = set(restricted_tokens)
+        self.processing_after = processing_after
+        self.complete_after = complete_after
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.idempotency_ttl = idempotency_ttl
+        # Assumption: seed 003 shows no service fee; a non-zero one (cents per order) appears
+        # in `amounts` as "service_fee", so fee handling can be tested beyond customisations.
+        self.service_fee = service_fee
+        self.consent = {name: dict(item) for name, item in CONSENT.items()}
+        self.faults = FaultPlan()
+        self.ledger: list[LedgerEntry] = []
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._orders: dict[str, _Order] = {}
+        self._cards: dict[str, _Card] = {}  # by code
+        self._idempotency: dict[tuple[str, str], _Stored] = {}
+        self._calls: dict[str, deque[float]] = {}
+        self._codes = itertools.count(1)
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("GET", re.compile(r"/v1/external-orders/configuration"), self._configuration),
+            ("POST", re.compile(r"/v1/external-orders/preview"), self._preview),
+            ("POST", re.compile(r"/v1/external-orders"), self._create_order),
+            # Assumption: seed 003 documents no lookup of an external order; see the client.
+            ("GET", re.compile(r"/v1/external-orders/(?P<order_id>[^/]+)"), self._get_order),
+            ("GET", re.compile(r"/v1/giftcards/(?P<code>[^/]+)"), self._get_gift_card),
+        ]
+
+    # --- Test helpers ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget orders, cards, ledger, idempotency keys, rate windows, requests and faults."""
+        with self._lock:
+            self._orders.clear()
+            self._cards.clear()
+            self._idempotency.clear()
+            self._calls.clear()
+            self.ledger.clear()
+            self.requests.clear()
+            self.consent = {name: dict(item) for name, item in CONSENT.items()}
+        self.faults.clear()
+
+    def set_order_status(self, order_id: str, status: str) -> None:
+        """Force an order's status (e.g. "cancelled"), whatever the clock says."""
+        if status not in ("pending", "processing", "completed", "cancelled"):
+            raise ValueError(f"Unknown order status {status!r}")
+        with self._lock:
+            self._orders[order_id].forced_status = status
+
+    def order_status(self, order_id: str) -> str:
+        with self._lock:
+            return self._status(self._orders[order_id])
+
+    def order_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._orders)
+
+    def card_code(self, order_id: str) -> str:
+        """The full code of an order's first card (Gifty masks it while the order runs)."""
+        with self._lock:
+            return self._orders[order_id].cards[0].code
+
+    # --- Entry point -------------------------------------------------------------------------
+
+    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._handle_admin(request)
+        self._record(request)
+        language = _language(request.headers.get("Accept-Language"))
+        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
+        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
+            return self._fault_response(fault, language)
+        with self._lock:
+            response = self._dispatch(request, language, fault)
+        if 200 <= response.status < 300:  # "after commit": only when something was done
+            after = self.faults.take(request, F.AFTER)
+            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
+                raise DropConnection()
+            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
+                time.sleep(after.delay)  # outside the lock: other requests carry on
+        return response
+
+    def _record(self, request: EmulatorRequest) -> None:
+        recorded = RecordedRequest(request.method, request.path, dict(request.query),
+                                   dict(request.headers.items()), request.body)
+        with self._lock:
+            self.requests.append(recorded)
+
+    @staticmethod
+    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
+        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
+        if not (request.method == "POST" and request.path == ORDERS_PATH):
+            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
+        return frozenset(kinds)
+
+    def _fault_response(self, fault: Fault, language: str) -> EmulatorResponse:
+        if fault.kind == F.DROP_BEFORE:
+            raise DropConnection()
+        if fault.kind == F.HTML:
+            return html_response(502, GATEWAY_ERROR_PAGE)
+        if fault.kind == F.HTTP_429:
+            return self._rate_limited(fault.retry_after, language)
+        if fault.kind == F.HTTP_503:
+            text = MESSAGES["unavailable"][language]
+            return error_response(503, [Problem(text, "service_unavailable")], language)
+        text = MESSAGES["server_error"][language]
+        return error_response(500, [Problem(text, "server_error")], language)
+
+    def _rate_limited(self, seconds: int, language: str) -> EmulatorResponse:
+        # Assumption: seed 003 says only that access is "temporarily disabled"; Gifty
+        # answers 429 with Retry-After (seconds), as HTTP has it.
+        return error_response(
+            429, [Problem(_t(language, "rate_limited_detail", limit=self.rate_limit, seconds=seconds),
+                          "rate_limit_exceeded")],
+            language, message=MESSAGES["rate_limited"][language], headers={"Retry-After": str(seconds)},
+        )
+
+    def _dispatch(self, request: EmulatorRequest, language: str, credit_fault: Fault | None) -> EmulatorResponse:
+        token = self._authenticate(request)
+        if token is None:
+            return error_response(401, [Problem(MESSAGES["unauthenticated"][language], "authentication_error")],
+                                  language)
+        wait = self._rate_wait(token)
+        if wait is not None:
+            return self._rate_limited(wait, language)
+        if token in self.restricted_tokens and request.path.startswith(ORDERS_PATH):
+            return error_response(403, [Problem(MESSAGES["forbidden"][language], "forbidden")], language)
+        allowed: list[str] = []
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            if method != request.method:
+                if method not in allowed:
+                    allowed.append(method)
+                continue
+            call = _Call(token, language, match.groupdict(), credit_fault)
+            try:
+                if request.method in IDEMPOTENT_METHODS:
+                    return self._idempotent(request, call, handler)
+                return handler(request, call)
+            except Refusal as refusal:
+                return error_response(refusal.status, refusal.problems, language,
+                                      message=refusal.message, headers=refusal.headers)
+        if allowed:
+            text = _t(language, "method", method=request.method, path=request.path, allowed=", ".join(allowed))
+            return error_response(405, [Problem(text, "method_not_allowed")], language,
+                                  headers={"Allow": ", ".join(allowed)})
+        return error_response(404, [Problem(_t(language, "route", path=request.path.lstrip("/")), "not_found")],
+                              language)
+
+    def _authenticate(self, request: EmulatorRequest) -> str | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or token not in self.tokens | self.restricted_tokens:
+            return None
+        return token
+
+    def _rate_wait(self, token: str) -> int | None:
+        """Seconds to wait when this token used up its window, else None (and count it)."""
+        now = time.monotonic()
+        calls = self._calls.setdefault(token, deque())
+        while calls and calls[0] <= now - self.rate_window:
+            calls.popleft()
+        if len(calls) >= self.rate_limit:
+            return max(1, math.ceil(calls[0] + self.rate_window - now))
+        calls.append(now)
+        return None
+
+    # --- Idempotency (seed 003) --------------------------------------------------------------
+
+    def _idempotent(self, request: EmulatorRequest, call: _Call, handler: Handler) -> EmulatorResponse:
+        """Seed 003: a key seen in the past 24 hours returns the original response, without
+        performing the operation again. `X-Gifty-Idempotency-Key` works on every POST, PUT
+        and PATCH; `Idempotency-Key` is the header the Create Order section names.
+        Assumptions: keys are per API token; the original response is replayed whatever
+        the new request's path or body (seed 003 names no mismatch error); only
+        successful answers are kept, so a refused request may be corrected and sent again;
+        both headers with different values are refused."""
+        general = request.headers.get("X-Gifty-Idempotency-Key")
+        specific = request.headers.get("Idempotency-Key") if request.path == ORDERS_PATH else None
+        keys = {key.strip() for key in (general, specific) if key is not None}
+        if not keys:
+            return handler(request, call)
+        if len(keys) > 1:
+            raise Refusal(422, [Problem(MESSAGES["idempotency_conflict"][call.language])])
+        key = keys.pop()
+        if not IDEMPOTENCY_KEY.match(key):
+            raise Refusal(422, [Problem(MESSAGES["idempotency_key"][call.language])])
+        now = time.monotonic()
+        stored = self._idempotency.get((call.token, key))
+        if stored is not None and now - stored.stored_at < self.idempotency_ttl:
+            return EmulatorResponse(stored.status, stored.body, dict(stored.headers))
+        response = handler(request, call)
+        if 200 <= response.status < 300:
+            self._idempotency[(call.token, key)] = _Stored(now, response.status, response.body,
+                                                           dict(response.headers))
+        return response
+
+    # --- Configuration -----------------------------------------------------------------------
+
+    def _configuration(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        return json_response(200, {"data": {
+            "supported_currencies": list(CURRENCIES),
+            "supported_locales": list(LANGUAGES),
+            "products": [_product_json(product) for product in CATALOG],
+            "customization_definitions": {"gift_wrapping": [{
+                "id": WRAPPING_ID, "title": "Confetti",
+                "pricing": {"model": "fixed", "application": "per_item", "currency": "EUR",
+                            "price": dict(WRAPPING_PRICE)},
+                "images": [{"type": "FRONT_SMALL", "url": "https://cdn.gifty.nl/preview/wr_sample/small.png"}],
+            }]},
+            "shipping": {
+                "available_countries": list(SHIPPING_PRICES),
+                "methods": [{
+                    "id": SHIPPING_METHOD_ID, "type": "letter_post", "title": "Letter post",
+                    "description": "Sent via letter post.", "available_countries": list(SHIPPING_PRICES),
+                    "countries": [
+                        {"code": code,
+                         "pricing": {"model": "fixed", "application": "per_item", "currency": "EUR",
+                                     "price": dict(price)},
+                         "schedule_rules": {"cutoff_time": "15:30", "timezone": "Europe/Amsterdam"},
+                         "delivery_estimates": {"minimum_days": 1, "maximum_days": 3}}
+                        for code, price in SHIPPING_PRICES.items()
+                    ],
+                }],
+            },
+            "constraints": {"order": {
+                "minimum_amount": {"currency": "EUR", "amount": ORDER_MINIMUM},
+                "maximum_amount": {"currency": "EUR", "amount": ORDER_MAXIMUM},
+                "maximum_line_items": {"quantity": MAX_LINE_ITEMS},
+            }},
+            "consent": {name: dict(item) for name, item in self.consent.items()},
+        }})
+
+    # --- Preview and create ------------------------------------------------------------------
+
+    def _preview(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        order = self._checked_order(request, call, for_create=False)
+        return json_response(200, {"data": {"amounts": order["amounts"], "shipping": order["shipping"]}})
+
+    def _create_order(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        checked = self._checked_order(request, call, for_create=True)
+        if call.credit_fault is not None:
+            total = checked["amounts"]["total"]
+            # Assumption: seed 003 documents no funds check; 402 with the usual body.
+            available = max(total - 1000, 0)
+            text = _t(call.language, "insufficient", available=_euro(available), required=_euro(total))
+            raise Refusal(402, [Problem(text, "insufficient_balance")])
+        now = datetime.now(UTC)
+        order = _Order(
+            id=_new_id("or_"), token=call.token, created_at=now, started=time.monotonic(),
+            currency=checked["currency"], mode=checked["mode"], customer=checked["customer"],
+            line_items=checked["line_items"], amounts=checked["amounts"], metadata=checked["metadata"],
+        )
+        for line in checked["line_items"]:
+            product: CatalogProduct = line.pop("_product")
+            for _ in range(line["quantity"]):
+                card = _Card(
+                    id=_new_id("gc_"), code=self._new_code(), balance=line["amount"], currency=order.currency,
+                    order_id=order.id, token=call.token, package_id=product.package_id,
+                    created_at=now, expires_at=now + CARD_VALIDITY,
+                )
+                order.cards.append(card)
+                self._cards[card.code] = card
+                self.ledger.append(LedgerEntry(
+                    card_id=card.id, code=card.code, order_id=order.id,
+                    external_reference=order.metadata.get("external_reference"), product_id=product.id,
+                    amount=Decimal(card.balance).scaleb(-2), currency=card.currency,
+                    recipient_name=order.customer.get("name"), recipient_email=order.customer.get("email"),
+                    created_at=now,
+                ))
+        self._orders[order.id] = order
+        return json_response(201, {"data": self._order_json(order)})
+
+    def _checked_order(self, request: EmulatorRequest, call: _Call, *, for_create: bool) -> dict[str, Any]:
+        """The order the body describes, priced; or a Refusal listing every problem."""
+        body = request.json()
+        lang = call.language
+        if not isinstance(body, dict):
+            raise Refusal(400, [Problem(MESSAGES["body"][lang], "bad_request")])
+        problems: list[Problem] = []
+
+        def problem(key: str, **values: Any) -> None:
+            problems.append(Problem(_t(lang, key, **values)))
+
+        currency = body.get("currency")
+        if currency in (None, ""):
+            problem("required", field="currency")
+        elif currency not in CURRENCIES:
+            problem("currency", value=currency, choices=", ".join(CURRENCIES))
+        fulfillment = body.get("fulfillment")
+        mode = fulfillment.get("mode") if isinstance(fulfillment, dict) else None
+        if not isinstance(fulfillment, dict):
+            problem("required", field="fulfillment")
+        elif mode not in FULFILLMENT_MODES:
+            problem("mode", choices=", ".join(FULFILLMENT_MODES))
+        customer = body.get("customer")
+        if not isinstance(customer, dict):
+            problem("required", field="customer")
+            customer = {}
+        else:
+            if not str(customer.get("name") or "").strip():
+                problem("required", field="customer.name")
+            if not str(customer.get("email") or "").strip():
+                problem("required", field="customer.email")
+            elif not EMAIL_RE.match(str(customer["email"]).strip()):
+                problem("email")
+            locale = customer.get("locale")
+            if locale is not None and locale not in LANGUAGES:
+                problem("locale", value=locale, choices=", ".join(LANGUAGES))
+        lines, amounts = self._checked_lines(body.get("line_items"), mode, problems, lang)
+        shipping = None
+        if mode == "physical":
+            shipping = self._checked_shipping(body.get("shipping"), lines, amounts, problems, lang)
+        metadata = body.get("metadata") or {}
+        if for_create:
+            self._check_consent(body.get("consent"), problems, lang)
+            if not isinstance(metadata, dict):
+                problem("object", field="metadata")
+                metadata = {}
+        if not problems and amounts["line_items"] < ORDER_MINIMUM:
+            problem("order_minimum", amount=_euro(ORDER_MINIMUM))
+        if not problems and amounts["line_items"] > ORDER_MAXIMUM:
+            problem("order_maximum", amount=_euro(ORDER_MAXIMUM))
+        if problems:
+            raise Refusal(422, problems)
+        if self.service_fee:
+            amounts["service_fee"] = self.service_fee
+        subtotal = amounts["line_items"] + amounts["customisations"] + amounts["shipping"] + self.service_fee
+        priced = {"line_items": amounts["line_items"], "customisations": amounts["customisations"],
+                  "shipping": amounts["shipping"]}
+        if self.service_fee:
+            priced["service_fee"] = self.service_fee
+        priced.update(subtotal=subtotal, tax=amounts["tax"], total=subtotal + amounts["tax"])
+        return {
+            "currency": currency, "mode": mode, "line_items": lines, "amounts": priced, "shipping": shipping,
+            "customer": {key: customer.get(key) for key in ("name", "email", "phone", "locale")},
+            "metadata": dict(metadata),
+        }
+
+    def _checked_lines(self, items: Any, mode: Any, problems: list[Problem],
+                       lang: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        amounts = {"line_items": 0, "customisations": 0, "shipping": 0, "tax": 0}
+        lines: list[dict[str, Any]] = []
+        if not isinstance(items, list) or not items:
+            problems.append(Problem(MESSAGES["line_items"][lang]))
+            return lines, amounts
+        catalog = {product.id: product for product in CATALOG}
+        wrappings: set[Any] = set()
+        message_ordered = False
+        quantities = 0
+        for index, item in enumerate(items):
+            where = f"line_items.{index}"
+            if not isinstance(item, dict):
+                problems.append(Problem(_t(lang, "object", field=where)))
+                continue
+            product = catalog.get(item.get("product_id"))
+            if product is None:
+                problems.append(Problem(_t(lang, "product", value=item.get("product_id"),
+                                           field=f"{where}.product_id")))
+                continue
+            if mode in FULFILLMENT_MODES and mode not in product.modes:
+                problems.append(Problem(_t(lang, "product_mode", value=product.id, mode=mode)))
+            quantity = item.get("quantity")
+            if not _whole(quantity) or quantity < 1:
+                problems.append(Problem(_t(lang, "quantity", field=f"{where}.quantity")))
+                quantity = 1
+            quantities += quantity
+            configuration = item.get("configuration") if isinstance(item.get("configuration"), dict) else {}
+            amount = configuration.get("amount")
+            field_name = f"{where}.configuration.amount"
+            if product.price is not None:
+                # Assumption: a fixed product needs no amount; one that is sent must match.
+                if amount is not None and amount != product.price:
+                    problems.append(Problem(_t(lang, "amount_fixed", field=field_name, price=_euro(product.price),
+                                               value=product.id)))
+                amount = product.price
+            elif amount is None:
+                problems.append(Problem(_t(lang, "required", field=field_name)))
+                amount = 0
+            elif not _whole(amount):
+                problems.append(Problem(_t(lang, "amount_cents", field=field_name)))
+                amount = 0
+            elif not (product.minimum or 0) <= amount <= (product.maximum or 0):
+                problems.append(Problem(_t(lang, "amount_range", field=field_name,
+                                           minimum=_euro(product.minimum or 0), maximum=_euro(product.maximum or 0))))
+            customisations = item.get("customisations") or []
+            if not isinstance(customisations, list):
+                problems.append(Problem(_t(lang, "object", field=f"{where}.customisations")))
+                customisations = []
+            wrapping = None
+            for customisation in customisations:
+                kind = customisation.get("type") if isinstance(customisation, dict) else None
+                value = customisation.get("value") if isinstance(customisation, dict) else None
+                if kind == "personalised_message":
+                    if not isinstance(value, str) or not value.strip():
+                        problems.append(Problem(MESSAGES["message_text"][lang]))
+                    elif len(value) > MESSAGE_MAX_LENGTH:
+                        problems.append(Problem(_t(lang, "message_length", max=MESSAGE_MAX_LENGTH)))
+                    message_ordered = True
+                elif kind == "gift_wrapping" and "physical" in product.modes:
+                    if mode != "physical":
+                        problems.append(Problem(_t(lang, "customisation_mode", value=kind, mode=mode)))
+                    elif value != WRAPPING_ID:
+                        problems.append(Problem(_t(lang, "wrapping", value=value)))
+                    wrapping = value
+                else:
+                    problems.append(Problem(_t(lang, "customisation", value=kind, product=product.id)))
+            wrappings.add(wrapping)
+            if wrapping == WRAPPING_ID:
+                amounts["customisations"] += WRAPPING_PRICE["excluding_tax"] * quantity
+                amounts["tax"] += WRAPPING_PRICE["tax"] * quantity
+            amounts["line_items"] += amount * quantity
+            lines.append({
+                "product_id": product.id, "type": product.type, "title": product.title,
+                "configuration": {"amount": amount}, "quantity": quantity,
+                "customisations": customisations, "amount": amount, "total": amount * quantity,
+                "_product": product,
+            })
+        if quantities > MAX_LINE_ITEMS:
+            problems.append(Problem(_t(lang, "line_items_max", max=MAX_LINE_ITEMS)))
+        if len(wrappings) > 1:  # seed 003, Remarks
+            problems.append(Problem(MESSAGES["wrapping_mixed"][lang]))
+        if message_ordered:  # "application": "per_order"
+            amounts["customisations"] += MESSAGE_PRICE["excluding_tax"]
+            amounts["tax"] += MESSAGE_PRICE["tax"]
+        return lines, amounts
+
+    def _checked_shipping(self, shipping: Any, lines: list[dict[str, Any]], amounts: dict[str, int],
+                          problems: list[Problem], lang: str) -> dict[str, Any] | None:
+        if not isinstance(shipping, dict):
+            problems.append(Problem(_t(lang, "required", field="shipping")))
+            return None
+        address = shipping.get("address") if isinstance(shipping.get("address"), dict) else None
+        if address is None:
+            problems.append(Problem(_t(lang, "required", field="shipping.address")))
+            return None
+        for name in ("name", "line1", "postal_code", "city", "country_code"):
+            if not str(address.get(name) or "").strip():
+                problems.append(Problem(_t(lang, "required", field=f"shipping.address.{name}")))
+        if shipping.get("method_id") != SHIPPING_METHOD_ID:
+            problems.append(Problem(_t(lang, "shipping_method", value=shipping.get("method_id"))))
+            return None
+        country = address.get("country_code")
+        price = SHIPPING_PRICES.get(country)
+        if price is None:
+            problems.append(Problem(_t(lang, "shipping_country", value=country)))
+            return None
+        items = sum(line["quantity"] for line in lines)
+        amounts["shipping"] += price["excluding_tax"] * items
+        amounts["tax"] += price["tax"] * items
+        today = datetime.now(UTC).date()
+        return {
+            "method": {"id": SHIPPING_METHOD_ID, "type": "letter_post", "title": "Letter post", "carrier": "PostNL",
+                       "pricing": {"model": "fixed", "application": "per_item", "currency": "EUR",
+                                   "price": dict(price)}},
+            "schedule": {
+                "cutoff_time": f"{today.isoformat()}T15:30:00+02:00",
+                "ships_on": (today + timedelta(days=1)).isoformat(),
+                "delivers_between": {"earliest": (today + timedelta(days=2)).isoformat(),
+                                     "latest": (today + timedelta(days=4)).isoformat()},
+            },
+        }
+
+    def _check_consent(self, consent: Any, problems: list[Problem], lang: str) -> None:
+        if not isinstance(consent, dict):
+            problems.append(Problem(_t(lang, "required", field="consent")))
+            return
+        for name, item in self.consent.items():
+            given = consent.get(name)
+            if not item.get("required"):
+                continue
+            if not isinstance(given, dict) or given.get("accepted") is not True:
+                problems.append(Problem(_t(lang, "consent", name=name)))
+            elif given.get("version") != item["version"]:
+                problems.append(Problem(_t(lang, "consent_version", name=name, value=given.get("version"),
+                                           version=item["version"])))
+
+    # --- Orders and gift cards ---------------------------------------------------------------
+
+    def _get_order(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        order = self._orders.get(call.params["order_id"])
+        if order is None or order.token != call.token:
+            raise Refusal(404, [Problem(_t(call.language, "order_not_found", value=call.params["order_id"]),
+                                        "not_found")])
+        return json_response(200, {"data": self._order_json(order)})
+
+    def _get_gift_card(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        code = call.params["code"]
+        if not GIFT_CARD_CODE.match(code):
+            raise Refusal(422, [Problem(MESSAGES["code"][call.language])])
+        card = self._cards.get(code)
+        if card is None or card.token != call.token:
+            raise Refusal(404, [Problem(_t(call.language, "card_not_found", value=code), "not_found")])
+        status = self._status(self._orders[card.order_id])
+        active = status == "completed"
+        expired = card.expires_at <= datetime.now(UTC)
+        card_json = {
+            "id": card.id, "balance": card.balance, "currency": card.currency, "promotional": False,
+            "is_redeemable": active and card.balance > 0 and not expired,
+            "is_issuable": False, "is_extendable": False,
+            "expires_at": _timestamp(card.expires_at), "created_at": _timestamp(card.created_at),
+            "package": card.package_id,
+        }
+        issue = {
+            "id": "tr_" + card.id[3:], "amount": card.balance, "currency": card.currency, "status": "success",
+            "type": "issue", "description": f"Issue amount of '{_euro(card.balance)}'", "is_capturable": False,
+            "captured_at": _timestamp(card.created_at), "created_at": _timestamp(card.created_at),
+        }
+        card_json["transactions"] = [issue] if active else []
+        card_json["images"] = [{"type": "FRONT_SMALL",
+                                "url": f"https://dashboard.gifty.nl/storage/images/preview/{card.id}/small.png"}]
+        return json_response(200, {"data": card_json})
+
+    def _status(self, order: _Order) -> str:
+        if order.forced_status is not None:
+            return order.forced_status
+        elapsed = time.monotonic() - order.started
+        if self.complete_after is not None and elapsed >= self.complete_after:
+            return "completed"
+        if self.processing_after is not None and elapsed >= self.processing_after:
+            return "processing"
+        return "pending"
+
+    def _order_json(self, order: _Order) -> dict[str, Any]:
+        status = self._status(order)
+        return {
+            "id": order.id,
+            "created_at": _timestamp(order.created_at),
+            "status": status,
+            "currency": order.currency,
+            "fulfillment": {"mode": order.mode, "status": status},
+            "customer": dict(order.customer),
+            "line_items": [{key: value for key, value in line.items() if key != "_product"}
+                           for line in order.line_items],
+            "amounts": dict(order.amounts),
+            # Seed 003 shows the code masked in a pending order's answer. Assumption: the
+            # code shows in full once the order is completed and its cards activated.
+            "gift_cards": [
+                {"id": card.id, "code": card.code if status == "completed" else "*" * 12 + card.code[-4:],
+                 "balance": card.balance, "currency": card.currency}
+                for card in order.cards
+            ],
+            "metadata": dict(order.metadata),
+        }
+
+    def _new_code(self) -> str:
+        while True:
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(16))
+            if code not in self._cards:
+                return code
+
+    # --- Test-only endpoints (not part of Gifty's API) ---------------------------------------
+
+    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
+        action = request.path[len(ADMIN_PREFIX):].strip("/")
+        if request.method == "GET" and action == "ledger":
+            with self._lock:
+                return json_response(200, [entry.to_json() for entry in self.ledger])
+        if request.method == "POST" and action == "reset":
+            self.reset()
+            return json_response(200, {"reset": True})
+        if request.method == "POST" and action == "faults":
+            return self._admin_add_fault(request)
+        match = re.fullmatch(r"orders/(?P<order_id>[^/]+)/(?P<status>cancel|complete)", action)
+        if request.method == "POST" and match:
+            status = {"cancel": "cancelled", "complete": "completed"}[match["status"]]
+            try:
+                self.set_order_status(match["order_id"], status)
+            except KeyError:
+                return json_response(404, {"error": f"No order {match['order_id']}"})
+            return json_response(200, {"id": match["order_id"], "status": status})
+        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
+
+    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
+        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
+        try:
+            fault = self.faults.add(str(body.get("kind")), **options)
+        except (TypeError, ValueError) as error:
+            return json_response(400, {"error": str(error)})
+        return json_response(201, {"added": asdict(fault)})
+
+
+def _t(language: str, key: str, **values: Any) -> str:
+    texts = MESSAGES[key]
+    return (texts.get(language) or texts["en"]).format(**values)
+
+
+def _product_json(product: CatalogProduct) -> dict[str, Any]:
+    if product.price is not None:
+        pricing = {"model": "fixed", "application": "per_item", "currency": "EUR",
+                   "price": {"excluding_tax": product.price, "including_tax": product.price, "tax": 0,
+                             "tax_lines": []}}
+    else:
+        pricing = {"model": "variable", "application": "per_item", "currency": "EUR",
+                   "range": {"minimum": product.minimum, "maximum": product.maximum,
+                             "suggested_amounts": list(product.suggested)}}
+    options = [{
+        "type": "personalised_message", "title": "Personalised message",
+        "description": "Add a personal message to the gift card",
+        "constraints": {"required": False, "max_length": MESSAGE_MAX_LENGTH},
+        "pricing": {"model": "fixed", "application": "per_order", "currency": "EUR", "price": dict(MESSAGE_PRICE)},
+        "available_for": ["physical", "digital"],
+    }]
+    if "physical" in product.modes:
+        options.append({
+            "type": "gift_wrapping", "title": "Gift wrapping", "description": "Add a festive wrapping to the gift card",
+            "constraints": {"required": False, "options": [WRAPPING_ID]},
+            "pricing": {"model": "variable", "application": "per_item", "currency": "EUR", "variable": True},
+            "available_for": ["physical"],
+        })
+    return {
+        "id": product.id, "type": product.type, "title": product.title, "description": product.description,
+        "images": product.image(), "pricing": pricing, "fulfillment_modes": list(product.modes),
+        "customisation_options": options,
+    }
+
+
+# --- The local demo (see providers/emulators/registry.py) -----------------------------------
+
+DEMO_ACCOUNT = {
+    "auth_path": "",  # bearer token: no token URL
+    "credentials": {"api_token": DEMO_API_TOKEN},
+    "settings": {"language": "en", "max_cards_per_request": "1", "rate_limit_per_minute": "120"},
+}
+
+
+def make_demo_emulator() -> GiftyEmulator:
+    return GiftyEmulator(tokens=[DEMO_API_TOKEN], processing_after=1.0, complete_after=3.0)

@@ -1,0 +1,750 @@
+"""UGiftMe business API emulator, following seed 004 and DESIGN.md's assumptions.
+
+Paths are relative to the business API base (`https://api.ugift.me/api/v1/business`):
+`GET /auth`, `GET /products`, `GET /wallet`, `POST /orders`, `POST /orders/bulk`,
+`GET /orders/order-requests/{id}`, `GET /orders/{id}`. A request whose path still carries
+`/api/v1/business` is served too. Test-only endpoints live under `/_emulator/`.
+
+Where seed 004 is silent, the emulator follows the assumptions listed at the top of
+providers/clients/ugiftme.py; the emulator's own choices are marked "Assumption:".
+- Async mode (the default; `async_orders`): POST answers 202 {"orderRequestId", "status":
+  "queued"} and each GET of the order request moves it on: the first poll creates the
+  orders ("processing"), the `polls_to_finish`-th finishes it ("succeeded"/"failed").
+  Sync mode answers 201 with the created order(s), status `sync_order_status`.
+- Assumption: the body's shape (fields, email, currency) is checked at once (400); the
+  product rules (product exists, currency, denomination or range) are checked when the
+  orders are created: at once in sync mode (400, nothing created), while processing in
+  async mode (that order fails, listed in `errors` with its reference; the others go on).
+- Assumption: the wallet pays in one currency (EUR); DKK is converted at a fixed rate. The
+  whole request is paid (reserved) when it is accepted, so 402 comes from the POST;
+  orders that fail later are refunded.
+- Assumption: a bulk request takes at most 100 orders.
+- Idempotency (seed 004): the same key (per API key) with the same body replays the first
+  answer; with another body: 400. Only successful answers are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from providers.emulators import faults as F
+from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.http import (
+    DropConnection,
+    EmulatorRequest,
+    EmulatorResponse,
+    html_response,
+    json_response,
+)
+
+DEMO_API_KEY = "ugm_demo_7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e"
+API_PREFIX = "/api/v1/business"
+ADMIN_PREFIX = "/_emulator/"
+ORDER_PATHS = ("/orders", "/orders/bulk")
+MAX_BULK_ORDERS = 100
+CENT = Decimal("0.01")
+# Assumption: the wallet's currency and the fixed rates into it.
+WALLET_CURRENCY = "EUR"
+RATES_TO_EUR: dict[str, Decimal] = {"EUR": Decimal("1"), "DKK": Decimal("1") / Decimal("7.46")}
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CALLER_IP = "127.0.0.1"  # the loopback caller, unless X-Forwarded-For says otherwise
+
+
+# --- Catalog -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    id: str
+    name: str
+    currency: str
+    denominations: tuple[Decimal, ...] = ()
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "currency": self.currency}
+        if self.denominations:
+            data["denominations"] = [_num(value) for value in self.denominations]
+        else:
+            data["minAmount"] = _num(self.min_amount)
+            data["maxAmount"] = _num(self.max_amount)
+        return data
+
+    def pricing(self) -> str:
+        if self.denominations:
+            return ", ".join(_text(value) for value in self.denominations) + f" {self.currency}"
+        return f"{_text(self.min_amount)} to {_text(self.max_amount)} {self.currency}"
+
+    def amount_problem(self, amount: Decimal) -> str | None:
+        if self.denominations:
+            return None if amount in self.denominations else f"choose one of {self.pricing()}"
+        assert self.min_amount is not None and self.max_amount is not None
+        if self.min_amount <= amount <= self.max_amount:
+            return None
+        return f"it takes {self.pricing()}"
+
+
+UNIVERSAL_CARD = "66a1f0c2b5e4d3a2f1e0d9c1"
+BOL_CARD = "66a1f0c2b5e4d3a2f1e0d9c2"
+MAGASIN_CARD = "66a1f0c2b5e4d3a2f1e0d9c3"
+EXPERIENCE_CARD = "66a1f0c2b5e4d3a2f1e0d9c4"
+
+CATALOG: tuple[CatalogProduct, ...] = (
+    CatalogProduct(UNIVERSAL_CARD, "UGiftMe Universal Gift Card", "EUR",
+                   min_amount=Decimal("10"), max_amount=Decimal("500")),
+    CatalogProduct(BOL_CARD, "Bol.com Gift Card", "EUR",
+                   denominations=(Decimal("25"), Decimal("50"), Decimal("100"))),
+    CatalogProduct(MAGASIN_CARD, "Magasin Gift Card", "DKK",
+                   denominations=(Decimal("200"), Decimal("500"))),
+    CatalogProduct(EXPERIENCE_CARD, "Nordic Experience Card", "DKK",
+                   min_amount=Decimal("100"), max_amount=Decimal("2500")),
+)
+
+
+# --- Small helpers -----------------------------------------------------------------------------
+
+
+def _num(value: Decimal | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _text(value: Decimal | None) -> str:
+    return "?" if value is None else format(value.normalize(), "f")
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(CENT):.2f}"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _now() -> str:
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _in_wallet_currency(amount: Decimal, currency: str) -> Decimal:
+    return (amount * RATES_TO_EUR[currency]).quantize(CENT, ROUND_HALF_UP)
+
+
+def _error(status: int, error: str, message: str = "", headers: dict[str, str] | None = None,
+           **extra: Any) -> EmulatorResponse:
+    """Seed 004: failures are JSON with at least an `error` string, no envelope."""
+    body: dict[str, Any] = {"error": error}
+    if message:
+        body["message"] = message
+    body.update(extra)
+    return json_response(status, body, headers)
+
+
+GATEWAY_ERROR_PAGE = """<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>cloudflare</center>
+</body>
+</html>
+"""
+
+
+# --- State -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiKey:
+    """One integration API key of the business, and what the dashboard set on it."""
+
+    key: str
+    name: str = "GiftDesk"
+    ip_allow_list: tuple[str, ...] = ()  # empty: any address
+    revoked: bool = False
+
+
+@dataclass
+class _OrderInput:
+    """One order of a request body, shape-checked."""
+
+    product_id: str
+    amount: Decimal
+    currency: str
+    recipient_name: str
+    recipient_email: str
+    message: str
+    reference: str | None
+
+
+@dataclass
+class _Order:
+    id: str
+    api_key: str
+    order_request_id: str | None
+    status: str
+    input: _OrderInput
+    product_name: str
+    charged: Decimal
+    created_at: str
+    polls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "reference": self.input.reference,
+            "productId": self.input.product_id,
+            "productName": self.product_name,
+            "amount": _num(self.input.amount),
+            "currency": self.input.currency,
+            "recipient": {"name": self.input.recipient_name, "email": self.input.recipient_email},
+            "message": self.input.message,
+            "charged": {"amount": _num(self.charged), "currency": WALLET_CURRENCY},
+            "orderRequestId": self.order_request_id,
+            "createdAt": self.created_at,
+        }
+
+
+@dataclass
+class _OrderRequest:
+    id: str
+    api_key: str
+    bulk: bool
+    inputs: list[_OrderInput]
+    reserved: list[Decimal]  # what each order took from the wallet
+    status: str = "queued"
+    polls: int = 0
+    orders: list[_Order] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    created_at: str = field(default_factory=_now)
+    updated_at: str = field(default_factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        result = None
+        if self.status in ("succeeded", "failed") and (self.orders or self.bulk):
+            result = ({"orders": [order.to_json() for order in self.orders]} if self.bulk
+                      else {"order": self.orders[0].to_json()})
+        return {
+            "orderRequestId": self.id,
+            "status": self.status,
+            "result": result,
+            "errors": list(self.errors),
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class _StoredResponse:
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One gift card the emulator 'issued'. Tests count these per `reference`."""
+
+    card_id: str  # the UGiftMe order id
+    order_request_id: str | None
+    reference: str | None
+    product_id: str
+    amount: Decimal
+    currency: str
+    charged: Decimal
+    charged_currency: str
+    recipient_name: str
+    recipient_email: str
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["amount"] = str(self.amount)
+        data["charged"] = str(self.charged)
+        return data
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class _Call:
+    api_key: str
+    params: dict[str, str] = field(default_factory=dict)
+    credit_fault: Fault | None = None
+
+
+Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
+
+
+def _fingerprint(request: EmulatorRequest) -> str:
+    data = request.json()
+    body = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() if data is not None else request.body
+    return f"{request.method} {request.path} {hashlib.sha256(body).hexdigest()}"
+
+
+# --- The emulator ------------------------------------------------------------------------------
+
+
+class UGiftMeEmulator:
+    """In-memory UGiftMe business API: key auth, catalog, wallet, orders and a card ledger."""
+
+    def __init__(
+        self,
+        api_keys: Iterable[str | ApiKey] = (),
+        *,
+        business_name: str = "GiftDesk Test BV",
+        business_complete: bool = True,
+        async_orders: bool = True,
+        polls_to_finish: int = 2,
+        sync_order_status: str = "completed",
+        wallet_balance: Decimal | str = Decimal("10000.00"),
+        rate_limit_per_minute: int | None = None,
+        rate_limit_headers: str = "retry-after",
+    ) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        for item in api_keys:
+            key = item if isinstance(item, ApiKey) else ApiKey(item)
+            self.keys[key.key] = key
+        self.business_name = business_name
+        self.business_complete = business_complete  # seed 004: 403 on /auth when incomplete
+        self.async_orders = async_orders
+        self.polls_to_finish = max(1, polls_to_finish)
+        # Sync mode: "completed", or "pending" to finish on the Nth GET /orders/{id}.
+        self.sync_order_status = sync_order_status
+        self.initial_balance = Decimal(str(wallet_balance)).quantize(CENT)
+        self.wallet_balance = self.initial_balance
+        self.rate_limit_per_minute = rate_limit_per_minute
+        # How a 429 says when to come back: "retry-after" (Retry-After, RateLimit-Reset and
+        # X-RateLimit-Reset as a Unix time), "reset-epoch" (X-RateLimit-Reset as a Unix time
+        # only) or "reset-seconds" (X-RateLimit-Reset as seconds only).
+        self.rate_limit_headers = rate_limit_headers
+        self.max_bulk_orders = MAX_BULK_ORDERS
+        self.faults = FaultPlan()
+        self.ledger: list[LedgerEntry] = []
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._orders: dict[str, _Order] = {}
+        self._order_requests: dict[str, _OrderRequest] = {}
+        self._idempotency: dict[tuple[str, str], _StoredResponse] = {}
+        self._hits: dict[str, deque[float]] = {}
+        # Ids keep counting across reset() so ids handed out earlier never come back.
+        self._ids = itertools.count(int("66b200000000000000000000", 16))
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("GET", re.compile(r"/auth"), self._auth),
+            ("GET", re.compile(r"/products"), self._products),
+            ("GET", re.compile(r"/wallet"), self._wallet),
+            ("POST", re.compile(r"/orders"), self._idempotent(self._create_order)),
+            ("POST", re.compile(r"/orders/bulk"), self._idempotent(self._create_bulk)),
+            ("GET", re.compile(r"/orders/order-requests/(?P<id>[^/]+)"), self._get_order_request),
+            ("GET", re.compile(r"/orders/(?P<id>[^/]+)"), self._get_order),
+        ]
+
+    # --- Test helpers ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget orders, requests, ledger, idempotency keys, faults; refill the wallet."""
+        with self._lock:
+            self._orders.clear()
+            self._order_requests.clear()
+            self._idempotency.clear()
+            self._hits.clear()
+            self.ledger.clear()
+            self.requests.clear()
+            self.wallet_balance = self.initial_balance
+        self.faults.clear()
+
+    def cards_for(self, reference: str) -> int:
+        return sum(1 for entry in self.ledger if entry.reference == reference)
+
+    # --- Entry point -------------------------------------------------------------------------
+
+    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
+        if request.path.startswith(API_PREFIX + "/"):
+            request = EmulatorRequest(request.method, request.path[len(API_PREFIX):], dict(request.query),
+                                      request.headers, request.body)
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._handle_admin(request)
+        self._record(request)
+        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
+        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
+            return self._fault_response(fault)
+        with self._lock:
+            response = self._dispatch(request, credit_fault=fault)
+        if 200 <= response.status < 300:  # "after commit": only when something was done
+            after = self.faults.take(request, F.AFTER)
+            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
+                raise DropConnection()
+            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
+                time.sleep(after.delay)  # outside the lock: other requests carry on
+        return response
+
+    def _record(self, request: EmulatorRequest) -> None:
+        recorded = RecordedRequest(request.method, request.path, dict(request.query),
+                                   dict(request.headers.items()), request.body)
+        with self._lock:
+            self.requests.append(recorded)
+
+    @staticmethod
+    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
+        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
+        if not (request.method == "POST" and request.path in ORDER_PATHS):
+            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
+        return frozenset(kinds)
+
+    def _fault_response(self, fault: Fault) -> EmulatorResponse:
+        if fault.kind == F.DROP_BEFORE:
+            raise DropConnection()
+        if fault.kind == F.HTML:
+            return html_response(502, GATEWAY_ERROR_PAGE)
+        if fault.kind == F.HTTP_429:
+            return self._too_many(fault.retry_after)
+        if fault.kind == F.HTTP_503:
+            return _error(503, "Service unavailable", "The service is temporarily unavailable.")
+        return _error(500, "Internal server error", "Something went wrong while processing the request.")
+
+    def _too_many(self, wait: int) -> EmulatorResponse:
+        reset_at = str(int(time.time()) + wait)
+        if self.rate_limit_headers == "reset-epoch":
+            headers = {"X-RateLimit-Reset": reset_at}
+        elif self.rate_limit_headers == "reset-seconds":
+            headers = {"X-RateLimit-Reset": str(wait)}
+        else:
+            headers = {"Retry-After": str(wait), "RateLimit-Reset": str(wait), "X-RateLimit-Reset": reset_at}
+        limit = str(self.rate_limit_per_minute or 60)
+        headers.update({"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": "0",
+                        "RateLimit-Limit": limit, "RateLimit-Remaining": "0"})
+        return _error(429, "Too many requests, please try again later.", headers=headers)
+
+    def _dispatch(self, request: EmulatorRequest, credit_fault: Fault | None) -> EmulatorResponse:
+        supplied = request.headers.get("X-API-Key", "").strip()
+        if not supplied:
+            return _error(401, "Missing API key")
+        key = self.keys.get(supplied)
+        if key is None:
+            return _error(401, "Invalid API key", reason="No API key matches this value.")
+        if key.revoked:
+            return _error(401, "Invalid API key", reason="This API key has been revoked.")
+        caller = request.headers.get("X-Forwarded-For", CALLER_IP).split(",")[0].strip()
+        if key.ip_allow_list and caller not in key.ip_allow_list:
+            return _error(403, f"IP address {caller} is not allowed for this API key",
+                          "Add the address to the key's IP whitelist in the dashboard.")
+        limited = self._rate_limit(supplied)
+        if limited is not None:
+            return limited
+        allowed: list[str] = []
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            if method == request.method:
+                return handler(request, _Call(supplied, match.groupdict(), credit_fault))
+            allowed.append(method)
+        if allowed:
+            return _error(405, "Method not allowed", f"{request.method} is not allowed on {request.path}; "
+                                                      f"use {', '.join(allowed)}.", {"Allow": ", ".join(allowed)})
+        return _error(404, "Not found", f"No business API endpoint {request.method} {request.path}.")
+
+    def _rate_limit(self, api_key: str) -> EmulatorResponse | None:
+        if not self.rate_limit_per_minute:
+            return None
+        now = time.monotonic()
+        hits = self._hits.setdefault(api_key, deque())
+        while hits and hits[0] <= now - 60:
+            hits.popleft()
+        if len(hits) >= self.rate_limit_per_minute:
+            return self._too_many(max(1, int(60 - (now - hits[0])) + 1))
+        hits.append(now)
+        return None
+
+    # --- Read endpoints ----------------------------------------------------------------------
+
+    def _auth(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        if not self.business_complete:
+            return _error(403, "Business profile incomplete",
+                          "Complete the business profile in the dashboard before using the API.")
+        key = self.keys[call.api_key]
+        return json_response(200, {
+            "business": {"id": "66a0c0ffee0000000000b001", "name": self.business_name},
+            "integration": {"name": key.name, "keyPrefix": key.key[:8],
+                            "ipWhitelist": list(key.ip_allow_list)},
+        })
+
+    def _products(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        return json_response(200, {"products": [product.to_json() for product in CATALOG]})
+
+    def _wallet(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        return json_response(200, {"balance": _num(self.wallet_balance), "currency": WALLET_CURRENCY})
+
+    def _get_order_request(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        order_request = self._order_requests.get(call.params["id"])
+        if order_request is None or order_request.api_key != call.api_key:
+            return _error(404, "Order request not found")
+        self._advance(order_request)
+        return json_response(200, order_request.to_json())
+
+    def _get_order(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        order = self._orders.get(call.params["id"])
+        if order is None or order.api_key != call.api_key:
+            return _error(404, "Order not found")
+        if order.status == "pending" and order.order_request_id is None:
+            order.polls += 1
+            if order.polls >= self.polls_to_finish:
+                order.status = "completed"
+        return json_response(200, {"order": order.to_json()})
+
+    # --- Orders ------------------------------------------------------------------------------
+
+    def _create_order(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            return _error(400, "Invalid request body", "Send one order as a JSON object.")
+        parsed, problem = self._parse_order(body, "")
+        if problem:
+            return _error(400, "Validation failed", problem)
+        return self._accept([parsed], bulk=False, call=call)
+
+    def _create_bulk(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        body = request.json()
+        orders = body.get("orders") if isinstance(body, dict) else None
+        if not isinstance(orders, list) or not orders:
+            return _error(400, "Validation failed", "orders must be a non-empty array of orders.")
+        if len(orders) > self.max_bulk_orders:
+            return _error(400, "Validation failed", f"A bulk request takes at most {self.max_bulk_orders} "
+                                                    f"orders; this one has {len(orders)}.")
+        inputs = []
+        for index, item in enumerate(orders):
+            parsed, problem = self._parse_order(item, f"orders[{index}].")
+            if problem:
+                return _error(400, "Validation failed", problem)
+            inputs.append(parsed)
+        return self._accept(inputs, bulk=True, call=call)
+
+    @staticmethod
+    def _parse_order(item: Any, prefix: str) -> tuple[_OrderInput | None, str]:
+        if not isinstance(item, dict):
+            return None, f"{prefix or 'order'} must be an object."
+        recipient = item.get("recipient")
+        recipient = recipient if isinstance(recipient, dict) else {}
+        amount = _decimal(item.get("amount"))
+        currency = item.get("currency")
+        problems = []
+        if _blank(item.get("productId")):
+            problems.append(f"{prefix}productId is required.")
+        if amount is None or amount <= 0 or amount != amount.quantize(CENT):
+            problems.append(f"{prefix}amount must be a positive number with at most 2 decimals "
+                            f"(got {item.get('amount')!r}).")
+        if not isinstance(currency, str) or currency.upper() not in RATES_TO_EUR:
+            problems.append(f"{prefix}currency {currency!r} is not supported; use one of "
+                            f"{', '.join(RATES_TO_EUR)}.")
+        if _blank(recipient.get("name")):
+            problems.append(f"{prefix}recipient.name is required.")
+        email = recipient.get("email")
+        if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
+            problems.append(f"{prefix}recipient.email {email!r} is not a valid email address.")
+        message = item.get("message")
+        if message is not None and not isinstance(message, str):
+            problems.append(f"{prefix}message must be a string.")
+        reference = item.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            problems.append(f"{prefix}reference must be a string.")
+        if problems:
+            return None, " ".join(problems)
+        assert amount is not None and isinstance(currency, str) and isinstance(email, str)
+        return _OrderInput(str(item["productId"]), amount, currency.upper(), str(recipient["name"]).strip(),
+                           email.strip(), message or "", reference), ""
+
+    @staticmethod
+    def _product_problem(order: _OrderInput) -> tuple[CatalogProduct | None, str]:
+        product = next((p for p in CATALOG if p.id == order.product_id), None)
+        if product is None:
+            return None, f"Product {order.product_id} does not exist or is not available to this business."
+        if order.currency != product.currency:
+            return product, f"{product.name} is sold in {product.currency}, not {order.currency}."
+        problem = product.amount_problem(order.amount)
+        if problem:
+            return product, f"{_text(order.amount)} {order.currency} is not available for {product.name}: {problem}."
+        return product, ""
+
+    def _accept(self, inputs: list[_OrderInput], *, bulk: bool, call: _Call) -> EmulatorResponse:
+        if not self.async_orders:
+            for index, order in enumerate(inputs):
+                _, problem = self._product_problem(order)
+                if problem:
+                    where = f"orders[{index}] (reference {order.reference}): " if bulk else ""
+                    return _error(400, "Invalid order", where + problem)
+        costs = [_in_wallet_currency(order.amount, order.currency) for order in inputs]
+        required = sum(costs, Decimal("0"))
+        if call.credit_fault is not None or required > self.wallet_balance:
+            available = self.wallet_balance
+            if available >= required:  # a fault: show a balance that does not cover it
+                available = max(Decimal("0"), required - Decimal("1")).quantize(CENT)
+            return _error(402, "Insufficient funds", required=_num(required.quantize(CENT)),
+                          available=_num(available.quantize(CENT)), currency=WALLET_CURRENCY)
+        self.wallet_balance -= required
+        async_header = {"X-Business-Orders-Async": "true" if self.async_orders else "false"}
+        if self.async_orders:
+            order_request = _OrderRequest(self._new_id(), call.api_key, bulk, inputs, costs)
+            self._order_requests[order_request.id] = order_request
+            return json_response(202, {"orderRequestId": order_request.id, "status": "queued"}, async_header)
+        orders = [self._create(order, cost, call.api_key, None, self.sync_order_status)
+                  for order, cost in zip(inputs, costs)]
+        body = {"orders": [o.to_json() for o in orders]} if bulk else {"order": orders[0].to_json()}
+        return json_response(201, body, async_header)
+
+    def _create(self, order: _OrderInput, cost: Decimal, api_key: str, order_request_id: str | None,
+                status: str) -> _Order:
+        product = next(p for p in CATALOG if p.id == order.product_id)
+        created = _Order(self._new_id(), api_key, order_request_id, status, order, product.name, cost, _now())
+        self._orders[created.id] = created
+        self.ledger.append(LedgerEntry(
+            card_id=created.id, order_request_id=order_request_id, reference=order.reference,
+            product_id=order.product_id, amount=order.amount, currency=order.currency, charged=cost,
+            charged_currency=WALLET_CURRENCY, recipient_name=order.recipient_name,
+            recipient_email=order.recipient_email, created_at=created.created_at,
+        ))
+        return created
+
+    def _advance(self, order_request: _OrderRequest) -> None:
+        """One poll moves the request on: queued -> processing (orders created) -> finished."""
+        if order_request.status in ("succeeded", "failed"):
+            return
+        order_request.polls += 1
+        if order_request.status == "queued":
+            order_request.status = "processing"
+            for order, cost in zip(order_request.inputs, order_request.reserved):
+                _, problem = self._product_problem(order)
+                if problem:
+                    self.wallet_balance += cost  # refunded: nothing was bought
+                    order_request.errors.append({"reference": order.reference, "error": "Invalid order",
+                                                 "message": problem})
+                else:
+                    order_request.orders.append(
+                        self._create(order, cost, order_request.api_key, order_request.id, "processing"))
+        if order_request.polls >= self.polls_to_finish:
+            for order in order_request.orders:
+                order.status = "completed"
+            # A bulk request fails only when it could create nothing; a single one with its order.
+            order_request.status = "succeeded" if order_request.orders else "failed"
+        order_request.updated_at = _now()
+
+    def _new_id(self) -> str:
+        return f"{next(self._ids):024x}"
+
+    # --- Idempotency (seed 004) --------------------------------------------------------------
+
+    def _idempotent(self, handler: Handler) -> Handler:
+        def wrapped(request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+            key = request.headers.get("Idempotency-Key", "").strip()
+            if not key:
+                return handler(request, call)
+            fingerprint = _fingerprint(request)
+            stored = self._idempotency.get((call.api_key, key))
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    return _error(400, "Idempotency key reused with a different payload",
+                                  f'Idempotency-Key "{key}" was already used for another request. '
+                                  "Send a new key for a new request.")
+                return EmulatorResponse(stored.status, stored.body, dict(stored.headers))
+            response = handler(request, call)
+            if 200 <= response.status < 300:
+                self._idempotency[(call.api_key, key)] = _StoredResponse(
+                    fingerprint, response.status, response.body, dict(response.headers))
+            return response
+
+        return wrapped
+
+    # --- Test-only endpoints (not part of UGiftMe's API) -------------------------------------
+
+    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
+        action = request.path[len(ADMIN_PREFIX):].strip("/")
+        if request.method == "GET" and action == "ledger":
+            with self._lock:
+                return json_response(200, [entry.to_json() for entry in self.ledger])
+        if request.method == "POST" and action == "reset":
+            self.reset()
+            return json_response(200, {"reset": True})
+        if request.method == "POST" and action == "faults":
+            return self._admin_add_fault(request)
+        if request.method == "POST" and action == "settings":
+            return self._admin_settings(request)
+        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
+
+    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
+        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
+        try:
+            fault = self.faults.add(str(body.get("kind")), **options)
+        except (TypeError, ValueError) as error:
+            return json_response(400, {"error": str(error)})
+        return json_response(201, {"added": asdict(fault)})
+
+    def _admin_settings(self, request: EmulatorRequest) -> EmulatorResponse:
+        """{"async": bool, "wallet_balance": "12.00", "polls_to_finish": n}: switch modes."""
+        body = request.json()
+        if not isinstance(body, dict):
+            return json_response(400, {"error": "Send a JSON object."})
+        with self._lock:
+            if "async" in body:
+                self.async_orders = bool(body["async"])
+            if "wallet_balance" in body:
+                balance = _decimal(body["wallet_balance"])
+                if balance is None:
+                    return json_response(400, {"error": "wallet_balance must be a number."})
+                self.wallet_balance = balance.quantize(CENT)
+            if "polls_to_finish" in body:
+                self.polls_to_finish = max(1, int(body["polls_to_finish"]))
+            return json_response(200, {"async": self.async_orders, "wallet_balance": _money(self.wallet_balance),
+                                       "polls_to_finish": self.polls_to_finish})
+
+
+# --- The local demo (see providers/emulators/registry.py) -----------------------------------
+
+DEMO_ACCOUNT = {
+    "auth_path": "",
+    "credentials": {"api_key": DEMO_API_KEY},
+    "settings": {"max_cards_per_request": "20", "rate_limit_per_minute": "60"},
+}
+
+
+def make_demo_emulator() -> UGiftMeEmulator:
+    return UGiftMeEmulator(api_keys=[DEMO_API_KEY], business_name="GiftDesk Demo BV",
+                           wallet_balance=Decimal("100000.00"))
