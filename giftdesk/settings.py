@@ -23,6 +23,10 @@ SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-giftdesk-local-demo-
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Where providers reach this GiftDesk (webhooks), e.g. https://giftdesk.example.com/.
+# Blank: the address the admin is used at.
+GIFTDESK_PUBLIC_URL = env.str("GIFTDESK_PUBLIC_URL", default="")
+
 # Loopback provider emulators under /emulators/<kind>/: on for the demo, off in production.
 GIFTDESK_EMULATORS = env.bool("GIFTDESK_EMULATORS", default=DEBUG)
 
@@ -138,6 +142,8 @@ GIFTDESK_RETRY_MAX_SECONDS = env.float("GIFTDESK_RETRY_MAX_SECONDS", default=600
 GIFTDESK_STALE_AFTER_SECONDS = env.float("GIFTDESK_STALE_AFTER_SECONDS", default=Q_TIMEOUT_SECONDS * 2)
 # How often orders a provider is still fulfilling are looked up.
 GIFTDESK_POLL_SECONDS = env.float("GIFTDESK_POLL_SECONDS", default=10.0)
+# Lookups of one provider order back off (doubling) up to this, to spare the rate limit.
+GIFTDESK_POLL_MAX_SECONDS = env.float("GIFTDESK_POLL_MAX_SECONDS", default=300.0)
 
 # --- Spreadsheet limits ------------------------------------------------------------------
 GIFTDESK_IMPORT_MAX_ROWS = env.int("GIFTDESK_IMPORT_MAX_ROWS", default=50_000)

@@ -39,6 +39,7 @@ from providers.clients.base import (
     AccountError,
     CardRequest,
     CardStatus,
+    CardUpdate,
     OutcomeUnknown,
     PermanentError,
     ProviderError,
@@ -65,7 +66,7 @@ def new_idempotency_key() -> str:
 
 
 # The card fields a provider may require to be equal within one request, as order fields.
-GROUP_FIELDS = {"currency": "currency", "product": "product_id", "message": "message"}
+GROUP_FIELDS = {"currency": "currency", "product": "product_id", "message": "message", "send_on": "send_on"}
 
 
 def claim_limit(account: ProviderAccount) -> int:
@@ -314,6 +315,11 @@ def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> No
 # --- Polling --------------------------------------------------------------------------------------
 
 
+def poll_delay(polls: int) -> float:
+    """Seconds until the next lookup of a provider order: doubling, capped."""
+    return min(settings.GIFTDESK_POLL_SECONDS * 2 ** max(polls - 1, 0), settings.GIFTDESK_POLL_MAX_SECONDS)
+
+
 def submission_poll(submission_id: int) -> int | None:
     """Ask the provider about the cards it is still fulfilling; returns how many still are,
     or None when this poll was not due or another worker took it."""
@@ -353,7 +359,8 @@ def submission_poll(submission_id: int) -> int | None:
     with transaction.atomic():
         still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING)
         Submission.objects.filter(pk=submission.pk).update(
-            next_poll_at=timezone.now() + timedelta(seconds=delay) if still else None, updated_at=timezone.now()
+            next_poll_at=timezone.now() + timedelta(seconds=poll_delay(submission.polls + 1)) if still else None,
+            polls=F("polls") + 1, updated_at=timezone.now(),
         )
         _complete_finished_batches({order.batch_id for order in orders})
     return still
@@ -550,3 +557,38 @@ def account_resume(*, account: ProviderAccount) -> int:
     waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(next_attempt_at=now)
     transaction.on_commit(lambda: wake_worker(account.pk))
     return waiting
+
+
+# --- Webhooks ---------------------------------------------------------------------------------------
+
+FINISHABLE = (OrderStatus.SENDING, OrderStatus.PROCESSING)
+
+
+def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], actor: str) -> str:
+    """Apply what a provider's webhook says of its cards. Only forward moves: an order that
+    is finished stays as it is, so a late or replayed event can never undo a delivery."""
+    changed, ignored = 0, 0
+    for update in updates:
+        orders = Order.objects.filter(batch__account=account)
+        if update.order_reference:
+            orders = orders.filter(reference=update.order_reference)
+        elif update.provider_order_id:
+            orders = orders.filter(provider_order_id=update.provider_order_id)
+        else:
+            ignored += 1
+            continue
+        new_status = CARD_STATUS[update.status]
+        for order in orders.filter(status__in=FINISHABLE):
+            if new_status == order.status:
+                continue
+            now = timezone.now()
+            fields = {"status": new_status, "updated_at": now, "last_error": update.error,
+                      "completed_at": now if new_status in TERMINAL_STATUSES else None}
+            if update.details:
+                fields["provider_details"] = {**order.provider_details, **update.details}
+            if Order.objects.filter(pk=order.pk, status=order.status).update(**fields):
+                events.record_transition([order], to_status=new_status, actor=actor,
+                                         message=update.error or "Reported by the provider's webhook.")
+                changed += 1
+                _complete_finished_batches({order.batch_id})
+    return f"{changed} orders updated" + (f", {ignored} updates without an order reference" if ignored else "")

@@ -94,9 +94,8 @@ class Submission(models.Model):
 
     account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT, related_name="submissions")
     idempotency_key = models.CharField(max_length=80, unique=True)
-    provider_reference = models.CharField(
-        max_length=100, blank=True, help_text="Basket id, order id or order request id."
-    )
+    # Text: a synchronous bulk order can carry many provider order ids.
+    provider_reference = models.TextField(blank=True, help_text="Basket id, order id(s) or order request id.")
     state = models.CharField(
         max_length=20, choices=SubmissionState.choices, default=SubmissionState.PREPARED
     )
@@ -107,6 +106,7 @@ class Submission(models.Model):
     outcome_unknown = models.BooleanField(default=False)
     # Accepted, with cards the provider is still fulfilling: when to ask again.
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    polls = models.PositiveIntegerField(default=0, help_text="Status lookups so far (they back off).")
     # Set on the single-card submissions made from a multi-card one the provider refused.
     split_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="splits"

@@ -3,22 +3,34 @@ change goes through `providers.services` or `orders.dispatch`."""
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from orders.dispatch import account_resume
 from providers.clients.base import ProviderError
-from providers.models import Product, ProviderAccount
+from providers.models import Product, ProviderAccount, WebhookEvent
 from providers.checklist import account_checklist
-from providers.services import CREDENTIAL_KEYS, account_balance_refresh, account_check, catalog_sync
+from providers.services import (
+    CREDENTIAL_KEYS,
+    account_balance_refresh,
+    account_check,
+    account_webhook_register,
+    catalog_sync,
+    credentials_merge,
+)
 
 CREDENTIAL_LABELS = {
     "client_id": "Client ID",
     "client_secret": "Client secret",
     "api_token": "API token",
     "api_key": "API key",
+    "webhook_secret": "Webhook secret",
 }
 
 
@@ -47,6 +59,7 @@ class ProviderAccountForm(forms.ModelForm):
     credential_client_secret = _credential_field("Client secret")
     credential_api_token = _credential_field("API token")
     credential_api_key = _credential_field("API key")
+    credential_webhook_secret = _credential_field("Webhook secret")
 
     class Meta:
         model = ProviderAccount
@@ -76,7 +89,7 @@ class ProviderAccountForm(forms.ModelForm):
             for key in CREDENTIAL_KEYS[account.kind] if self.cleaned_data.get(f"credential_{key}")
         }
         if entered or not account.has_credentials:
-            account.set_credentials({**stored, **entered})
+            account.set_credentials(credentials_merge(stored, entered))
         if commit:
             account.save()
         return account
@@ -88,7 +101,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "environment", "connection", "sending", "wallet", "product_count", "is_active"]
     list_filter = ["kind", "environment", "is_active"]
     search_fields = ["name"]
-    actions = ["test_connection", "sync_catalog", "refresh_balance", "resume_sending"]
+    actions = ["test_connection", "sync_catalog", "refresh_balance", "register_webhook", "resume_sending"]
     readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored",
                        "checklist", "wallet"]
 
@@ -184,6 +197,14 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         for account in queryset:
             self.message_user(request, account_balance_refresh(account=account))
 
+    @admin.action(description="Register webhook (order status updates)", permissions=["change"])
+    def register_webhook(self, request, queryset):
+        base = settings.GIFTDESK_PUBLIC_URL or request.build_absolute_uri("/")
+        for account in queryset:
+            url = urljoin(base, reverse("provider-webhook", args=[account.pk]))
+            ok, message = account_webhook_register(account=account, url=url)
+            self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+
     @admin.action(description="Resume sending (after fixing what paused it)", permissions=["change"])
     def resume_sending(self, request, queryset):
         for account in queryset:
@@ -212,3 +233,18 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(description="Pricing")
     def pricing_display(self, product):
         return product.pricing_summary()
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "account", "event_type", "event_id", "outcome"]
+    list_filter = ["account", "event_type"]
+    search_fields = ["event_id"]
+    list_select_related = ["account"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -61,6 +61,9 @@ class ProviderAccount(models.Model):
     )
     blocked_at = models.DateTimeField(null=True, blank=True)
 
+    # The provider's id of our webhook subscription, where we registered one through its API.
+    webhook_id = models.CharField(max_length=100, blank=True)
+
     # Prepaid wallet, where the provider keeps one (refreshed on a schedule).
     balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     balance_currency = models.CharField(max_length=3, blank=True)
@@ -168,3 +171,23 @@ class ProviderCall(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["account", "at"])]
+
+
+class WebhookEvent(models.Model):
+    """An inbound provider webhook, stored once: the unique event id makes a replay a no-op."""
+
+    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="Secrets (PINs, card links) removed.")
+    outcome = models.TextField(blank=True, help_text="What the event changed.")
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "event_id"], name="unique_webhook_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'event'} {self.event_id}"

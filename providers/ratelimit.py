@@ -18,7 +18,8 @@ from django.utils import timezone
 from providers.clients.base import RateLimited
 from providers.models import ProviderAccount, ProviderCall
 
-WINDOW = timedelta(seconds=60)
+# A second more than the provider's minute: requests in flight arrive a little after we count them.
+WINDOW = timedelta(seconds=61)
 # Wait in-line for a slot at most this long; beyond it the request is rescheduled.
 MAX_INLINE_WAIT_SECONDS = 20.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -16,11 +17,21 @@ from providers.ratelimit import throttle_for
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
 # `--set` keys that are credentials, per kind: encrypted, never shown back.
 CREDENTIAL_KEYS = {
-    ProviderKind.GOGIFT: {"client_id", "client_secret"},
-    ProviderKind.GIFTRONAUT: {"client_id", "client_secret"},
-    ProviderKind.GIFTY: {"api_token"},
-    ProviderKind.UGIFTME: {"api_key"},
+    ProviderKind.GOGIFT: {"client_id", "client_secret", "webhook_secret"},
+    ProviderKind.GIFTRONAUT: {"client_id", "client_secret", "webhook_secret"},
+    ProviderKind.GIFTY: {"api_token", "webhook_secret"},
+    ProviderKind.UGIFTME: {"api_key", "webhook_secret"},
 }
+
+
+def credentials_merge(stored: dict[str, str], entered: dict[str, str]) -> dict[str, str]:
+    """New credential values over the stored ones. A new webhook secret keeps the one it
+    replaces as `webhook_secret_previous`, so deliveries signed with it still verify."""
+    merged = {**stored, **{key: value for key, value in entered.items() if value}}
+    old_secret = stored.get("webhook_secret")
+    if entered.get("webhook_secret") and old_secret and entered["webhook_secret"] != old_secret:
+        merged["webhook_secret_previous"] = old_secret
+    return merged
 
 
 def account_client(account: ProviderAccount, *, recorder: Recorder | None = None) -> ProviderClient:
@@ -63,7 +74,8 @@ def account_configure(
         account.api_base_url = api_base_url
     if auth_url is not None:
         account.auth_url = auth_url
-    credentials = account.credentials if account.has_credentials else {}
+    stored = account.credentials if account.has_credentials else {}
+    credentials: dict[str, str] = {}
     settings = dict(account.settings or {})
     for key, value in (values or {}).items():
         if key in CREDENTIAL_KEYS[kind]:
@@ -79,7 +91,7 @@ def account_configure(
         else:
             settings[key] = value
     account.settings = settings
-    account.set_credentials(credentials)
+    account.set_credentials(credentials_merge(stored, credentials))
     account.full_clean()
     account.save()
     return account, created
@@ -162,6 +174,23 @@ def account_balance_refresh(*, account: ProviderAccount) -> str:
         balance=balance.amount, balance_currency=balance.currency, balance_checked_at=timezone.now()
     )
     return f"{account}: balance {balance.amount} {balance.currency}."
+
+
+def account_webhook_register(*, account: ProviderAccount, url: str) -> tuple[bool, str]:
+    """Subscribe the account's webhook URL at the provider and keep the secret that signs
+    its deliveries (encrypted, the previous one kept for the rotation). Returns (ok, message)."""
+    proposed = secrets.token_urlsafe(32)
+    try:
+        webhook_id, secret = account_client(account).register_webhook(url, proposed)
+    except NotImplementedError as exc:
+        return False, f"{account}: {exc} Enter the webhook secret {account.get_kind_display()} gave you on the account."
+    except ProviderError as exc:
+        return False, f"{account}: webhook not registered. {exc.message}"
+    stored = account.credentials if account.has_credentials else {}
+    account.set_credentials(credentials_merge(stored, {"webhook_secret": secret}))
+    account.webhook_id = webhook_id
+    account.save(update_fields=["credentials_encrypted", "webhook_id", "updated_at"])
+    return True, f"{account}: webhook registered for {url} (id {webhook_id})."
 
 
 def supported_kinds() -> list[str]:

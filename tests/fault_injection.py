@@ -31,7 +31,8 @@ WORKER_ENV = {
     "GIFTDESK_RETRY_BASE_SECONDS": "0.2",
     "GIFTDESK_RETRY_MAX_SECONDS": "2",
     "GIFTDESK_MAX_SUBMIT_ATTEMPTS": "12",
-    "GIFTDESK_POLL_SECONDS": "1",
+    "GIFTDESK_POLL_SECONDS": "0.5",
+    "GIFTDESK_POLL_MAX_SECONDS": "8",
     "GIFTDESK_HTTP_READ_TIMEOUT": "1",
     "GIFTDESK_TASK_TIMEOUT": "60",
     "GIFTDESK_STALE_AFTER_SECONDS": "4",
@@ -117,6 +118,9 @@ class FaultRunResult:
     seconds: float
     workers_killed: int
     per_provider: dict[str, Counter]
+    # Requests a provider refused because its own documented rate limit was exceeded
+    # (Gifty: 120/min): GiftDesk's limiter must keep this at zero.
+    rate_limit_refusals: int = 0
 
     def summary(self) -> str:
         faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items())) or "none"
@@ -124,7 +128,8 @@ class FaultRunResult:
         return (f"orders: {self.orders} ({statuses}); faults injected: {sum(self.faults.values())} ({faults}); "
                 f"workers killed: {self.workers_killed}; duplicates: {self.duplicates}; lost: {len(self.lost)}; "
                 f"cards for undelivered orders: {len(self.cards_for_undelivered)}; failed without a reason: "
-                f"{len(self.failed_without_reason)}; time to drain: {self.seconds:.1f} s")
+                f"{len(self.failed_without_reason)}; provider rate limit exceeded: {self.rate_limit_refusals} times; "
+                f"time to drain: {self.seconds:.1f} s")
 
 
 def run(*, database_url: str, orders_per_provider: int, workers: int, fault_rate: float, seed: int,
@@ -240,4 +245,5 @@ def _verify(setups, batches, pool, seconds) -> FaultRunResult:
         orders=sum(by_status.values()), by_status=by_status, faults=faults, duplicates=duplicates, lost=lost,
         cards_for_undelivered=cards_for_undelivered, failed_without_reason=failed_without_reason,
         seconds=seconds, workers_killed=pool.killed, per_provider=per_provider,
+        rate_limit_refusals=sum(getattr(setup.emulator, "rate_limit_refusals", 0) for setup in setups),
     )

@@ -7,6 +7,8 @@ own vocabulary, and a client never sees the ORM.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -53,6 +55,15 @@ class OutcomeUnknown(ProviderError):
 
 class AccountError(ProviderError):
     """The provider refuses the whole account (credentials, funds, IP allow list)."""
+
+
+class WebhookRejected(Exception):
+    """An inbound webhook that must change nothing: bad or missing signature, stale, malformed."""
+
+    def __init__(self, reason: str, *, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
 
 
 # --- Value types ---------------------------------------------------------------------------
@@ -207,6 +218,50 @@ Recorder = Callable[[CallRecord], None]
 # --- The interface ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An inbound webhook as received: the raw body, exactly as signed."""
+
+    method: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    received_at: datetime
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """What a webhook says of one card, found by our reference or the provider's order id."""
+
+    status: CardStatus
+    order_reference: str = ""
+    provider_order_id: str = ""
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A verified webhook. `event_id` is unique per account: a replay changes nothing."""
+
+    event_id: str
+    event_type: str
+    updates: list[CardUpdate]
+    payload: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def hmac_sha256_hex(secret: str | bytes, message: bytes) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected: str, given: str) -> bool:
+    """Constant-time comparison, so timing reveals nothing of the expected signature."""
+    return hmac.compare_digest(expected.strip().lower().encode(), given.strip().lower().encode())
+
+
 Throttle = Callable[[], None]
 
 
@@ -273,3 +328,15 @@ class ProviderClient:
     def card_details(self, provider_card_id: str) -> dict[str, Any] | None:
         """What finance may see of an issued card (balance, redeemable, expiry)."""
         return None
+
+    # --- Webhooks ------------------------------------------------------------------------
+
+    def parse_webhook(self, request: WebhookRequest, secrets: list[str]) -> ParsedWebhook:
+        """Verify an inbound webhook against the account's secrets (newest first, so a
+        secret can be rotated) and say what it changes. Raises WebhookRejected."""
+        raise WebhookRejected(f"{self.display_name} sends no webhooks GiftDesk understands.", status=404)
+
+    def register_webhook(self, url: str, secret: str) -> tuple[str, str]:
+        """Subscribe `url` to order events at the provider. Returns (the provider's
+        webhook id, the secret to verify deliveries with: `secret`, or the provider's own)."""
+        raise NotImplementedError(f"{self.display_name} webhooks are not registered through its API.")

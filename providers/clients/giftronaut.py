@@ -10,7 +10,7 @@ recipient was sent or bounced.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -65,7 +65,8 @@ CENT = Decimal("0.01")
 #   lastName "".
 # - Scheduling: SubmitRequest.send_at becomes sendTiming {"type": "SCHEDULED",
 #   "scheduledAt": ISO-8601 UTC, e.g. "2024-03-15T09:00:00Z"}; otherwise
-#   {"type": "IMMEDIATE"}. A card's own send_on date is not sent (timing is per order).
+#   {"type": "IMMEDIATE"}. Timing is per order, so the engine groups cards by their send_on
+#   date; a group's send_on (09:00 UTC that day) is used when the batch has no send_at.
 # - Status: `GET /api/v1/orders/{orderId}` answers the order shape of step 4 plus
 #   `bouncedCount` and `recipients: [{"email", "amount", "status": "PENDING|SENT|BOUNCED",
 #   "bounceReason"}]` in request order. Cards are matched to recipients by email and amount,
@@ -107,7 +108,7 @@ class GiftronautClient(ProviderClient):
     required_settings = {"sender_name": "Sender name shown in the gift card email"}
     max_cards_per_submission = None
     # One order request is for one productId and carries one email message.
-    submission_group = ("product", "message")
+    submission_group = ("product", "message", "send_on")
     supports_status = True
 
     def __init__(self, account, *, recorder=None, throttle=None) -> None:
@@ -175,8 +176,8 @@ class GiftronautClient(ProviderClient):
                 "The Giftronaut account has no sender name, which Giftronaut shows in the gift "
                 "card email. Set it on the account (setting sender_name), then resume sending."
             )
-        if request.send_at is not None:
-            moment = request.send_at
+        moment = request.send_at or _morning_of(first.send_on)
+        if moment is not None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             timing = {
@@ -492,3 +493,8 @@ def _card_state(
 
 
 Client = GiftronautClient
+
+
+def _morning_of(day) -> datetime | None:
+    """A card's send_on date as a moment: 09:00 UTC that day (a working-hours delivery)."""
+    return None if day is None else datetime.combine(day, time(9, 0), tzinfo=UTC)

@@ -8,6 +8,12 @@ and GoGift replays instead of buying again.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +21,9 @@ from providers.clients.base import (
     AccountError,
     CardResult,
     CardStatus,
+    CardUpdate,
     OutcomeUnknown,
+    ParsedWebhook,
     PermanentError,
     PricingKind,
     ProductInfo,
@@ -24,6 +32,9 @@ from providers.clients.base import (
     SubmitResult,
     TransientError,
     VerifyResult,
+    WebhookRejected,
+    WebhookRequest,
+    signature_matches,
 )
 from providers.clients.http import HttpClient, Reply
 from providers.clients import tokens
@@ -91,6 +102,45 @@ class GoGiftClient(ProviderClient):
             reply = self._api("GET", f"/products/{product_id}")
             products.extend(_parse_product(reply.data))
         return products
+
+    def parse_webhook(self, request: WebhookRequest, secrets: list[str]) -> ParsedWebhook:
+        """Seed 001, "Webhook signature validation": `Signature: algorithm="hmac-sha256",
+        signature="<base64>"` over METHOD + X-Request-Datetime + X-Client-ID + X-Request-ID +
+        base64(sha256(body)), keyed with the base64-decoded webhook secret."""
+        params = _signature_params(request.header("Signature"))
+        if not params.get("signature"):
+            raise WebhookRejected("Missing Signature header.", status=401)
+        if params.get("algorithm", "").lower() != "hmac-sha256":
+            raise WebhookRejected(f"Unsupported signature algorithm {params.get('algorithm')!r}.", status=401)
+        sent_at, client_id, request_id = (request.header(name) for name in
+                                          ("X-Request-Datetime", "X-Client-ID", "X-Request-ID"))
+        if not (sent_at and client_id and request_id):
+            raise WebhookRejected("X-Request-Datetime, X-Client-ID and X-Request-ID are required.")
+        if client_id.lower() != self.client_id.lower():
+            raise WebhookRejected("The webhook was sent for another GoGift client.", status=401)
+        moment = _parse_time(sent_at)
+        if moment is None:
+            raise WebhookRejected(f"X-Request-Datetime {sent_at!r} is not a date.")
+        if abs((request.received_at - moment).total_seconds()) > WEBHOOK_TOLERANCE_SECONDS:
+            raise WebhookRejected("The webhook is too old (or from the future): it may be a replay.")
+        content = base64.b64encode(hashlib.sha256(request.body).digest()).decode()
+        token = f"{request.method}{sent_at}{client_id}{request_id}{content}".encode()
+        if not any(signature_matches(_gogift_signature(secret, token), params["signature"]) for secret in secrets):
+            raise WebhookRejected("The signature does not match: check the account's webhook secret.", status=401)
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            raise WebhookRejected("The body is not JSON.") from None
+        updates = [
+            CardUpdate(
+                status=CardStatus.DELIVERED, provider_order_id=str(item.get("orderId")),
+                details={key: str(item[key]) for key in ("deliveryId", "amountInDecimal", "currencyCode", "expiresAt")
+                         if item.get(key) is not None},
+            )
+            for item in payload.get("content") or [] if item.get("orderId") is not None
+        ]
+        # X-Request-ID identifies the delivery: stored under a unique constraint, a replay changes nothing.
+        return ParsedWebhook(event_id=request_id, event_type="delivery", updates=updates, payload=payload)
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
         basket_id = request.provider_reference
@@ -298,6 +348,34 @@ class GoGiftClient(ProviderClient):
 
 
 # --- Parsing ----------------------------------------------------------------------------------
+
+WEBHOOK_TOLERANCE_SECONDS = 60  # Seed 001: "sent no later than 60 seconds".
+
+
+def _signature_params(header: str) -> dict[str, str]:
+    """`algorithm="hmac-sha256",signature="..."` -> {"algorithm": ..., "signature": ...}."""
+    params = {}
+    for part in header.split(","):
+        key, sep, value = part.partition("=")
+        if sep:
+            params[key.strip().lower()] = value.strip().strip('"')
+    return params
+
+
+def _gogift_signature(secret: str, token: bytes) -> str:
+    try:
+        key = base64.b64decode(secret, validate=True)
+    except (ValueError, binascii.Error):
+        key = secret.encode()  # Not base64: use it as given rather than reject every delivery.
+    return base64.b64encode(hmac.new(key, token, hashlib.sha256).digest()).decode()
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _error_text(response_status: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ answers 201 with the created order(s).
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -21,18 +22,25 @@ from providers.clients.base import (
     CardRequest,
     CardResult,
     CardStatus,
+    CardUpdate,
     OutcomeUnknown,
+    ParsedWebhook,
     PermanentError,
     PricingKind,
     ProductInfo,
     ProviderClient,
+    ProviderError,
     StatusRequest,
     SubmitRequest,
     SubmitResult,
     TransientError,
     VerifyResult,
+    WebhookRejected,
+    WebhookRequest,
+    hmac_sha256_hex,
+    signature_matches,
 )
-from providers.clients.http import HttpClient, Reply
+from providers.clients.http import HttpClient, Reply, redact
 
 # Seed 004, first paragraph. No token URL: the API key goes on every request.
 DOCUMENTED_URLS = {
@@ -77,6 +85,27 @@ DOCUMENTED_URLS = {
 #   as numbers in the wallet's currency.
 # - 403 on order calls means the same as on /auth (IP allow list, incomplete business,
 #   access denied): the whole account is refused.
+# - Webhook subscription (seed 004 documents the paths and the PATCH answer only): POST
+#   /webhooks {"url", "events", "description"} -> 201 {"message", "webhook": {"_id", "url",
+#   "events", "description", "isActive", "secret"}}, the secret in `webhook` (a top-level
+#   `secret` is read too); GET /webhooks -> {"webhooks": [...]} without secrets; DELETE
+#   /webhooks/{id} -> 200. A 400 may add "validEvents" (seed 004's error table).
+# - Registering subscribes the URL to every order.* event; an older subscription of the same
+#   URL is then deleted (best effort), so one event is not delivered twice under two secrets.
+# - Webhook delivery (DESIGN.md): `X-Webhook-Signature` is the hex HMAC-SHA256 of the raw
+#   body, keyed with the secret string exactly as UGiftMe returned it (UTF-8 bytes), no
+#   prefix (a "sha256=" prefix is tolerated). No timestamp is signed, so no age check: a
+#   replay is caught by the event id alone.
+# - Delivery body: {"id": "evt_...", "type": "<event>", "createdAt": "<ISO 8601>", "data":
+#   {...}}; `id` stays the same when UGiftMe retries a delivery. order.* events carry
+#   "data": {"order": {"id", "reference", "status", ...}} (the order as GET /orders/{id}
+#   shows it; `reference` is ours, `id` may be null when the order was refused before it
+#   was created). order.succeeded -> delivered; order.failed -> failed, the reason in the
+#   order's "error" and "failureReason" (or "reason"; not its "message", the greeting),
+#   else in data's "error" and "message" (or "reason"); order.queued/order.processing
+#   change nothing (a card still being sent must stay with the worker that sends it);
+#   wallet.updated, product.updated and types this client does not know are accepted and
+#   change nothing.
 ORDER_REFERENCE_PREFIX = "order:"
 DELIVERED_STATUSES = frozenset({"completed", "fulfilled", "delivered", "succeeded"})
 FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "rejected"})
@@ -84,6 +113,11 @@ EPOCH_SECONDS_FROM = 1_000_000_000  # 2001-09-09: no rate-limit window lasts 31 
 EPOCH_MILLISECONDS_FROM = 1_000_000_000_000
 DELIVERY_METHOD = "Email"
 CENT = Decimal("0.01")
+# Seed 004, "Allowed events".
+ORDER_EVENTS = ("order.queued", "order.processing", "order.succeeded", "order.failed")
+WEBHOOK_EVENTS = ORDER_EVENTS + ("product.updated", "wallet.updated")
+WEBHOOK_SIGNATURE_HEADER = "X-Webhook-Signature"
+WEBHOOK_DESCRIPTION = "GiftDesk order status updates"
 
 
 class UGiftMeClient(ProviderClient):
@@ -189,6 +223,91 @@ class UGiftMeClient(ProviderClient):
         data = reply.data if isinstance(reply.data, dict) else {}
         return SubmitResult(reference, _order_request_cards(data, cards))
 
+    # --- Webhooks (seed 004, "Webhooks (B2B)") -----------------------------------------------
+
+    def parse_webhook(self, request: WebhookRequest, secrets: list[str]) -> ParsedWebhook:
+        """A UGiftMe delivery: `X-Webhook-Signature` = hex HMAC-SHA256 of the raw body with the
+        subscription secret (DESIGN.md); the body is one event (see the assumptions above)."""
+        given = request.header(WEBHOOK_SIGNATURE_HEADER).strip()
+        if given.lower().startswith("sha256="):
+            given = given[len("sha256="):]
+        if not given:
+            raise WebhookRejected(f"Missing {WEBHOOK_SIGNATURE_HEADER} header.", status=401)
+        if not any(signature_matches(hmac_sha256_hex(secret, request.body), given) for secret in secrets):
+            raise WebhookRejected(
+                "The signature does not match: check the account's webhook secret (UGiftMe shows it "
+                "once, when the webhook is registered).", status=401)
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise WebhookRejected("The body is not JSON.") from None
+        if not isinstance(payload, dict):
+            raise WebhookRejected("The body is not a JSON object.")
+        event_id = payload.get("id")
+        event_type = payload.get("type")
+        if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id).strip():
+            raise WebhookRejected("The event has no id.")
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise WebhookRejected("The event has no type.")
+        event_type = event_type.strip()
+        data = payload.get("data")
+        updates: list[CardUpdate] = []
+        if event_type in ORDER_EVENTS:
+            order = data.get("order") if isinstance(data, dict) else None
+            if not isinstance(order, dict):
+                raise WebhookRejected(f"The {event_type} event carries no data.order.")
+            update = _webhook_update(event_type, order, data)
+            if update is not None:
+                updates.append(update)
+        # The event id identifies the event (kept across retries): stored under a unique
+        # constraint, a replay changes nothing.
+        return ParsedWebhook(event_id=str(event_id).strip(), event_type=event_type, updates=updates,
+                             payload=payload)
+
+    def register_webhook(self, url: str, secret: str) -> tuple[str, str]:
+        """Subscribe `url` to UGiftMe's order.* events (POST /webhooks). UGiftMe generates
+        the signing secret itself and returns it once: the `secret` argument is ignored and
+        UGiftMe's secret is returned, with the new subscription's id. An older subscription
+        of the same URL is deleted afterwards (best effort)."""
+        body = {"url": url, "events": list(ORDER_EVENTS), "description": WEBHOOK_DESCRIPTION}
+        reply = self._api("POST", "/webhooks", body, commits=True)
+        data = reply.data if isinstance(reply.data, dict) else {}
+        webhook = data.get("webhook") if isinstance(data.get("webhook"), dict) else data
+        webhook_id = str(webhook.get("_id") or webhook.get("id") or data.get("_id") or data.get("id") or "")
+        provider_secret = str(webhook.get("secret") or data.get("secret") or "")
+        if not webhook_id:
+            raise PermanentError(
+                f"UGiftMe answered HTTP {reply.status} without the new webhook's id. Check the "
+                f"webhooks in the UGiftMe dashboard, delete any for {url}, then register again.",
+                status_code=reply.status, response_body=json.dumps(redact(data))[:500])
+        if not provider_secret:
+            self._delete_webhook_quietly(webhook_id)
+            raise PermanentError(
+                f"UGiftMe created webhook {webhook_id} but returned no secret to verify its "
+                "deliveries with; it was deleted again. Register again, or report this to UGiftMe.",
+                status_code=reply.status)
+        self._delete_other_webhooks(url, keep=webhook_id)
+        return webhook_id, provider_secret
+
+    def _delete_other_webhooks(self, url: str, *, keep: str) -> None:
+        try:
+            data = self._api("GET", "/webhooks").data
+        except ProviderError:
+            return
+        items = data.get("webhooks") if isinstance(data, dict) else data
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            webhook_id = str(item.get("_id") or item.get("id") or "")
+            if webhook_id and webhook_id != keep and item.get("url") == url:
+                self._delete_webhook_quietly(webhook_id)
+
+    def _delete_webhook_quietly(self, webhook_id: str) -> None:
+        try:
+            self._api("DELETE", f"/webhooks/{quote(webhook_id, safe='')}")
+        except ProviderError:
+            pass  # the new subscription works; a leftover one only sends duplicates
+
     # --- Calls -------------------------------------------------------------------------------
 
     def _api(
@@ -256,6 +375,9 @@ class UGiftMeClient(ProviderClient):
                 f"same idempotency key ({text}). This retry bought nothing, but the first request may "
                 "have: check UGiftMe's order history before sending these cards again, and report "
                 "this to GiftDesk's maintainers.", **kwargs)
+        valid = data.get("validEvents")
+        if isinstance(valid, list) and valid:
+            text += f" (valid events: {', '.join(str(event) for event in valid)})"
         return PermanentError(f"UGiftMe refused the request: {text}", **kwargs)
 
 
@@ -361,6 +483,25 @@ def _card_from_order(card: CardRequest, order: dict[str, Any]) -> CardResult:
         cost_currency=str(charged.get("currency") or "").upper() if cost is not None else "",
         error=error,
     )
+
+
+def _webhook_update(event_type: str, order: dict[str, Any], data: dict[str, Any]) -> CardUpdate | None:
+    """What an order.* event says of our card; None when it changes nothing."""
+    if event_type not in ("order.succeeded", "order.failed"):
+        return None  # queued / processing: the card is already on its way
+    reference = order.get("reference")
+    order_id = order.get("id")
+    reference = str(reference).strip() if isinstance(reference, str | int) and not isinstance(reference, bool) else ""
+    order_id = str(order_id).strip() if isinstance(order_id, str | int) and not isinstance(order_id, bool) else ""
+    if not reference and not order_id:
+        return None  # nothing to find the card by
+    if event_type == "order.succeeded":
+        return CardUpdate(CardStatus.DELIVERED, order_reference=reference, provider_order_id=order_id)
+    # Not the order's "message": on an order that is the recipient's greeting.
+    detail = _error_text({"error": order.get("error"), "reason": order.get("failureReason") or order.get("reason")})
+    detail = detail or _error_text(data) or "UGiftMe gave no reason"
+    return CardUpdate(CardStatus.FAILED, order_reference=reference, provider_order_id=order_id,
+                      error=f"UGiftMe could not fulfil this card ({detail}).")
 
 
 def _missing_card(card: CardRequest) -> CardResult:

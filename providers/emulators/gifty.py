@@ -385,6 +385,7 @@ class GiftyEmulator:
         self.processing_after = processing_after
         self.complete_after = complete_after
         self.rate_limit = rate_limit
+        self.rate_limit_refusals = 0
         self.rate_window = rate_window
         self.idempotency_ttl = idempotency_ttl
         # Assumption: seed 003 shows no service fee; a non-zero one (cents per order) appears
@@ -546,6 +547,7 @@ class GiftyEmulator:
         while calls and calls[0] <= now - self.rate_window:
             calls.popleft()
         if len(calls) >= self.rate_limit:
+            self.rate_limit_refusals += 1  # Proof for tests: a client that holds the limit never trips it.
             return max(1, math.ceil(calls[0] + self.rate_window - now))
         calls.append(now)
         return None

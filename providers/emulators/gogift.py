@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -1202,6 +1203,27 @@ class GoGiftEmulator:
         except (TypeError, ValueError) as error:
             return json_response(400, {"error": str(error)})
         return json_response(201, {"added": asdict(fault)})
+
+
+# --- Webhook deliveries (seed 001, "Webhook signature validation") ---------------------------
+
+
+def signed_webhook(
+    *, secret: str, client_id: str, content: list[dict[str, Any]], request_id: str, sent_at: str,
+    method: str = "POST",
+) -> tuple[dict[str, str], bytes]:
+    """The headers and body GoGift would POST to a webhook URL, signed as seed 001 shows."""
+    body = json.dumps({"webhookId": request_id, "timeStamp": sent_at, "content": content,
+                       "message": "Gift card delivered"}).encode()
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    token = f"{method}{sent_at}{client_id}{request_id}{digest}".encode()
+    signature = base64.b64encode(hmac.new(base64.b64decode(secret), token, hashlib.sha256).digest()).decode()
+    headers = {
+        "Signature": f'keyId="{client_id}",algorithm="hmac-sha256",signature="{signature}"',
+        "X-Request-Datetime": sent_at, "X-Client-ID": client_id, "X-Request-ID": request_id,
+        "Content-Type": "application/json",
+    }
+    return headers, body
 
 
 # --- The local demo (see providers/emulators/registry.py) -----------------------------------

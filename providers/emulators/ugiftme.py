@@ -2,8 +2,10 @@
 
 Paths are relative to the business API base (`https://api.ugift.me/api/v1/business`):
 `GET /auth`, `GET /products`, `GET /wallet`, `POST /orders`, `POST /orders/bulk`,
-`GET /orders/order-requests/{id}`, `GET /orders/{id}`. A request whose path still carries
-`/api/v1/business` is served too. Test-only endpoints live under `/_emulator/`.
+`GET /orders/order-requests/{id}`, `GET /orders/{id}`, and the webhook subscriptions of
+seed 004 ("Webhooks (B2B)"): `POST /webhooks`, `GET /webhooks`, `PATCH /webhooks/{id}`,
+`DELETE /webhooks/{id}`. A request whose path still carries `/api/v1/business` is served
+too. Test-only endpoints live under `/_emulator/`.
 
 Where seed 004 is silent, the emulator follows the assumptions listed at the top of
 providers/clients/ugiftme.py; the emulator's own choices are marked "Assumption:".
@@ -21,14 +23,26 @@ providers/clients/ugiftme.py; the emulator's own choices are marked "Assumption:
 - Assumption: a bulk request takes at most 100 orders.
 - Idempotency (seed 004): the same key (per API key) with the same body replays the first
   answer; with another body: 400. Only successful answers are kept.
+- Webhooks: subscriptions belong to the API key that created them; the secret
+  ("whsec_" + 48 hex digits) is in the 201 answer's `webhook` only, never listed again.
+  Assumption: the URL must be https, or http on a loopback host (localhost, 127.0.0.1,
+  ::1, testserver) for local testing. Events are queued as orders move (order.queued on a
+  202, order.processing when an order is created, order.succeeded when it completes,
+  order.failed when it is refused while processing, wallet.updated when the wallet
+  changes), signed with `signed_webhook` for each active subscription of the type, kept in
+  `webhook_deliveries` and sent by `deliver_webhooks()` (requests.post, once, no retries);
+  with `auto_deliver_webhooks` (the demo) each request's events are sent from a background
+  thread after it. reset() keeps the subscriptions and forgets the deliveries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -37,6 +51,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
@@ -59,6 +76,13 @@ WALLET_CURRENCY = "EUR"
 RATES_TO_EUR: dict[str, Decimal] = {"EUR": Decimal("1"), "DKK": Decimal("1") / Decimal("7.46")}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CALLER_IP = "127.0.0.1"  # the loopback caller, unless X-Forwarded-For says otherwise
+# Seed 004, "Allowed events".
+ORDER_EVENTS = ("order.queued", "order.processing", "order.succeeded", "order.failed")
+WEBHOOK_EVENTS = ORDER_EVENTS + ("product.updated", "wallet.updated")
+WEBHOOK_SIGNATURE_HEADER = "X-Webhook-Signature"
+# Assumption: plain http is accepted only for these hosts (local testing).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+WEBHOOK_DELIVERY_TIMEOUT = 5.0
 
 
 # --- Catalog -----------------------------------------------------------------------------------
@@ -310,6 +334,44 @@ class _Call:
     credit_fault: Fault | None = None
 
 
+@dataclass
+class _Webhook:
+    """One webhook subscription (seed 004)."""
+
+    id: str
+    api_key: str
+    url: str
+    events: list[str]
+    description: str
+    secret: str
+    is_active: bool = True
+    created_at: str = field(default_factory=_now)
+    updated_at: str = field(default_factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        """As GET /webhooks and PATCH show it: never the secret."""
+        return {"_id": self.id, "url": self.url, "events": list(self.events),
+                "description": self.description, "isActive": self.is_active,
+                "createdAt": self.created_at, "updatedAt": self.updated_at}
+
+
+@dataclass
+class WebhookDelivery:
+    """One event for one subscription: what was (or will be) POSTed, and how it went."""
+
+    webhook_id: str
+    url: str
+    event: dict[str, Any]
+    headers: dict[str, str]
+    body: bytes
+    status: int | None = None  # the receiver's answer; None: not sent (yet), or no answer
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"webhookId": self.webhook_id, "url": self.url, "event": self.event,
+                "status": self.status, "error": self.error}
+
+
 Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
 
 
@@ -337,6 +399,7 @@ class UGiftMeEmulator:
         wallet_balance: Decimal | str = Decimal("10000.00"),
         rate_limit_per_minute: int | None = None,
         rate_limit_headers: str = "retry-after",
+        auto_deliver_webhooks: bool = False,
     ) -> None:
         self.keys: dict[str, ApiKey] = {}
         for item in api_keys:
@@ -364,6 +427,11 @@ class UGiftMeEmulator:
         self._order_requests: dict[str, _OrderRequest] = {}
         self._idempotency: dict[tuple[str, str], _StoredResponse] = {}
         self._hits: dict[str, deque[float]] = {}
+        self._webhooks: dict[str, _Webhook] = {}
+        self.webhook_deliveries: list[WebhookDelivery] = []  # every event queued, in order
+        self._outbox: list[WebhookDelivery] = []
+        self.auto_deliver_webhooks = auto_deliver_webhooks
+        self._event_ids = itertools.count(1)
         # Ids keep counting across reset() so ids handed out earlier never come back.
         self._ids = itertools.count(int("66b200000000000000000000", 16))
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -374,6 +442,10 @@ class UGiftMeEmulator:
             ("POST", re.compile(r"/orders/bulk"), self._idempotent(self._create_bulk)),
             ("GET", re.compile(r"/orders/order-requests/(?P<id>[^/]+)"), self._get_order_request),
             ("GET", re.compile(r"/orders/(?P<id>[^/]+)"), self._get_order),
+            ("POST", re.compile(r"/webhooks"), self._create_webhook),
+            ("GET", re.compile(r"/webhooks"), self._list_webhooks),
+            ("PATCH", re.compile(r"/webhooks/(?P<id>[^/]+)"), self._update_webhook),
+            ("DELETE", re.compile(r"/webhooks/(?P<id>[^/]+)"), self._delete_webhook),
         ]
 
     # --- Test helpers ------------------------------------------------------------------------
@@ -387,11 +459,32 @@ class UGiftMeEmulator:
             self._hits.clear()
             self.ledger.clear()
             self.requests.clear()
+            self.webhook_deliveries.clear()
+            self._outbox.clear()
             self.wallet_balance = self.initial_balance
         self.faults.clear()
 
     def cards_for(self, reference: str) -> int:
         return sum(1 for entry in self.ledger if entry.reference == reference)
+
+    def subscriptions(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Every webhook subscription (of one API key), as GET /webhooks shows it."""
+        with self._lock:
+            return [hook.to_json() for hook in self._webhooks.values()
+                    if api_key is None or hook.api_key == api_key]
+
+    def deliver_webhooks(self) -> list[WebhookDelivery]:
+        """POST every queued delivery to its URL now (once; the answer is recorded)."""
+        with self._lock:
+            pending, self._outbox = self._outbox, []
+        for delivery in pending:
+            try:
+                response = requests.post(delivery.url, data=delivery.body, headers=delivery.headers,
+                                         timeout=WEBHOOK_DELIVERY_TIMEOUT, allow_redirects=False)
+                delivery.status = response.status_code
+            except requests.RequestException as exc:
+                delivery.error = f"{type(exc).__name__}: {exc}"
+        return pending
 
     # --- Entry point -------------------------------------------------------------------------
 
@@ -407,6 +500,9 @@ class UGiftMeEmulator:
             return self._fault_response(fault)
         with self._lock:
             response = self._dispatch(request, credit_fault=fault)
+            send_now = self.auto_deliver_webhooks and bool(self._outbox)
+        if send_now:  # outside the lock: a receiver may call this emulator back
+            threading.Thread(target=self.deliver_webhooks, daemon=True).start()
         if 200 <= response.status < 300:  # "after commit": only when something was done
             after = self.faults.take(request, F.AFTER)
             if after is not None and after.kind == F.DROP_AFTER_COMMIT:
@@ -527,6 +623,7 @@ class UGiftMeEmulator:
             order.polls += 1
             if order.polls >= self.polls_to_finish:
                 order.status = "completed"
+                self._order_event("order.succeeded", order)
         return json_response(200, {"order": order.to_json()})
 
     # --- Orders ------------------------------------------------------------------------------
@@ -618,13 +715,20 @@ class UGiftMeEmulator:
             return _error(402, "Insufficient funds", required=_num(required.quantize(CENT)),
                           available=_num(available.quantize(CENT)), currency=WALLET_CURRENCY)
         self.wallet_balance -= required
+        self._wallet_event(call.api_key)
         async_header = {"X-Business-Orders-Async": "true" if self.async_orders else "false"}
         if self.async_orders:
             order_request = _OrderRequest(self._new_id(), call.api_key, bulk, inputs, costs)
             self._order_requests[order_request.id] = order_request
+            for order in inputs:
+                self._emit(call.api_key, "order.queued",
+                           {"order": _unborn_order(order, order_request.id, "queued")})
             return json_response(202, {"orderRequestId": order_request.id, "status": "queued"}, async_header)
         orders = [self._create(order, cost, call.api_key, None, self.sync_order_status)
                   for order, cost in zip(inputs, costs)]
+        for created in orders:
+            self._order_event("order.succeeded" if created.status == "completed" else "order.processing",
+                              created)
         body = {"orders": [o.to_json() for o in orders]} if bulk else {"order": orders[0].to_json()}
         return json_response(201, body, async_header)
 
@@ -648,24 +752,131 @@ class UGiftMeEmulator:
         order_request.polls += 1
         if order_request.status == "queued":
             order_request.status = "processing"
+            refunded = False
             for order, cost in zip(order_request.inputs, order_request.reserved):
                 _, problem = self._product_problem(order)
                 if problem:
                     self.wallet_balance += cost  # refunded: nothing was bought
+                    refunded = True
                     order_request.errors.append({"reference": order.reference, "error": "Invalid order",
                                                  "message": problem})
+                    self._emit(order_request.api_key, "order.failed", {"order": {
+                        **_unborn_order(order, order_request.id, "failed"),
+                        "error": "Invalid order", "failureReason": problem}})
                 else:
-                    order_request.orders.append(
-                        self._create(order, cost, order_request.api_key, order_request.id, "processing"))
+                    created = self._create(order, cost, order_request.api_key, order_request.id, "processing")
+                    order_request.orders.append(created)
+                    self._order_event("order.processing", created)
+            if refunded:
+                self._wallet_event(order_request.api_key)
         if order_request.polls >= self.polls_to_finish:
             for order in order_request.orders:
                 order.status = "completed"
+                self._order_event("order.succeeded", order)
             # A bulk request fails only when it could create nothing; a single one with its order.
             order_request.status = "succeeded" if order_request.orders else "failed"
         order_request.updated_at = _now()
 
     def _new_id(self) -> str:
         return f"{next(self._ids):024x}"
+
+    # --- Webhook subscriptions (seed 004, "Webhooks (B2B)") -----------------------------------
+
+    def _create_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            return _error(400, "Invalid request body", "Send {\"url\", \"events\"} as a JSON object.")
+        problem = _webhook_url_problem(body.get("url"))
+        if problem:
+            return _error(400, "Invalid webhook URL", problem)
+        events, invalid = _webhook_events(body.get("events"))
+        if invalid:
+            return invalid
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            return _error(400, "Validation failed", "description must be a string.")
+        is_active = body.get("isActive", True)
+        if not isinstance(is_active, bool):
+            return _error(400, "Validation failed", "isActive must be true or false.")
+        hook = _Webhook(self._new_id(), call.api_key, body["url"].strip(), events, description,
+                        secret="whsec_" + secrets.token_hex(24), is_active=is_active)
+        self._webhooks[hook.id] = hook
+        # The only time the secret is shown.
+        return json_response(201, {"message": "Webhook created successfully",
+                                   "webhook": {**hook.to_json(), "secret": hook.secret}})
+
+    def _list_webhooks(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        return json_response(200, {"webhooks": [hook.to_json() for hook in self._webhooks.values()
+                                                if hook.api_key == call.api_key]})
+
+    def _webhook(self, call: _Call) -> _Webhook | None:
+        hook = self._webhooks.get(call.params["id"])
+        return hook if hook is not None and hook.api_key == call.api_key else None
+
+    def _update_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        hook = self._webhook(call)
+        if hook is None:
+            return _error(404, "Webhook not found")
+        body = request.json()
+        if not isinstance(body, dict):
+            return _error(400, "Invalid request body", "Send the fields to change as a JSON object.")
+        if not any(name in body for name in ("url", "events", "description", "isActive")):
+            return _error(400, "No fields to update",
+                          "Send at least one of url, events, description and isActive.")
+        changes: dict[str, Any] = {}
+        if "url" in body:
+            problem = _webhook_url_problem(body["url"])
+            if problem:
+                return _error(400, "Invalid webhook URL", problem)
+            changes["url"] = body["url"].strip()
+        if "events" in body:
+            events, invalid = _webhook_events(body["events"])
+            if invalid:
+                return invalid
+            changes["events"] = events
+        if "description" in body:
+            if not isinstance(body["description"], str):
+                return _error(400, "Validation failed", "description must be a string.")
+            changes["description"] = body["description"]
+        if "isActive" in body:
+            if not isinstance(body["isActive"], bool):
+                return _error(400, "Validation failed", "isActive must be true or false.")
+            changes["is_active"] = body["isActive"]
+        for name, value in changes.items():
+            setattr(hook, name, value)
+        hook.updated_at = _now()
+        return json_response(200, {"message": "Webhook updated successfully", "webhook": hook.to_json()})
+
+    def _delete_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        hook = self._webhook(call)
+        if hook is None:
+            return _error(404, "Webhook not found")
+        del self._webhooks[hook.id]
+        return json_response(200, {"message": "Webhook deleted successfully"})
+
+    # --- Webhook events (called under the lock) -----------------------------------------------
+
+    def _emit(self, api_key: str, event_type: str, data: dict[str, Any]) -> None:
+        """Queue one event for every active subscription of the API key that wants it."""
+        hooks = [hook for hook in self._webhooks.values()
+                 if hook.api_key == api_key and hook.is_active and event_type in hook.events]
+        if not hooks:
+            return
+        event_id = f"evt_{next(self._event_ids):012d}{secrets.token_hex(6)}"
+        created_at = _now()
+        for hook in hooks:
+            headers, body = signed_webhook(secret=hook.secret, event_type=event_type, data=data,
+                                           event_id=event_id, created_at=created_at)
+            delivery = WebhookDelivery(hook.id, hook.url, json.loads(body), headers, body)
+            self.webhook_deliveries.append(delivery)
+            self._outbox.append(delivery)
+
+    def _order_event(self, event_type: str, order: _Order) -> None:
+        self._emit(order.api_key, event_type, {"order": order.to_json()})
+
+    def _wallet_event(self, api_key: str) -> None:
+        self._emit(api_key, "wallet.updated",
+                   {"wallet": {"balance": _num(self.wallet_balance), "currency": WALLET_CURRENCY}})
 
     # --- Idempotency (seed 004) --------------------------------------------------------------
 
@@ -697,6 +908,15 @@ class UGiftMeEmulator:
         if request.method == "GET" and action == "ledger":
             with self._lock:
                 return json_response(200, [entry.to_json() for entry in self.ledger])
+        if request.method == "GET" and action == "webhooks":
+            with self._lock:
+                return json_response(200, {
+                    "webhooks": [{**hook.to_json(), "apiKeyPrefix": hook.api_key[:8]}
+                                 for hook in self._webhooks.values()],
+                    "deliveries": [delivery.to_json() for delivery in self.webhook_deliveries],
+                })
+        if request.method == "POST" and action == "webhooks/deliver":
+            return json_response(200, {"delivered": [d.to_json() for d in self.deliver_webhooks()]})
         if request.method == "POST" and action == "reset":
             self.reset()
             return json_response(200, {"reset": True})
@@ -736,6 +956,59 @@ class UGiftMeEmulator:
                                        "polls_to_finish": self.polls_to_finish})
 
 
+# --- Webhooks -----------------------------------------------------------------------------------
+
+
+def _webhook_url_problem(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        return "url is required."
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError:
+        return f"url {url!r} is not a valid URL."
+    if not host:
+        return f"url {url!r} is not a valid URL."
+    if parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        return ""
+    return f"url must be an HTTPS URL (got {url!r})."
+
+
+def _webhook_events(events: Any) -> tuple[list[str], EmulatorResponse | None]:
+    """The requested event types, or a 400 naming the valid ones (seed 004: validEvents)."""
+    valid = list(WEBHOOK_EVENTS)
+    if not isinstance(events, list) or not events:
+        return [], _error(400, "Invalid events", "events must be a non-empty array of event types.",
+                          validEvents=valid)
+    unknown = [event for event in events if not isinstance(event, str) or event not in WEBHOOK_EVENTS]
+    if unknown:
+        return [], _error(400, "Invalid events", f"Unknown event types: {', '.join(map(str, unknown))}.",
+                          validEvents=valid)
+    return list(dict.fromkeys(events)), None
+
+
+def _unborn_order(order: _OrderInput, order_request_id: str, status: str) -> dict[str, Any]:
+    """An order of an order request that was not created (yet): no id."""
+    return {"id": None, "status": status, "reference": order.reference, "productId": order.product_id,
+            "amount": _num(order.amount), "currency": order.currency, "orderRequestId": order_request_id}
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """DESIGN.md: the hex HMAC-SHA256 of the raw body, keyed with the subscription secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_webhook(
+    *, secret: str, event_type: str, data: dict[str, Any], event_id: str, created_at: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """The headers and body UGiftMe would POST to a subscription URL: one event
+    {"id", "type", "createdAt", "data"}, signed in `X-Webhook-Signature`."""
+    event = {"id": event_id, "type": event_type, "createdAt": created_at or _now(), "data": data}
+    body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = {"Content-Type": "application/json", WEBHOOK_SIGNATURE_HEADER: webhook_signature(secret, body)}
+    return headers, body
+
+
 # --- The local demo (see providers/emulators/registry.py) -----------------------------------
 
 DEMO_ACCOUNT = {
@@ -747,4 +1020,4 @@ DEMO_ACCOUNT = {
 
 def make_demo_emulator() -> UGiftMeEmulator:
     return UGiftMeEmulator(api_keys=[DEMO_API_KEY], business_name="GiftDesk Demo BV",
-                           wallet_balance=Decimal("100000.00"))
+                           wallet_balance=Decimal("100000.00"), auto_deliver_webhooks=True)

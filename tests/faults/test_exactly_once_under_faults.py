@@ -20,4 +20,5 @@ def test_every_order_finishes_once_despite_faults_and_a_killed_worker(transactio
     assert result.cards_for_undelivered == []
     assert result.failed_without_reason == []
     assert result.workers_killed == 1
+    assert result.rate_limit_refusals == 0  # Gifty's 120 requests/minute held across workers
     assert sum(result.faults.values()) >= 10, "the run must actually have been faulty"

@@ -245,3 +245,51 @@ def test_a_card_that_fails_alone_after_a_split_is_not_split_again(emulated_gogif
 
     assert statuses(batch) == [OrderStatus.FAILED] * 2
     assert Submission.objects.count() == 3  # the pair, then each card once
+
+
+def test_an_order_whose_outcome_is_unknown_is_never_failed_for_lack_of_an_answer(
+    emulated_gogift_account, gogift_emulator, settings
+):
+    settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS = 3
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    gogift_emulator.faults.add("drop_after_commit", method="PUT", path="/baskets")  # the update went in...
+    gogift_emulator.faults.add("http_503", method="POST", path="/baskets/finalize", times=4)  # ...then GoGift is down
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=0.5)
+    submission = Submission.objects.get()
+    assert submission.outcome_unknown and submission.state == SubmissionState.RETRY
+    assert batch.orders.get().status == OrderStatus.SENDING  # past 3 attempts, still not failed
+    assert "Still waiting for GoGift to confirm" in batch.orders.get().last_error
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
+
+    assert statuses(batch) == [OrderStatus.DELIVERED]
+    assert len(gogift_emulator.ledger) == 1
+
+
+def test_waiting_for_our_own_rate_limit_spends_no_attempt(emulated_gogift_account, gogift_emulator):
+    ProviderAccount.objects.filter(pk=emulated_gogift_account.pk).update(rate_limit_per_minute=1)
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    sent_before = len(gogift_emulator.requests)  # the catalog sync already used this minute
+
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=0.1)
+
+    submission = Submission.objects.get()
+    assert submission.state == SubmissionState.RETRY and submission.attempts == 0
+    assert "1 requests per minute" in submission.last_error
+    assert (submission.next_attempt_at - submission.updated_at).total_seconds() > 50
+    assert len(gogift_emulator.requests) == sent_before  # nothing went out
+
+
+def test_retry_after_is_honoured_beyond_the_backoff_cap(settings):
+    settings.GIFTDESK_RETRY_MAX_SECONDS = 1
+    assert dispatch.retry_delay(1, retry_after=30) == 30
+    assert dispatch.retry_delay(10, retry_after=None) <= 1
+    assert dispatch.retry_delay(1, retry_after=10**6) == dispatch.MAX_RETRY_AFTER_SECONDS
+
+
+def test_status_lookups_back_off_up_to_a_cap(settings):
+    settings.GIFTDESK_POLL_SECONDS, settings.GIFTDESK_POLL_MAX_SECONDS = 10, 60
+    assert [dispatch.poll_delay(polls) for polls in range(1, 6)] == [10, 20, 40, 60, 60]

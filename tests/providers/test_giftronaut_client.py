@@ -1,7 +1,7 @@
 """The Giftronaut client against the Giftronaut emulator, over real HTTP on loopback."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -102,8 +102,8 @@ def test_a_blank_auth_url_sends_the_token_request_to_the_api_base(giftronaut_ser
     assert form["scope"] == "orders.read+orders.write+catalog.read"
 
 
-def test_the_engine_groups_cards_by_product_and_message_and_polls_for_status():
-    assert GiftronautClient.submission_group == ("product", "message")
+def test_the_engine_groups_cards_by_product_message_and_send_date_and_polls_for_status():
+    assert GiftronautClient.submission_group == ("product", "message", "send_on")
     assert GiftronautClient.supports_status is True
     assert GiftronautClient.credential_keys == ("client_id", "client_secret")
     assert set(GiftronautClient.required_settings) == {"sender_name"}
@@ -182,6 +182,12 @@ def test_a_scheduled_batch_is_sent_with_a_scheduled_time_in_utc(giftronaut_serve
     make_client(giftronaut_server).submit(submit_request([card("GD-1")], send_at=send_at))
     assert sent_orders(giftronaut_emulator)[0]["sendTiming"] == {
         "type": "SCHEDULED", "scheduledAt": "2031-05-01T07:30:00Z"}
+
+
+def test_cards_with_a_send_date_are_scheduled_for_that_morning(giftronaut_server, giftronaut_emulator):
+    make_client(giftronaut_server).submit(submit_request([card("GD-1", send_on=date(2031, 5, 1))]))
+    assert sent_orders(giftronaut_emulator)[0]["sendTiming"] == {
+        "type": "SCHEDULED", "scheduledAt": "2031-05-01T09:00:00Z"}
 
 
 def test_cards_of_different_products_are_refused_before_anything_is_sent(giftronaut_server, giftronaut_emulator):
