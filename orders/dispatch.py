@@ -454,8 +454,8 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
     deadline = time.monotonic() + budget
     report = PumpReport()
     while True:  # At least one pass, however small the budget.
-        account = ProviderAccount.objects.get(pk=account_id)
-        if account.is_blocked or not account.is_active:
+        account = ProviderAccount.objects.filter(pk=account_id).first()
+        if account is None or account.is_blocked or not account.is_active:
             return report
         due = _due_submission_ids(account)
         for submission_id in due:
@@ -561,12 +561,11 @@ def account_resume(*, account: ProviderAccount) -> int:
 
 # --- Webhooks ---------------------------------------------------------------------------------------
 
-FINISHABLE = (OrderStatus.SENDING, OrderStatus.PROCESSING)
-
-
 def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], actor: str) -> str:
-    """Apply what a provider's webhook says of its cards. Only forward moves: an order that
-    is finished stays as it is, so a late or replayed event can never undo a delivery."""
+    """Apply what a provider's webhook says of its cards, to orders the provider is
+    fulfilling. An order still `sending` is left to its own request (retried with the same
+    key, it records the provider's ids and cost); a finished order stays as it is, so a late
+    or replayed event can never undo a delivery."""
     changed, ignored = 0, 0
     for update in updates:
         orders = Order.objects.filter(batch__account=account)
@@ -578,7 +577,7 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
             ignored += 1
             continue
         new_status = CARD_STATUS[update.status]
-        for order in orders.filter(status__in=FINISHABLE):
+        for order in orders.filter(status=OrderStatus.PROCESSING):
             if new_status == order.status:
                 continue
             now = timezone.now()
@@ -586,6 +585,8 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
                       "completed_at": now if new_status in TERMINAL_STATUSES else None}
             if update.details:
                 fields["provider_details"] = {**order.provider_details, **update.details}
+            if update.provider_card_id:
+                fields["provider_card_id"] = update.provider_card_id
             if Order.objects.filter(pk=order.pk, status=order.status).update(**fields):
                 events.record_transition([order], to_status=new_status, actor=actor,
                                          message=update.error or "Reported by the provider's webhook.")

@@ -240,6 +240,7 @@ class CardUpdate:
     provider_order_id: str = ""
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    provider_card_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ units exactly, never through float.
 #    order, as create answers it>}. `id` is unique per event (the same on every retry of
 #    it). The order is found by data.metadata.external_reference (our order reference),
 #    else by data.id. completed -> delivered (with the gift card as fetch_status reports
-#    it, the full code under details["gift_card_code"]); cancelled -> failed;
+#    it, the full code as the order's card id); cancelled -> failed;
 #    processing changes nothing (the worker's own answer moves an order to processing);
 #    other event types are stored and change nothing.
 # 13. Webhook registration: `POST /v1/webhooks` with our secret ("Should match the
@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from collections import defaultdict
@@ -80,6 +81,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote as url_quote
+from urllib.parse import urlsplit
 
 from django.core.cache import cache
 
@@ -108,6 +110,8 @@ from providers.clients.base import (
     signature_matches,
 )
 from providers.clients.http import HttpClient, Reply
+
+logger = logging.getLogger(__name__)
 
 API_URL = "https://api.gifty.nl"  # Seed 003: one host, no separate sandbox.
 DOCUMENTED_URLS = {"sandbox": (API_URL, ""), "production": (API_URL, "")}
@@ -329,6 +333,105 @@ class GiftyClient(ProviderClient):
             "is_redeemable": bool(data.get("is_redeemable")),
             "expires_at": data.get("expires_at"),
         }
+
+    # --- Webhooks (assumptions 11 to 13) -----------------------------------------------------
+
+    def parse_webhook(self, request: WebhookRequest, secrets: list[str]) -> ParsedWebhook:
+        """A Gifty event: hex HMAC-SHA256 of the raw body with one of our secrets, then
+        {"id", "type", "data": <the external order>}."""
+        given = next((value for value in (request.header(name).strip() for name in SIGNATURE_HEADERS) if value), "")
+        if not given:
+            raise WebhookRejected("Missing X-Gifty-Signature header.", status=401)
+        if not any(signature_matches(hmac_sha256_hex(secret, request.body), given) for secret in secrets if secret):
+            raise WebhookRejected("The signature does not match: check the account's webhook secret.", status=401)
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise WebhookRejected("The body is not JSON.") from None
+        if not isinstance(payload, dict):
+            raise WebhookRejected("The body is not a JSON object.")
+        event_id, event_type = payload.get("id"), payload.get("type")
+        if not isinstance(event_id, str) or not event_id.strip():
+            raise WebhookRejected("The event has no id.")
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise WebhookRejected("The event has no type.")
+        updates: list[CardUpdate] = []
+        if event_type.startswith(ORDER_EVENT_PREFIX):
+            order = payload.get("data")
+            if not isinstance(order, dict) or not order.get("id"):
+                raise WebhookRejected(f"The {event_type} event carries no external order.")
+            status = EVENT_STATUS.get(event_type)
+            if status is not None:
+                updates.append(_card_update(order, status))
+        # The event id is stored under a unique constraint: a replay changes nothing.
+        return ParsedWebhook(event_id=event_id.strip(), event_type=event_type, updates=updates, payload=payload)
+
+    def register_webhook(self, url: str, secret: str) -> tuple[str, str]:
+        """Create a Gifty webhook for `url` signed with our `secret` (Gifty never returns or
+        changes it), then delete our older webhooks for the same address."""
+        endpoint = (url or "").strip()
+        parts = urlsplit(endpoint)
+        if parts.scheme.lower() != "https" or not parts.netloc:
+            raise PermanentError(
+                f"Gifty only sends webhooks to HTTPS addresses, not {endpoint!r}. Serve GiftDesk "
+                "over HTTPS at a public address, then register the webhook again."
+            )
+        if not WEBHOOK_SECRET.match(secret or ""):
+            raise PermanentError(
+                "Gifty needs a webhook secret of 16 to 128 letters, digits, dashes and underscores. "
+                "Report this to GiftDesk's maintainers."
+            )
+        # The same address and secret: a retried registration creates one webhook, not two.
+        key = "giftdesk-webhook-" + hashlib.sha256(f"{endpoint}\0{secret}".encode()).hexdigest()[:48]
+        body = {
+            "name": WEBHOOK_NAME,
+            "endpoint": endpoint,
+            "secret": secret,
+            "events": list(WEBHOOK_EVENTS),
+            "status": "active",
+            "notifications_enabled": True,
+        }
+        reply = self._api("POST", WEBHOOKS_PATH, body, headers={"X-Gifty-Idempotency-Key": key}, commits=True,
+                          action="refused to create the webhook")
+        webhook_id = str((_data(reply) or {}).get("id") or "")
+        if not webhook_id:
+            raise PermanentError(
+                "Gifty answered without a webhook id. Check the webhooks in the Gifty dashboard "
+                "(Developers) and delete any for this address before registering again.",
+                status_code=reply.status, response_body=reply.text,
+            )
+        self._delete_older_webhooks(endpoint, keep=webhook_id)
+        return webhook_id, secret
+
+    def _delete_older_webhooks(self, endpoint: str, *, keep: str) -> None:
+        """Best effort: a leftover webhook only sends duplicates (the same event ids)."""
+        try:
+            older = [str(webhook.get("id")) for webhook in self._webhooks()
+                     if webhook.get("endpoint") == endpoint and webhook.get("id") and str(webhook.get("id")) != keep]
+            for webhook_id in older:
+                try:
+                    self._api("DELETE", f"{WEBHOOKS_PATH}/{url_quote(webhook_id, safe='')}",
+                              action=f"refused to delete the older webhook {webhook_id}")
+                except PermanentError as exc:
+                    if exc.status_code != 404:  # 404: already gone.
+                        raise
+        except ProviderError as exc:
+            logger.warning("Gifty account %s: older webhooks for %s not deleted: %s", self.account.id, endpoint,
+                           exc.message)
+
+    def _webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook of the account, newest first (seed 003's cursor pagination)."""
+        webhooks: list[dict[str, Any]] = []
+        cursor = ""
+        for _ in range(WEBHOOK_MAX_PAGES):
+            query = f"?limit={WEBHOOK_PAGE_SIZE}" + (f"&cursor_before={url_quote(cursor, safe='')}" if cursor else "")
+            reply = self._api("GET", f"{WEBHOOKS_PATH}{query}", action="refused to list the webhooks")
+            page = [item for item in (_data(reply) or []) if isinstance(item, dict)]
+            webhooks.extend(page)
+            if len(page) < WEBHOOK_PAGE_SIZE or not page[-1].get("id"):
+                break
+            cursor = str(page[-1]["id"])
+        return webhooks
 
     # --- Configuration (the catalog, consent versions, limits) -------------------------------
 
@@ -612,29 +715,61 @@ def _card_result(card: CardRequest, order: dict[str, Any]) -> CardResult:
     mapped = STATUS_MAP.get(status, CardStatus.PROCESSING)
     currency = str(order.get("currency") or card.currency).upper()
     total = (order.get("amounts") or {}).get("total")
-    gift_card = next((item for item in order.get("gift_cards") or [] if isinstance(item, dict)), None)
-    details: dict[str, Any] = {}
-    if gift_card is not None:
-        # Strings, not Decimals: these are stored as JSON on the order.
-        details = {"gift_card_id": gift_card.get("id") or "", "currency": gift_card.get("currency") or currency}
-        if gift_card.get("balance") is not None:
-            details["balance"] = str(_from_cents(gift_card["balance"]))
-        for key in ("is_redeemable", "expires_at"):
-            if key in gift_card:
-                details[key] = gift_card[key]
+    gift_card = _gift_card(order)
+    details = _gift_card_details(gift_card, currency) if gift_card is not None else {}
     return CardResult(
         order_reference=card.order_reference,
         status=mapped,
         provider_order_id=order_id,
         cost=_from_cents(total) if total is not None else None,
         cost_currency=currency if total is not None else "",
-        error=(
-            f"Gifty cancelled the order {order_id}. Ask Gifty why before sending this card again."
-            if mapped == CardStatus.FAILED else ""
-        ),
+        error=_cancelled_error(order_id) if mapped == CardStatus.FAILED else "",
         provider_card_id=str((gift_card or {}).get("code") or ""),
         details=details,
     )
+
+
+def _gift_card(order: dict[str, Any]) -> dict[str, Any] | None:
+    return next((item for item in order.get("gift_cards") or [] if isinstance(item, dict)), None)
+
+
+def _gift_card_details(gift_card: dict[str, Any], currency: str) -> dict[str, Any]:
+    # Strings, not Decimals: these are stored as JSON on the order.
+    details = {"gift_card_id": gift_card.get("id") or "", "currency": gift_card.get("currency") or currency}
+    if gift_card.get("balance") is not None:
+        details["balance"] = str(_from_cents(gift_card["balance"]))
+    for key in ("is_redeemable", "expires_at"):
+        if key in gift_card:
+            details[key] = gift_card[key]
+    return details
+
+
+def _cancelled_error(order_id: str) -> str:
+    return f"Gifty cancelled the order {order_id}. Ask Gifty why before sending this card again."
+
+
+def _card_update(order: dict[str, Any], status: CardStatus) -> CardUpdate:
+    """What a signed external order event says of our card (assumption 12)."""
+    order_id = str(order.get("id") or "")
+    metadata = order.get("metadata") if isinstance(order.get("metadata"), dict) else {}
+    reference = str(metadata.get("external_reference") or "")
+    if status == CardStatus.FAILED:
+        return CardUpdate(status=status, order_reference=reference, provider_order_id=order_id,
+                          error=_cancelled_error(order_id))
+    details: dict[str, Any] = {}
+    gift_card = _gift_card(order)
+    if gift_card is not None:
+        currency = str(order.get("currency") or "").upper()
+        try:
+            details = _gift_card_details(gift_card, currency)
+        except PermanentError:  # An odd balance must not lose a delivery: keep the rest.
+            details = _gift_card_details({**gift_card, "balance": None}, currency)
+        code = str(gift_card.get("code") or "")
+    else:
+        code = ""
+    # The full code goes to the order's card id (for card_details), never into the details.
+    return CardUpdate(status=status, order_reference=reference, provider_order_id=order_id, details=details,
+                      provider_card_id=code if code and "*" not in code else "")
 
 
 Client = GiftyClient

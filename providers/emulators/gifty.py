@@ -4,7 +4,9 @@ Serves under one base URL what GiftDesk uses of Gifty: the External Orders API
 (`GET /v1/external-orders/configuration`, `POST /v1/external-orders/preview`,
 `POST /v1/external-orders`), the external order lookup GiftDesk assumes
 (`GET /v1/external-orders/{id}`, see the comment block in providers/clients/gifty.py), and
-`GET /v1/giftcards/{code}`. Bearer tokens, seed 003's error body, validation messages in
+`GET /v1/giftcards/{code}`, and the Webhooks API (`GET`/`POST /v1/webhooks`,
+`GET`/`PUT`/`DELETE /v1/webhooks/{id}`: our secret is given on create, never shown, and
+immutable). Bearer tokens, seed 003's error body, validation messages in
 English or Dutch (`Accept-Language`), the 120 requests/minute limit (a sliding 60 s window
 per token), and idempotency by `X-Gifty-Idempotency-Key` (and `Idempotency-Key` on order
 creation) for 24 hours. Test-only endpoints live under `/_emulator/`.
@@ -12,11 +14,18 @@ creation) for 24 hours. Test-only endpoints live under `/_emulator/`.
 Orders are asynchronous: an order answers `pending`, becomes `processing` after
 `processing_after` seconds and `completed` after `complete_after` seconds (None: only when
 a test says so). Where the seed is silent, the assumption is marked "Assumption:".
+
+Webhook events are not sent on their own: `deliver_order_event(order_id)` (or
+`POST /_emulator/orders/{id}/notify`) posts the order's current event to every active
+webhook subscribed to it, signed as the client expects (`signed_webhook`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
+import json
 import math
 import re
 import secrets
@@ -29,6 +38,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
@@ -46,6 +58,7 @@ ADMIN_PREFIX = "/_emulator/"
 ORDERS_PATH = "/v1/external-orders"
 CONFIGURATION_PATH = "/v1/external-orders/configuration"
 PREVIEW_PATH = "/v1/external-orders/preview"
+WEBHOOKS_PATH = "/v1/webhooks"
 
 LANGUAGES = ("en", "nl")  # seed 003, Localization
 CURRENCIES = ("EUR",)  # seed 003, Currencies
@@ -59,6 +72,24 @@ DEFAULT_RATE_LIMIT = 120  # seed 003, Rate Limiting: 120 requests per minute
 RATE_WINDOW_SECONDS = 60.0
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # "in the past 24 hours"
 CARD_VALIDITY = timedelta(days=5 * 365)  # Assumption: seed 003's example card is valid 5 years
+
+# --- Webhooks (seed 003, Webhooks; the assumptions are the client's, 11 to 13) ---------------
+
+# Assumption: the secret "requirements" seed 003 links to (the link is missing): 16 to 128
+# letters, digits, dashes and underscores.
+WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+WEBHOOK_STATUSES = ("active", "inactive")
+WEBHOOK_PAGE_DEFAULT, WEBHOOK_PAGE_MAX = 10, 100  # "Defaults to 10 and should be between 1 and 100"
+SIGNATURE_HEADER = "X-Gifty-Signature"  # DESIGN.md; hex HMAC-SHA256 of the raw body
+# The events seed 003's examples name, and the external order events GiftDesk assumes.
+ORDER_EVENTS = {"processing": "external_order.processing", "completed": "external_order.completed",
+                "cancelled": "external_order.cancelled"}
+WEBHOOK_EVENTS = frozenset({
+    "giftcard.issue", "giftcard.issued", "giftcard.redeem", "giftcard.redeemed", "giftcard.expired",
+    "giftcard.extended", "giftcard.topped_up", "transaction.created", "transaction.captured",
+    "transaction.released", "location.created", "location.updated", "location.deleted",
+    *ORDER_EVENTS.values(),
+})
 
 # --- Configuration (seed 003, GET Configuration) ---------------------------------------------
 
@@ -175,6 +206,27 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "nl": "De headers Idempotency-Key en X-Gifty-Idempotency-Key moeten gelijk zijn."},
     "code": {"en": "The gift card code must be 16 letters and digits, without hyphens or spaces.",
              "nl": "De code van de cadeaukaart moet 16 letters en cijfers zijn, zonder streepjes of spaties."},
+    "webhook_not_found": {"en": "The webhook {value} does not exist.", "nl": "De webhook {value} bestaat niet."},
+    "webhook_string": {"en": "The {field} field must be a text.", "nl": "Het veld {field} moet een tekst zijn."},
+    "webhook_https": {"en": "The endpoint must be a valid HTTPS URL.",
+                      "nl": "Het endpoint moet een geldige HTTPS-URL zijn."},
+    "webhook_secret": {"en": "The secret must have 16 to 128 characters: letters, digits, dashes and underscores.",
+                       "nl": "Het secret moet 16 tot 128 tekens bevatten: letters, cijfers, streepjes en "
+                             "underscores."},
+    "webhook_secret_immutable": {"en": "The secret cannot be updated.",
+                                 "nl": "Het secret kan niet worden gewijzigd."},
+    "webhook_events": {"en": "The events field must contain at least 1 event.",
+                       "nl": "Het veld events moet minimaal 1 event bevatten."},
+    "webhook_events_list": {"en": "The events field must be a list of event names.",
+                            "nl": "Het veld events moet een lijst met eventnamen zijn."},
+    "webhook_event": {"en": "The event {value} does not exist.", "nl": "Het event {value} bestaat niet."},
+    "webhook_status": {"en": "The status must be one of: active, inactive.",
+                       "nl": "De status moet een van de volgende zijn: active, inactive."},
+    "webhook_boolean": {"en": "The {field} field must be true or false.",
+                        "nl": "Het veld {field} moet true of false zijn."},
+    "limit": {"en": "The limit must be a whole number between 1 and {max}.",
+              "nl": "De limit moet een geheel getal tussen 1 en {max} zijn."},
+    "cursor": {"en": "The cursor_before {value} is not valid.", "nl": "De cursor_before {value} is ongeldig."},
     "unauthenticated": {"en": "Unauthenticated.", "nl": "Niet geauthenticeerd."},
     "forbidden": {"en": "This action is unauthorized.", "nl": "Deze actie is niet toegestaan."},
     "order_not_found": {"en": "The external order {value} does not exist.",
@@ -310,6 +362,28 @@ class _Order:
     forced_status: str | None = None
 
 
+@dataclass
+class Webhook:
+    """One webhook subscription; `secret` is ours and never leaves the emulator's API."""
+
+    id: str
+    token: str
+    seq: int
+    name: str
+    endpoint: str
+    secret: str
+    events: list[str]
+    is_active: bool
+    notifications_enabled: bool
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        # Seed 003 prints `events` as {"a", "b"}, which is not JSON: a list, as create takes it.
+        return {"id": self.id, "name": self.name, "endpoint": self.endpoint, "is_active": self.is_active,
+                "notifications_enabled": self.notifications_enabled, "events": list(self.events),
+                "created_at": _timestamp(self.created_at)}
+
+
 @dataclass(frozen=True)
 class _Stored:
     stored_at: float
@@ -401,6 +475,12 @@ class GiftyEmulator:
         self._idempotency: dict[tuple[str, str], _Stored] = {}
         self._calls: dict[str, deque[float]] = {}
         self._codes = itertools.count(1)
+        self._webhooks: dict[str, Webhook] = {}
+        self._webhook_seq = itertools.count(1)
+        # (order id, event type) -> (event id, created at): one event, the same on every delivery.
+        self._events: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # Gifty only posts to HTTPS; tests delivering to a loopback receiver turn this off.
+        self.webhook_https_only = True
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/v1/external-orders/configuration"), self._configuration),
             ("POST", re.compile(r"/v1/external-orders/preview"), self._preview),
@@ -408,6 +488,11 @@ class GiftyEmulator:
             # Assumption: seed 003 documents no lookup of an external order; see the client.
             ("GET", re.compile(r"/v1/external-orders/(?P<order_id>[^/]+)"), self._get_order),
             ("GET", re.compile(r"/v1/giftcards/(?P<code>[^/]+)"), self._get_gift_card),
+            ("GET", re.compile(r"/v1/webhooks"), self._list_webhooks),
+            ("POST", re.compile(r"/v1/webhooks"), self._create_webhook),
+            ("GET", re.compile(r"/v1/webhooks/(?P<webhook_id>[^/]+)"), self._get_webhook),
+            ("PUT", re.compile(r"/v1/webhooks/(?P<webhook_id>[^/]+)"), self._update_webhook),
+            ("DELETE", re.compile(r"/v1/webhooks/(?P<webhook_id>[^/]+)"), self._delete_webhook),
         ]
 
     # --- Test helpers ------------------------------------------------------------------------
@@ -421,6 +506,8 @@ class GiftyEmulator:
             self._calls.clear()
             self.ledger.clear()
             self.requests.clear()
+            self._webhooks.clear()
+            self._events.clear()
             self.consent = {name: dict(item) for name, item in CONSENT.items()}
         self.faults.clear()
 
@@ -438,6 +525,46 @@ class GiftyEmulator:
     def order_ids(self) -> list[str]:
         with self._lock:
             return list(self._orders)
+
+    def webhooks(self) -> list[Webhook]:
+        """Every subscription, oldest first, secrets included (for tests)."""
+        with self._lock:
+            return [Webhook(**{**asdict(webhook), "events": list(webhook.events)})
+                    for webhook in sorted(self._webhooks.values(), key=lambda webhook: webhook.seq)]
+
+    def order_event(self, order_id: str) -> dict[str, Any] | None:
+        """The event for the order's current status (None while it is pending)."""
+        with self._lock:
+            return self._order_event(self._orders[order_id])
+
+    def deliver_order_event(self, order_id: str, *, timeout: float = 5.0) -> list[tuple[str, int | None]]:
+        """POST the order's current event to every active webhook of its token subscribed to
+        it, each signed with its own secret. Returns (endpoint, HTTP status or None)."""
+        with self._lock:
+            order = self._orders[order_id]
+            event = self._order_event(order)
+            targets = [] if event is None else [
+                (webhook.endpoint, webhook.secret) for webhook in sorted(self._webhooks.values(), key=lambda w: w.seq)
+                if webhook.token == order.token and webhook.is_active and event["type"] in webhook.events
+            ]
+        results: list[tuple[str, int | None]] = []
+        for endpoint, secret in targets:
+            headers, body = sign_event(secret, event)
+            try:
+                response = requests.post(endpoint, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+                results.append((endpoint, response.status_code))
+            except requests.RequestException:
+                results.append((endpoint, None))
+        return results
+
+    def _order_event(self, order: _Order) -> dict[str, Any] | None:
+        data = self._order_json(order)
+        event_type = ORDER_EVENTS.get(data["status"])
+        if event_type is None:
+            return None
+        event_id, created_at = self._events.setdefault((order.id, event_type),
+                                                       (_new_id("evt_"), datetime.now(UTC)))
+        return {"id": event_id, "type": event_type, "created_at": _timestamp(created_at), "data": data}
 
     def card_code(self, order_id: str) -> str:
         """The full code of an order's first card (Gifty masks it while the order runs)."""
@@ -936,6 +1063,117 @@ class GiftyEmulator:
             if code not in self._cards:
                 return code
 
+    # --- Webhooks (seed 003) ------------------------------------------------------------------
+
+    def _list_webhooks(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        """Newest first; `cursor_before` (a webhook id) continues after that webhook."""
+        raw_limit = request.query.get("limit")
+        limit = WEBHOOK_PAGE_DEFAULT
+        if raw_limit is not None:
+            if not re.fullmatch(r"\d{1,3}", raw_limit) or not 1 <= int(raw_limit) <= WEBHOOK_PAGE_MAX:
+                raise Refusal(422, [Problem(_t(call.language, "limit", max=WEBHOOK_PAGE_MAX))])
+            limit = int(raw_limit)
+        mine = sorted((webhook for webhook in self._webhooks.values() if webhook.token == call.token),
+                      key=lambda webhook: webhook.seq, reverse=True)
+        cursor = request.query.get("cursor_before")
+        if cursor:
+            # Assumption: a cursor that names no webhook of the token is refused (422).
+            before = self._webhooks.get(cursor)
+            if before is None or before.token != call.token:
+                raise Refusal(422, [Problem(_t(call.language, "cursor", value=cursor))])
+            mine = [webhook for webhook in mine if webhook.seq < before.seq]
+        return json_response(200, {"data": [webhook.to_json() for webhook in mine[:limit]]})
+
+    def _create_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        body = self._webhook_body(request, call, creating=True)
+        webhook = Webhook(
+            id=_new_id("wh_"), token=call.token, seq=next(self._webhook_seq), name=body["name"],
+            endpoint=body["endpoint"], secret=body["secret"], events=body["events"],
+            is_active=body["status"] == "active",
+            # Assumption: optional on create; absent means no health notifications.
+            notifications_enabled=bool(body.get("notifications_enabled", False)),
+            created_at=datetime.now(UTC),
+        )
+        self._webhooks[webhook.id] = webhook
+        # Assumption: 201 Created, as for an external order; the secret is never echoed.
+        return json_response(201, {"data": webhook.to_json()})
+
+    def _get_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        return json_response(200, {"data": self._webhook(call).to_json()})
+
+    def _update_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        webhook = self._webhook(call)
+        body = self._webhook_body(request, call, creating=False)
+        webhook.name, webhook.endpoint, webhook.events = body["name"], body["endpoint"], body["events"]
+        webhook.is_active = body["status"] == "active"
+        webhook.notifications_enabled = body["notifications_enabled"]
+        return json_response(200, {"data": webhook.to_json()})
+
+    def _delete_webhook(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
+        webhook = self._webhook(call)
+        del self._webhooks[webhook.id]
+        return EmulatorResponse(204)  # Assumption: seed 003 shows no answer body.
+
+    def _webhook(self, call: _Call) -> Webhook:
+        webhook = self._webhooks.get(call.params["webhook_id"])
+        if webhook is None or webhook.token != call.token:
+            raise Refusal(404, [Problem(_t(call.language, "webhook_not_found", value=call.params["webhook_id"]),
+                                        "not_found")])
+        return webhook
+
+    def _webhook_body(self, request: EmulatorRequest, call: _Call, *, creating: bool) -> dict[str, Any]:
+        """Create: name, endpoint, secret, events, status required; notifications_enabled
+        optional. Update: the same without secret (immutable: refused if sent), and
+        notifications_enabled required."""
+        lang = call.language
+        body = request.json()
+        if not isinstance(body, dict):
+            raise Refusal(400, [Problem(MESSAGES["body"][lang], "bad_request")])
+        problems: list[Problem] = []
+        for name in ("name", "endpoint"):
+            if body.get(name) in (None, ""):
+                problems.append(Problem(_t(lang, "required", field=name)))
+            elif not isinstance(body[name], str):
+                problems.append(Problem(_t(lang, "webhook_string", field=name)))
+        endpoint = body.get("endpoint")
+        if isinstance(endpoint, str) and endpoint:
+            parts = urlsplit(endpoint)
+            schemes = ("https",) if self.webhook_https_only else ("https", "http")
+            if parts.scheme.lower() not in schemes or not parts.hostname:
+                problems.append(Problem(MESSAGES["webhook_https"][lang]))
+        secret = body.get("secret")
+        if creating:
+            if secret in (None, ""):
+                problems.append(Problem(_t(lang, "required", field="secret")))
+            elif not isinstance(secret, str) or not WEBHOOK_SECRET.match(secret):
+                problems.append(Problem(MESSAGES["webhook_secret"][lang]))
+        elif "secret" in body:
+            # Assumption: seed 003 says the secret "cannot be updated"; sending one is refused.
+            problems.append(Problem(MESSAGES["webhook_secret_immutable"][lang]))
+        events = body.get("events")
+        if events in (None, "", [], {}):
+            problems.append(Problem(MESSAGES["webhook_events"][lang] if events in ([], {})
+                                    else _t(lang, "required", field="events")))
+        elif not isinstance(events, list) or not all(isinstance(event, str) for event in events):
+            problems.append(Problem(MESSAGES["webhook_events_list"][lang]))
+        else:
+            for event in events:
+                if event not in WEBHOOK_EVENTS:
+                    problems.append(Problem(_t(lang, "webhook_event", value=event)))
+        status = body.get("status")
+        if status in (None, ""):
+            problems.append(Problem(_t(lang, "required", field="status")))
+        elif status not in WEBHOOK_STATUSES:
+            problems.append(Problem(MESSAGES["webhook_status"][lang]))
+        notifications = body.get("notifications_enabled")
+        if notifications is None and not creating:
+            problems.append(Problem(_t(lang, "required", field="notifications_enabled")))
+        elif notifications is not None and not isinstance(notifications, bool):
+            problems.append(Problem(_t(lang, "webhook_boolean", field="notifications_enabled")))
+        if problems:
+            raise Refusal(422, problems)
+        return {**body, "events": list(dict.fromkeys(events))}
+
     # --- Test-only endpoints (not part of Gifty's API) ---------------------------------------
 
     def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
@@ -948,6 +1186,13 @@ class GiftyEmulator:
             return json_response(200, {"reset": True})
         if request.method == "POST" and action == "faults":
             return self._admin_add_fault(request)
+        match = re.fullmatch(r"orders/(?P<order_id>[^/]+)/notify", action)
+        if request.method == "POST" and match:
+            if match["order_id"] not in self.order_ids():
+                return json_response(404, {"error": f"No order {match['order_id']}"})
+            results = self.deliver_order_event(match["order_id"])
+            return json_response(200, {"delivered": [{"endpoint": endpoint, "status": status}
+                                                     for endpoint, status in results]})
         match = re.fullmatch(r"orders/(?P<order_id>[^/]+)/(?P<status>cancel|complete)", action)
         if request.method == "POST" and match:
             status = {"cancel": "cancelled", "complete": "completed"}[match["status"]]
@@ -1003,6 +1248,26 @@ def _product_json(product: CatalogProduct) -> dict[str, Any]:
         "images": product.image(), "pricing": pricing, "fulfillment_modes": list(product.modes),
         "customisation_options": options,
     }
+
+
+# --- Webhook deliveries (assumptions 11 and 12 of providers/clients/gifty.py) ----------------
+
+
+def sign_event(secret: str, event: dict[str, Any], *, header: str = SIGNATURE_HEADER) -> tuple[dict[str, str], bytes]:
+    """The headers and raw body Gifty posts for `event`: hex HMAC-SHA256 of the body."""
+    body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", header: signature}, body
+
+
+def signed_webhook(
+    *, secret: str, event_type: str, order: dict[str, Any], event_id: str | None = None,
+    created_at: str | None = None, header: str = SIGNATURE_HEADER,
+) -> tuple[dict[str, str], bytes]:
+    """An external order event ({"id", "type", "created_at", "data": <the order>}), signed."""
+    event = {"id": event_id or _new_id("evt_"), "type": event_type,
+             "created_at": created_at or _timestamp(datetime.now(UTC)), "data": order}
+    return sign_event(secret, event, header=header)
 
 
 # --- The local demo (see providers/emulators/registry.py) -----------------------------------
