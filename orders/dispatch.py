@@ -122,11 +122,33 @@ def _start_attempt(submission_id: int) -> Submission | None:
         pk=submission_id, state__in=ATTEMPTABLE, account__blocked_reason="",
     ).update(
         state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=WORKER_NAME,
-        claimed_at=now, updated_at=now,
+        claimed_at=now, updated_at=now, attempt_token=uuid.uuid4().hex,
     )
     if not started:
         return None
     return Submission.objects.select_related("account").get(pk=submission_id)
+
+
+def _owned(submission: Submission):
+    """The submission, if this attempt still holds it: the only way to record its outcome."""
+    return Submission.objects.filter(
+        pk=submission.pk, state=SubmissionState.IN_FLIGHT, attempt_token=submission.attempt_token
+    )
+
+
+def _settle_without_orders(submission: Submission) -> str:
+    """An attempt found none of its orders still to send: another attempt of the same
+    submission (taken over from a worker presumed dead) already got the answer. Derive the
+    submission's state from its orders, so the cards still being fulfilled are followed up."""
+    statuses = set(submission.orders.values_list("status", flat=True))
+    processing = OrderStatus.PROCESSING in statuses
+    state = (SubmissionState.ACCEPTED if processing or OrderStatus.DELIVERED in statuses
+             else SubmissionState.REJECTED)
+    _owned(submission).update(
+        state=state, updated_at=timezone.now(),
+        next_poll_at=timezone.now() if processing else None,
+    )
+    return state
 
 
 def _submit_request(submission: Submission, orders: list[Order]) -> SubmitRequest:
@@ -185,9 +207,7 @@ def submission_attempt(submission_id: int) -> str | None:
         return None
     orders = _orders_in(submission, OrderStatus.SENDING)
     if not orders:
-        Submission.objects.filter(pk=submission.pk).update(state=SubmissionState.REJECTED,
-                                                            last_error="No orders left to send.")
-        return SubmissionState.REJECTED
+        return _settle_without_orders(submission)
     client = _client(submission, [order.pk for order in orders])
     try:
         result = client.submit(_submit_request(submission, orders))
@@ -257,8 +277,10 @@ def _accepted_message(submission: Submission, card, status: str) -> str:
 @transaction.atomic
 def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -> str:
     now = timezone.now()
-    processing = _apply_results(submission, orders, result, from_status=OrderStatus.SENDING)
-    Submission.objects.filter(pk=submission.pk).update(
+    _apply_results(submission, orders, result, from_status=OrderStatus.SENDING)
+    # Counted from the database: an attempt taken over may have moved some of them already.
+    processing = submission.orders.filter(status=OrderStatus.PROCESSING).exists()
+    _owned(submission).update(
         state=SubmissionState.ACCEPTED,
         provider_reference=result.provider_reference or submission.provider_reference,
         last_error="", next_attempt_at=None, updated_at=now,
@@ -272,10 +294,11 @@ def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -
 def _reject(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
     if len(orders) > 1 and submission.split_from_id is None and submission.attempts <= 1:
         return _split(submission, orders, exc)
+    # Only the attempt holding the submission may fail its orders.
+    if not _owned(submission).update(state=SubmissionState.REJECTED, last_error=exc.message,
+                                     updated_at=timezone.now()):
+        return SubmissionState.REJECTED
     _fail_orders(submission, orders, exc.message)
-    Submission.objects.filter(pk=submission.pk).update(
-        state=SubmissionState.REJECTED, last_error=exc.message, updated_at=timezone.now()
-    )
     _complete_finished_batches({order.batch_id for order in orders})
     return SubmissionState.REJECTED
 
@@ -284,10 +307,11 @@ def _split(submission: Submission, orders: list[Order], exc: PermanentError) -> 
     """The provider refused a multi-card request: try each card alone, once, so one bad
     row never fails its neighbours. Safe with new keys: a refused request bought nothing."""
     now = timezone.now()
-    Submission.objects.filter(pk=submission.pk).update(
+    if not _owned(submission).update(
         state=SubmissionState.REJECTED, updated_at=now,
         last_error=f"Refused as a whole; each card is retried alone. {exc.message}",
-    )
+    ):
+        return SubmissionState.REJECTED  # Another attempt holds it now and decides.
     for order in orders:
         single = Submission.objects.create(
             account_id=submission.account_id, idempotency_key=new_idempotency_key(),
@@ -395,10 +419,11 @@ def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError
         delay = max(delay, settings.GIFTDESK_RETRY_MAX_SECONDS)
         message = (f"Still waiting for {submission.account.get_kind_display()} to confirm whether this "
                    f"order was placed; asked again with the same idempotency key. Last error: {exc.message}")
-    Submission.objects.filter(pk=submission.pk).update(
+    if not _owned(submission).update(
         state=SubmissionState.RETRY, last_error=message, updated_at=now, attempts=attempts,
         outcome_unknown=unknown, next_attempt_at=now + timedelta(seconds=delay),
-    )
+    ):
+        return SubmissionState.RETRY  # Taken over meanwhile: the newer attempt decides.
     Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=message)
     events.record_note(orders, actor=WORKER_NAME, submission=submission,
                        message=f"{message} (attempt {attempts}; next in {delay:.0f} s)")
@@ -411,7 +436,7 @@ def _block_account(submission: Submission, orders: list[Order], exc: AccountErro
     now = timezone.now()
     _block_account_only(submission.account_id, exc)
     # An account refusal is not this submission's fault: the attempt does not count.
-    Submission.objects.filter(pk=submission.pk).update(
+    _owned(submission).update(
         state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
         last_error=exc.message, next_attempt_at=None, updated_at=now,
     )

@@ -114,6 +114,9 @@ class Submission(models.Model):
     last_error = models.TextField(blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Fencing token of the attempt in flight: only its holder may record the outcome, so an
+    # attempt given up as dead (and taken over) can never overwrite its successor's state.
+    attempt_token = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -41,7 +42,6 @@ DEMO_CLIENT_SECRET = "giftdesk-demo-secret"
 TOKEN_PATH = "/oauth2/token"
 CATALOG_PATH = "/api/v1/catalog/branded-cards"
 ORDER_PATH = "/api/v1/orders/branded-card"
-ADMIN_PREFIX = "/_emulator/"
 ALL_SCOPES = frozenset({"orders.read", "orders.write", "catalog.read"})  # seed 002, step 2
 # Seed 002: "Sandbox tokens are valid for 24 hours; production tokens expire after 1 hour."
 TOKEN_LIFETIME = {"sandbox": 86_400, "production": 3_600}
@@ -127,20 +127,6 @@ def _text(value: Decimal) -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -247,15 +233,6 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
 class _Call:
     client_id: str
     scopes: frozenset[str]
@@ -275,7 +252,7 @@ def _fingerprint(request: EmulatorRequest) -> str:
 # --- The emulator ------------------------------------------------------------------------------
 
 
-class GiftronautEmulator:
+class GiftronautEmulator(EmulatorBase):
     """In-memory Giftronaut: OAuth token endpoint, catalog, branded-card orders, a card ledger.
 
     - `token_lifetime`: seconds a token lives, reported in expires_in (default by environment).
@@ -286,6 +263,8 @@ class GiftronautEmulator:
       (seed 002: "Sandbox orders do not charge your balance").
     - `app_scopes`: client_id -> the scopes its app was given (default: all three).
     """
+
+    funds_routes = frozenset({("POST", ORDER_PATH)})
 
     def __init__(
         self,
@@ -359,39 +338,7 @@ class GiftronautEmulator:
 
     # --- Entry point -------------------------------------------------------------------------
 
-    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._handle_admin(request)
-        self._record(request)
-        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
-        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
-            return self._fault_response(fault)
-        with self._lock:
-            response = self._dispatch(request, credit_fault=fault)
-        if 200 <= response.status < 300:  # "after commit": only when something was done
-            after = self.faults.take(request, F.AFTER)
-            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
-                raise DropConnection()
-            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
-                time.sleep(after.delay)  # outside the lock: other requests carry on
-        return response
-
-    def _record(self, request: EmulatorRequest) -> None:
-        recorded = RecordedRequest(
-            request.method, request.path, dict(request.query), dict(request.headers.items()), request.body
-        )
-        with self._lock:
-            self.requests.append(recorded)
-
-    @staticmethod
-    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
-        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
-        if not (request.method == "POST" and request.path == ORDER_PATH):
-            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
-        return frozenset(kinds)
-
-    @staticmethod
-    def _fault_response(fault: Fault) -> EmulatorResponse:
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
         if fault.kind == F.DROP_BEFORE:
             raise DropConnection()
         if fault.kind == F.HTML:
@@ -542,7 +489,7 @@ class GiftronautEmulator:
         if not isinstance(body, dict):
             return error_response(400, "invalid_request", "The request body must be a JSON object.")
         product_id = body.get("productId")
-        if _blank(product_id) or not isinstance(product_id, str):
+        if is_blank(product_id) or not isinstance(product_id, str):
             return error_response(400, "invalid_request", "productId is required.")
         recipients = body.get("recipients")
         if not isinstance(recipients, list) or not recipients:
@@ -551,7 +498,7 @@ class GiftronautEmulator:
         if not isinstance(email_setting, dict):
             return error_response(400, "invalid_request", "emailSetting is required.")
         for name in ("senderName", "subject"):
-            if _blank(email_setting.get(name)) or not isinstance(email_setting.get(name), str):
+            if is_blank(email_setting.get(name)) or not isinstance(email_setting.get(name), str):
                 return error_response(400, "invalid_request", f"emailSetting.{name} is required.")
         message = email_setting.get("message")
         if message is not None and not isinstance(message, str):
@@ -577,15 +524,15 @@ class GiftronautEmulator:
             if not isinstance(item, dict):
                 return error_response(400, "invalid_request", f"{where} must be an object.")
             first, last, email = item.get("firstName"), item.get("lastName", ""), item.get("email")
-            if _blank(first) or not isinstance(first, str):
+            if is_blank(first) or not isinstance(first, str):
                 return error_response(400, "invalid_request", f"{where}.firstName is required.")
             if last is None:
                 last = ""
             if not isinstance(last, str):
                 return error_response(400, "invalid_request", f"{where}.lastName must be a string.")
-            if _blank(email) or not isinstance(email, str):
+            if is_blank(email) or not isinstance(email, str):
                 return error_response(400, "invalid_request", f"{where}.email is required.")
-            amount = _decimal(item.get("amount"))
+            amount = parse_decimal(item.get("amount"))
             if amount is None or isinstance(item.get("amount"), str):
                 return error_response(400, "invalid_request", f"{where}.amount must be a number.")
             if not EMAIL_RE.match(email.strip()):
@@ -631,31 +578,6 @@ class GiftronautEmulator:
                         recipient.status, recipient.bounce_reason = "BOUNCED", self.bounce_reason
                     else:
                         recipient.status = "SENT"
-
-    # --- Test-only endpoints (not part of Giftronaut's API) ----------------------------------
-
-    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
-        action = request.path[len(ADMIN_PREFIX):].strip("/")
-        if request.method == "GET" and action == "ledger":
-            with self._lock:
-                return json_response(200, [entry.to_json() for entry in self.ledger])
-        if request.method == "POST" and action == "reset":
-            self.reset()
-            return json_response(200, {"reset": True})
-        if request.method == "POST" and action == "faults":
-            return self._admin_add_fault(request)
-        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
-
-    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
-        body = request.json()
-        if not isinstance(body, dict):
-            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
-        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
-        try:
-            fault = self.faults.add(str(body.get("kind")), **options)
-        except (TypeError, ValueError) as error:
-            return json_response(400, {"error": str(error)})
-        return json_response(201, {"added": asdict(fault)})
 
 
 def _parse_instant(value: Any) -> datetime | None:

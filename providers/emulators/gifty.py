@@ -44,6 +44,7 @@ import requests
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.base import EmulatorBase, RecordedRequest
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -54,7 +55,6 @@ from providers.emulators.http import (
 
 DEMO_API_TOKEN = "giftdesk-demo-gifty-token"
 
-ADMIN_PREFIX = "/_emulator/"
 ORDERS_PATH = "/v1/external-orders"
 CONFIGURATION_PATH = "/v1/external-orders/configuration"
 PREVIEW_PATH = "/v1/external-orders/preview"
@@ -415,15 +415,6 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
 class _Call:
     token: str
     language: str
@@ -437,8 +428,10 @@ Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
 # --- The emulator -------------------------------------------------------------------------------
 
 
-class GiftyEmulator:
+class GiftyEmulator(EmulatorBase):
     """In-memory Gifty: configuration, preview, orders (asynchronous), gift cards, a ledger."""
+
+    funds_routes = frozenset({("POST", ORDERS_PATH)})
 
     def __init__(
         self,
@@ -573,38 +566,8 @@ class GiftyEmulator:
 
     # --- Entry point -------------------------------------------------------------------------
 
-    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._handle_admin(request)
-        self._record(request)
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
         language = _language(request.headers.get("Accept-Language"))
-        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
-        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
-            return self._fault_response(fault, language)
-        with self._lock:
-            response = self._dispatch(request, language, fault)
-        if 200 <= response.status < 300:  # "after commit": only when something was done
-            after = self.faults.take(request, F.AFTER)
-            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
-                raise DropConnection()
-            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
-                time.sleep(after.delay)  # outside the lock: other requests carry on
-        return response
-
-    def _record(self, request: EmulatorRequest) -> None:
-        recorded = RecordedRequest(request.method, request.path, dict(request.query),
-                                   dict(request.headers.items()), request.body)
-        with self._lock:
-            self.requests.append(recorded)
-
-    @staticmethod
-    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
-        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
-        if not (request.method == "POST" and request.path == ORDERS_PATH):
-            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
-        return frozenset(kinds)
-
-    def _fault_response(self, fault: Fault, language: str) -> EmulatorResponse:
         if fault.kind == F.DROP_BEFORE:
             raise DropConnection()
         if fault.kind == F.HTML:
@@ -626,7 +589,8 @@ class GiftyEmulator:
             language, message=MESSAGES["rate_limited"][language], headers={"Retry-After": str(seconds)},
         )
 
-    def _dispatch(self, request: EmulatorRequest, language: str, credit_fault: Fault | None) -> EmulatorResponse:
+    def _dispatch(self, request: EmulatorRequest, credit_fault: Fault | None) -> EmulatorResponse:
+        language = _language(request.headers.get("Accept-Language"))
         token = self._authenticate(request)
         if token is None:
             return error_response(401, [Problem(MESSAGES["unauthenticated"][language], "authentication_error")],
@@ -1176,16 +1140,7 @@ class GiftyEmulator:
 
     # --- Test-only endpoints (not part of Gifty's API) ---------------------------------------
 
-    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
-        action = request.path[len(ADMIN_PREFIX):].strip("/")
-        if request.method == "GET" and action == "ledger":
-            with self._lock:
-                return json_response(200, [entry.to_json() for entry in self.ledger])
-        if request.method == "POST" and action == "reset":
-            self.reset()
-            return json_response(200, {"reset": True})
-        if request.method == "POST" and action == "faults":
-            return self._admin_add_fault(request)
+    def _extra_control(self, request: EmulatorRequest, action: str) -> EmulatorResponse | None:
         match = re.fullmatch(r"orders/(?P<order_id>[^/]+)/notify", action)
         if request.method == "POST" and match:
             if match["order_id"] not in self.order_ids():
@@ -1201,19 +1156,7 @@ class GiftyEmulator:
             except KeyError:
                 return json_response(404, {"error": f"No order {match['order_id']}"})
             return json_response(200, {"id": match["order_id"], "status": status})
-        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
-
-    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
-        body = request.json()
-        if not isinstance(body, dict):
-            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
-        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
-        try:
-            fault = self.faults.add(str(body.get("kind")), **options)
-        except (TypeError, ValueError) as error:
-            return json_response(400, {"error": str(error)})
-        return json_response(201, {"added": asdict(fault)})
-
+        return None
 
 def _t(language: str, key: str, **values: Any) -> str:
     texts = MESSAGES[key]

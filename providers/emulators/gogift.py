@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -41,7 +42,6 @@ DEMO_CLIENT_ID = "giftdesk-demo"
 DEMO_CLIENT_SECRET = "giftdesk-demo-secret"
 
 TOKEN_PATH = "/connect/token"
-ADMIN_PREFIX = "/_emulator/"
 SALES_CHANNEL_ID = "109"  # the channel seed 001 recommends; the only one the emulator has
 
 # The 22 languages of seed 001's LocalizedString, in the seed's order.
@@ -191,7 +191,7 @@ def _check_recipient(item: dict[str, Any], method: str, error: _ErrorSink) -> No
     """Seed 001: each delivery method needs its own recipient field."""
     name = RECIPIENT_FIELD_BY_METHOD[method]
     value = item.get(name)
-    if _blank(value):
+    if is_blank(value):
         error(name, f"{name} is required when deliveryMethod is {method}.", "NotEmpty")
     elif name == "recipientEmail" and not EMAIL_RE.match(str(value).strip()):
         error(name, f"recipientEmail {value!r} is not a valid email address.")
@@ -200,7 +200,7 @@ def _check_recipient(item: dict[str, Any], method: str, error: _ErrorSink) -> No
 def _invoice_buyer_errors(buyer: dict[str, Any]) -> list[FieldError]:
     """Seed 001, BuyerInput: accountId and accountType B2BDepartment are required for invoice."""
     errors = []
-    if _blank(buyer.get("accountId")):
+    if is_blank(buyer.get("accountId")):
         errors.append(FieldError("buyer.accountId", "Paying by InvoiceByFinance requires buyer.accountId "
                                                     "(your B2B department id) on the basket.", "NotEmpty"))
     if buyer.get("accountType") != "B2BDepartment":
@@ -385,15 +385,6 @@ class LedgerEntry:
         return data
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
 # --- Request parsing helpers -------------------------------------------------------------------
 
 
@@ -433,25 +424,11 @@ def _fingerprint(request: EmulatorRequest) -> str:
     return f"{request.method} {request.path} {digest}"
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
 def _canonical(value: Any, choices: tuple[str, ...]) -> str | None:
     """The documented spelling of an enum value; ServiceStack binds enums case-insensitively."""
     if not isinstance(value, str):
         return None
     return next((choice for choice in choices if choice.lower() == value.strip().lower()), None)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -492,8 +469,10 @@ class _Call:
 Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
 
 
-class GoGiftEmulator:
+class GoGiftEmulator(EmulatorBase):
     """In-memory GoGift: OAuth token endpoint, catalog, baskets, orders and a card ledger."""
+
+    funds_routes = frozenset({("POST", "/baskets/finalize")})
 
     def __init__(
         self,
@@ -550,37 +529,6 @@ class GoGiftEmulator:
         return [getattr(product.ids, self.environment) for product in CATALOG]
 
     # --- Entry point -------------------------------------------------------------------------
-
-    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._handle_admin(request)
-        self._record(request)
-        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
-        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
-            return self._fault_response(request, fault)
-        with self._lock:
-            response = self._dispatch(request, credit_fault=fault)
-        if 200 <= response.status < 300:  # "after commit": only when something was done
-            after = self.faults.take(request, F.AFTER)
-            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
-                raise DropConnection()
-            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
-                time.sleep(after.delay)  # outside the lock: other requests carry on
-        return response
-
-    def _record(self, request: EmulatorRequest) -> None:
-        recorded = RecordedRequest(
-            request.method, request.path, dict(request.query), dict(request.headers.items()), request.body
-        )
-        with self._lock:
-            self.requests.append(recorded)
-
-    @staticmethod
-    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
-        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
-        if not (request.method == "POST" and request.path == "/baskets/finalize"):
-            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
-        return frozenset(kinds)
 
     def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
         if fault.kind == F.DROP_BEFORE:
@@ -715,10 +663,10 @@ class GoGiftEmulator:
     @staticmethod
     def _matches_filter(product: CatalogProduct, body: dict[str, Any]) -> bool:
         channel = body.get("salesChannel")
-        if not _blank(channel) and str(channel) != SALES_CHANNEL_ID:
+        if not is_blank(channel) and str(channel) != SALES_CHANNEL_ID:
             return False
         method = body.get("withDeliveryMethod")
-        if not _blank(method) and str(method).lower() not in {o.delivery_method.lower() for o in product.offers}:
+        if not is_blank(method) and str(method).lower() not in {o.delivery_method.lower() for o in product.offers}:
             return False
         # Seed 001 spells it "redeemableInCoutries"; a string in its table, a list in its code.
         countries = body.get("redeemableInCoutries")
@@ -780,7 +728,7 @@ class GoGiftEmulator:
         body = request.json()
         body = body if isinstance(body, dict) else {}
         channel = body.get("salesChannelId")
-        channel = SALES_CHANNEL_ID if _blank(channel) else str(channel)  # seed 001 recommends 109
+        channel = SALES_CHANNEL_ID if is_blank(channel) else str(channel)  # seed 001 recommends 109
         if channel != SALES_CHANNEL_ID:
             return _validation_error(request.path, [FieldError(
                 "salesChannelId", f"Sales channel {channel} is not available to this client; use {SALES_CHANNEL_ID}.",
@@ -794,7 +742,7 @@ class GoGiftEmulator:
         return json_response(200, self._basket_json(basket))
 
     def _find_basket(self, basket_id: Any, client_id: str) -> _Basket | None:
-        basket = self._baskets.get(str(basket_id)) if not _blank(basket_id) else None
+        basket = self._baskets.get(str(basket_id)) if not is_blank(basket_id) else None
         # Baskets belong to the client that made them; others get a plain "not found".
         return basket if basket is not None and basket.client_id == client_id else None
 
@@ -812,7 +760,7 @@ class GoGiftEmulator:
         body = request.json()
         if not isinstance(body, dict):
             return _validation_error(request.path, [FieldError("", "The request body is not a JSON object.")])
-        if _blank(body.get("id")):
+        if is_blank(body.get("id")):
             return _validation_error(request.path, [FieldError("id", "id (the basket id) is required.", "NotEmpty")])
         basket = self._find_basket(body["id"], call.client_id)
         if basket is None:
@@ -877,7 +825,7 @@ class GoGiftEmulator:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
             error("quantity", f"quantity must be a whole number of at least 1 (got {quantity!r}).",
                   "GreaterThanOrEqual")
-        value = _decimal(item.get("giftcardValue"))
+        value = parse_decimal(item.get("giftcardValue"))
         if value is None:
             error("giftcardValue", f"giftcardValue must be a number (got {item.get('giftcardValue')!r}).",
                   "NotEmpty")
@@ -1052,7 +1000,7 @@ class GoGiftEmulator:
         body = request.json()
         if not isinstance(body, dict):
             return _validation_error(request.path, [FieldError("", "The request body is not a JSON object.")])
-        if _blank(body.get("basketId")):
+        if is_blank(body.get("basketId")):
             return _validation_error(request.path, [FieldError("basketId", "basketId is required.", "NotEmpty")])
         basket = self._find_basket(body["basketId"], call.client_id)
         if basket is None:
@@ -1098,7 +1046,7 @@ class GoGiftEmulator:
         if not basket.lines:
             return [FieldError("basketId", f"Basket {basket.id} is empty: add products before finalizing it.",
                                "NotEmpty")]
-        if self.require_reference and _blank(basket.reference):
+        if self.require_reference and is_blank(basket.reference):
             return [FieldError("reference", REFERENCE_REQUIRED_MESSAGE, "NotEmpty")]
         method = _canonical(body.get("paymentMethod"), PAYMENT_METHODS)
         if method is None:
@@ -1178,31 +1126,6 @@ class GoGiftEmulator:
             return response
 
         return wrapped
-
-    # --- Test-only endpoints (not part of GoGift's API) --------------------------------------
-
-    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
-        action = request.path[len(ADMIN_PREFIX):].strip("/")
-        if request.method == "GET" and action == "ledger":
-            with self._lock:
-                return json_response(200, [entry.to_json() for entry in self.ledger])
-        if request.method == "POST" and action == "reset":
-            self.reset()
-            return json_response(200, {"reset": True})
-        if request.method == "POST" and action == "faults":
-            return self._admin_add_fault(request)
-        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
-
-    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
-        body = request.json()
-        if not isinstance(body, dict):
-            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
-        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
-        try:
-            fault = self.faults.add(str(body.get("kind")), **options)
-        except (TypeError, ValueError) as error:
-            return json_response(400, {"error": str(error)})
-        return json_response(201, {"added": asdict(fault)})
 
 
 # --- Webhook deliveries (seed 001, "Webhook signature validation") ---------------------------

@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +57,7 @@ import requests
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
+from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -67,7 +68,6 @@ from providers.emulators.http import (
 
 DEMO_API_KEY = "ugm_demo_7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e"
 API_PREFIX = "/api/v1/business"
-ADMIN_PREFIX = "/_emulator/"
 ORDER_PATHS = ("/orders", "/orders/bulk")
 MAX_BULK_ORDERS = 100
 CENT = Decimal("0.01")
@@ -152,20 +152,6 @@ def _text(value: Decimal | None) -> str:
 
 def _money(value: Decimal) -> str:
     return f"{value.quantize(CENT):.2f}"
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _now() -> str:
@@ -313,21 +299,6 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-
-@dataclass(frozen=True)
 class _Call:
     api_key: str
     params: dict[str, str] = field(default_factory=dict)
@@ -384,8 +355,10 @@ def _fingerprint(request: EmulatorRequest) -> str:
 # --- The emulator ------------------------------------------------------------------------------
 
 
-class UGiftMeEmulator:
+class UGiftMeEmulator(EmulatorBase):
     """In-memory UGiftMe business API: key auth, catalog, wallet, orders and a card ledger."""
+
+    funds_routes = frozenset(("POST", path) for path in ORDER_PATHS)
 
     def __init__(
         self,
@@ -488,43 +461,20 @@ class UGiftMeEmulator:
 
     # --- Entry point -------------------------------------------------------------------------
 
-    def handle(self, request: EmulatorRequest) -> EmulatorResponse:
+    def _normalize(self, request: EmulatorRequest) -> EmulatorRequest:
+        """Accept paths with or without the documented `/api/v1/business` prefix."""
         if request.path.startswith(API_PREFIX + "/"):
-            request = EmulatorRequest(request.method, request.path[len(API_PREFIX):], dict(request.query),
-                                      request.headers, request.body)
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._handle_admin(request)
-        self._record(request)
-        fault = self.faults.take(request, F.BEFORE, applicable=self._before_kinds(request))
-        if fault is not None and fault.kind != F.INSUFFICIENT_FUNDS:
-            return self._fault_response(fault)
+            return EmulatorRequest(request.method, request.path[len(API_PREFIX):], dict(request.query),
+                                   request.headers, request.body)
+        return request
+
+    def _after_dispatch(self) -> None:
         with self._lock:
-            response = self._dispatch(request, credit_fault=fault)
             send_now = self.auto_deliver_webhooks and bool(self._outbox)
         if send_now:  # outside the lock: a receiver may call this emulator back
             threading.Thread(target=self.deliver_webhooks, daemon=True).start()
-        if 200 <= response.status < 300:  # "after commit": only when something was done
-            after = self.faults.take(request, F.AFTER)
-            if after is not None and after.kind == F.DROP_AFTER_COMMIT:
-                raise DropConnection()
-            if after is not None and after.kind == F.TIMEOUT_AFTER_COMMIT:
-                time.sleep(after.delay)  # outside the lock: other requests carry on
-        return response
 
-    def _record(self, request: EmulatorRequest) -> None:
-        recorded = RecordedRequest(request.method, request.path, dict(request.query),
-                                   dict(request.headers.items()), request.body)
-        with self._lock:
-            self.requests.append(recorded)
-
-    @staticmethod
-    def _before_kinds(request: EmulatorRequest) -> frozenset[str]:
-        kinds = set(F.FAULT_KINDS) - F.AFTER_COMMIT_KINDS
-        if not (request.method == "POST" and request.path in ORDER_PATHS):
-            kinds.discard(F.INSUFFICIENT_FUNDS)  # only an order can lack funds
-        return frozenset(kinds)
-
-    def _fault_response(self, fault: Fault) -> EmulatorResponse:
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
         if fault.kind == F.DROP_BEFORE:
             raise DropConnection()
         if fault.kind == F.HTML:
@@ -659,10 +609,10 @@ class UGiftMeEmulator:
             return None, f"{prefix or 'order'} must be an object."
         recipient = item.get("recipient")
         recipient = recipient if isinstance(recipient, dict) else {}
-        amount = _decimal(item.get("amount"))
+        amount = parse_decimal(item.get("amount"))
         currency = item.get("currency")
         problems = []
-        if _blank(item.get("productId")):
+        if is_blank(item.get("productId")):
             problems.append(f"{prefix}productId is required.")
         if amount is None or amount <= 0 or amount != amount.quantize(CENT):
             problems.append(f"{prefix}amount must be a positive number with at most 2 decimals "
@@ -670,7 +620,7 @@ class UGiftMeEmulator:
         if not isinstance(currency, str) or currency.upper() not in RATES_TO_EUR:
             problems.append(f"{prefix}currency {currency!r} is not supported; use one of "
                             f"{', '.join(RATES_TO_EUR)}.")
-        if _blank(recipient.get("name")):
+        if is_blank(recipient.get("name")):
             problems.append(f"{prefix}recipient.name is required.")
         email = recipient.get("email")
         if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
@@ -903,11 +853,7 @@ class UGiftMeEmulator:
 
     # --- Test-only endpoints (not part of UGiftMe's API) -------------------------------------
 
-    def _handle_admin(self, request: EmulatorRequest) -> EmulatorResponse:
-        action = request.path[len(ADMIN_PREFIX):].strip("/")
-        if request.method == "GET" and action == "ledger":
-            with self._lock:
-                return json_response(200, [entry.to_json() for entry in self.ledger])
+    def _extra_control(self, request: EmulatorRequest, action: str) -> EmulatorResponse | None:
         if request.method == "GET" and action == "webhooks":
             with self._lock:
                 return json_response(200, {
@@ -917,25 +863,10 @@ class UGiftMeEmulator:
                 })
         if request.method == "POST" and action == "webhooks/deliver":
             return json_response(200, {"delivered": [d.to_json() for d in self.deliver_webhooks()]})
-        if request.method == "POST" and action == "reset":
-            self.reset()
-            return json_response(200, {"reset": True})
-        if request.method == "POST" and action == "faults":
-            return self._admin_add_fault(request)
         if request.method == "POST" and action == "settings":
             return self._admin_settings(request)
-        return json_response(404, {"error": f"No emulator endpoint {request.method} {request.path}"})
+        return None
 
-    def _admin_add_fault(self, request: EmulatorRequest) -> EmulatorResponse:
-        body = request.json()
-        if not isinstance(body, dict):
-            return json_response(400, {"error": "Send a JSON object: {\"kind\", \"path\", \"times\", ...}"})
-        options = {key: body[key] for key in ("method", "path", "times", "retry_after", "delay") if key in body}
-        try:
-            fault = self.faults.add(str(body.get("kind")), **options)
-        except (TypeError, ValueError) as error:
-            return json_response(400, {"error": str(error)})
-        return json_response(201, {"added": asdict(fault)})
 
     def _admin_settings(self, request: EmulatorRequest) -> EmulatorResponse:
         """{"async": bool, "wallet_balance": "12.00", "polls_to_finish": n}: switch modes."""
@@ -946,7 +877,7 @@ class UGiftMeEmulator:
             if "async" in body:
                 self.async_orders = bool(body["async"])
             if "wallet_balance" in body:
-                balance = _decimal(body["wallet_balance"])
+                balance = parse_decimal(body["wallet_balance"])
                 if balance is None:
                     return json_response(400, {"error": "wallet_balance must be a number."})
                 self.wallet_balance = balance.quantize(CENT)

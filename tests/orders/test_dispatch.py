@@ -293,3 +293,32 @@ def test_retry_after_is_honoured_beyond_the_backoff_cap(settings):
 def test_status_lookups_back_off_up_to_a_cap(settings):
     settings.GIFTDESK_POLL_SECONDS, settings.GIFTDESK_POLL_MAX_SECONDS = 10, 60
     assert [dispatch.poll_delay(polls) for polls in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+def test_an_attempt_taken_over_as_dead_cannot_overwrite_its_successor(emulated_gogift_account, gogift_emulator):
+    from providers.clients.base import PermanentError
+
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    submission = dispatch.orders_claim(account=emulated_gogift_account)
+    first = dispatch._start_attempt(submission.pk)  # a worker starts, then goes silent
+    Submission.objects.filter(pk=submission.pk).update(state=SubmissionState.RETRY)  # the sweep gave it up
+    assert dispatch.submission_attempt(submission.pk) == SubmissionState.ACCEPTED  # a second worker delivers
+
+    # The first worker wakes up with a stale, contrary answer.
+    dispatch._reject(first, list(batch.orders.all()), PermanentError("late and wrong"))
+
+    assert statuses(batch) == [OrderStatus.DELIVERED]
+    assert Submission.objects.get().state == SubmissionState.ACCEPTED
+    assert len(gogift_emulator.ledger) == 1
+
+
+def test_an_attempt_finding_its_cards_already_in_fulfilment_follows_them_up(emulated_gogift_account):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    batch_send(batch=batch)
+    submission = dispatch.orders_claim(account=emulated_gogift_account)
+    Order.objects.filter(batch=batch).update(status=OrderStatus.PROCESSING)  # another attempt's answer
+
+    assert dispatch.submission_attempt(submission.pk) == SubmissionState.ACCEPTED
+    submission.refresh_from_db()
+    assert submission.next_poll_at is not None  # the processing card will be looked up
