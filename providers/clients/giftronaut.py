@@ -257,16 +257,11 @@ class GiftronautClient(ProviderClient):
         commits: bool = False,
         status_of: str | None = None,
     ) -> Reply:
-        headers = {"X-Idempotency-Key": idempotency_key} if idempotency_key else {}
-        for renew in (False, True):
-            headers["Authorization"] = f"Bearer {self._token(renew=renew)}"
-            reply = self.http.request(
-                method, f"{self.api_url}{path}", json_body=body, headers=headers, commits=commits
-            )
-            if reply.status != 401:
-                break
-            # The token expired or was revoked: renew it once, then give up.
-            tokens.forget_token(self._token_key)
+        reply = tokens.send_with_bearer(
+            self.http, method, f"{self.api_url}{path}", token=self._token, token_key=self._token_key,
+            headers={"X-Idempotency-Key": idempotency_key} if idempotency_key else {},
+            json_body=body, commits=commits,
+        )
         if 200 <= reply.status < 300:
             return reply
         raise self._error(reply, status_of=status_of)

@@ -32,3 +32,16 @@ def store_token(key: str, token: str, expires_in: float) -> None:
 
 def forget_token(key: str) -> None:
     cache.delete(key)
+
+
+def send_with_bearer(http, method: str, url: str, *, token, token_key: str, headers: dict[str, str], **kwargs):
+    """Send with `Authorization: Bearer`, and on a 401 renew the token once and send again:
+    a token can expire or be revoked before the cache says so. `token(renew)` gives one."""
+    headers = dict(headers)
+    for renew in (False, True):
+        headers["Authorization"] = f"Bearer {token(renew=renew)}"
+        reply = http.request(method, url, headers=headers, **kwargs)
+        if reply.status != 401:
+            return reply
+        forget_token(token_key)
+    return reply

@@ -4,13 +4,11 @@ Giftronaut fulfils orders asynchronously, so this needs the engine's status poll
 the worker submits each group of cards as one order, then polls until every card is sent.
 """
 
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 
 from orders.models import Batch, OrderStatus
-from tests.fixtures.worker import WorkerProcess
+from tests.commands import send_csv
 
 ROWS = """name,email,amount
 Alice Kim,alice@example.com,50
@@ -22,27 +20,9 @@ Eve Adams,eve@example.com,25
 """
 
 
-@pytest.fixture
-def polling_worker(transactional_db):
-    """One worker that polls providers every half second."""
-    process = WorkerProcess(extra_env={"GIFTDESK_POLL_SECONDS": "0.5"})
-    yield process
-    process.stop()
-    process.log_path.unlink(missing_ok=True)
-
-
-def send_csv(*args) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("send_csv", *[str(arg) for arg in args], stdout=out, stderr=out)
-    except SystemExit as exit_:
-        return int(exit_.code), out.getvalue()
-    return 0, out.getvalue()
-
-
 @pytest.mark.worker
 def test_a_csv_is_delivered_through_giftronaut_with_one_card_per_order(
-    polling_worker, emulated_giftronaut_account, giftronaut_emulator, tmp_path
+    worker, emulated_giftronaut_account, giftronaut_emulator, tmp_path
 ):
     rows = tmp_path / "recipients.csv"
     rows.write_text(ROWS, encoding="utf-8")
@@ -50,10 +30,10 @@ def test_a_csv_is_delivered_through_giftronaut_with_one_card_per_order(
     code, output = send_csv(rows, "--account", emulated_giftronaut_account.name, "--product", "GC-AMAZON-USD",
                             "--message", "Thank you!", "--wait", "--timeout", "90")
 
-    assert code == 0, output + polling_worker.output()
+    assert code == 0, output + worker.output()
     orders = list(Batch.objects.get().orders.select_related("recipient"))
     assert len(orders) == 6
-    assert {order.status for order in orders} == {OrderStatus.DELIVERED}, polling_worker.output()
+    assert {order.status for order in orders} == {OrderStatus.DELIVERED}, worker.output()
     for order in orders:
         cards = giftronaut_emulator.cards_for(order.recipient.email)
         assert [(card.amount, card.currency) for card in cards] == [(order.amount, "USD")]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 
 from orders.models import Batch, OrderStatus
+from tests.commands import send_csv
 from tests.fixtures.emulators_gifty import GIFTY_DINNER_PACKAGE, GIFTY_VARIABLE_CARD
-from tests.fixtures.worker import WorkerProcess
 
 # Six rows valid for the emulator's catalog: the variable card (5..500 EUR, any cent) and
 # the fixed-price dinner package (75 EUR), some with a message (a paid customisation).
@@ -23,37 +20,19 @@ Fi Fokker,fi@example.com,75,{GIFTY_DINNER_PACKAGE},Enjoy your dinner
 """
 
 
-def send_csv(*args) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("send_csv", *[str(arg) for arg in args], stdout=out, stderr=out)
-    except SystemExit as exit_:
-        return int(exit_.code), out.getvalue()
-    return 0, out.getvalue()
-
-
-@pytest.fixture
-def polling_worker(transactional_db):
-    """A worker that polls processing orders every half second (Gifty orders start pending)."""
-    process = WorkerProcess(extra_env={"GIFTDESK_POLL_SECONDS": "0.5"})
-    yield process
-    process.stop()
-    process.log_path.unlink(missing_ok=True)
-
-
 @pytest.mark.worker
 def test_a_csv_is_delivered_as_one_gifty_order_per_card_each_bought_once(
-    polling_worker, emulated_gifty_account, gifty_emulator, tmp_path
+    worker, emulated_gifty_account, gifty_emulator, tmp_path
 ):
     rows = tmp_path / "rows.csv"
     rows.write_text(ROWS, encoding="utf-8")
 
     code, output = send_csv(rows, "--account", emulated_gifty_account.name, "--wait", "--timeout", "60")
 
-    assert code == 0, output + polling_worker.output()
+    assert code == 0, output + worker.output()
     orders = list(Batch.objects.get().orders.all())
     assert len(orders) == 6
-    assert {order.status for order in orders} == {OrderStatus.DELIVERED}, polling_worker.output()
+    assert {order.status for order in orders} == {OrderStatus.DELIVERED}, worker.output()
     for order in orders:
         [entry] = [entry for entry in gifty_emulator.ledger if entry.external_reference == order.reference]
         assert entry.amount == order.amount and entry.recipient_email == order.recipient.email

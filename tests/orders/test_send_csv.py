@@ -3,24 +3,12 @@
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from orders.models import Batch, Order, OrderStatus
+from tests.commands import send_csv
 from tests.fixtures.data import GLOBAL_GIFT_CARD_ID
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
-
-
-def send_csv(*args) -> tuple[int, str]:
-    """Run the command; return its exit status and what it printed."""
-    from io import StringIO
-
-    out = StringIO()
-    try:
-        call_command("send_csv", *[str(arg) for arg in args], stdout=out, stderr=out)
-    except SystemExit as exit_:
-        return int(exit_.code), out.getvalue()
-    return 0, out.getvalue()
 
 
 @pytest.mark.worker

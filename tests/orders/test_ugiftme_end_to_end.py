@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 
 from orders.models import Batch, OrderStatus
-from providers.emulators.ugiftme import BOL_CARD, EXPERIENCE_CARD, MAGASIN_CARD, UNIVERSAL_CARD
-from tests.fixtures.worker import WorkerProcess
+from providers.emulators.ugiftme import (
+    BOL_CARD,
+    EXPERIENCE_CARD,
+    MAGASIN_CARD,
+    UNIVERSAL_CARD,
+)
+from tests.commands import send_csv
 
 # Six rows valid for the emulator's catalog: EUR and DKK, fixed and ranged pricing. The
 # account sends at most 3 cards per request, so EUR goes as a bulk of 3 and a single order.
@@ -21,24 +23,6 @@ Di Dahl,di@example.com,37.50,{UNIVERSAL_CARD}
 Ed Eriksen,ed@example.com,200,{MAGASIN_CARD}
 Fi Frost,fi@example.com,750,{EXPERIENCE_CARD}
 """
-
-
-def send_csv(*args) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("send_csv", *[str(arg) for arg in args], stdout=out, stderr=out)
-    except SystemExit as exit_:
-        return int(exit_.code), out.getvalue()
-    return 0, out.getvalue()
-
-
-@pytest.fixture
-def polling_worker(transactional_db):
-    """A worker that polls processing orders every half second (async providers)."""
-    process = WorkerProcess(extra_env={"GIFTDESK_POLL_SECONDS": "0.5"})
-    yield process
-    process.stop()
-    process.log_path.unlink(missing_ok=True)
 
 
 def assert_every_order_delivered_once(emulator, worker) -> None:
@@ -53,22 +37,22 @@ def assert_every_order_delivered_once(emulator, worker) -> None:
 
 @pytest.mark.worker
 def test_a_csv_is_delivered_through_async_order_requests_one_card_per_order(
-    polling_worker, emulated_ugiftme_account, ugiftme_emulator, tmp_path
+    worker, emulated_ugiftme_account, ugiftme_emulator, tmp_path
 ):
     rows = tmp_path / "rows.csv"
     rows.write_text(ROWS, encoding="utf-8")
 
     code, output = send_csv(rows, "--account", emulated_ugiftme_account.name, "--wait", "--timeout", "60")
 
-    assert code == 0, output + polling_worker.output()
-    assert_every_order_delivered_once(ugiftme_emulator, polling_worker)
+    assert code == 0, output + worker.output()
+    assert_every_order_delivered_once(ugiftme_emulator, worker)
     assert any(r.path.startswith("/orders/order-requests/") for r in ugiftme_emulator.requests)
     assert "Finished: 6 delivered." in output
 
 
 @pytest.mark.worker
 def test_a_csv_is_delivered_through_synchronous_orders_one_card_per_order(
-    polling_worker, emulated_ugiftme_account, ugiftme_emulator, tmp_path
+    worker, emulated_ugiftme_account, ugiftme_emulator, tmp_path
 ):
     ugiftme_emulator.async_orders = False
     rows = tmp_path / "rows.csv"
@@ -76,6 +60,6 @@ def test_a_csv_is_delivered_through_synchronous_orders_one_card_per_order(
 
     code, output = send_csv(rows, "--account", emulated_ugiftme_account.name, "--wait", "--timeout", "60")
 
-    assert code == 0, output + polling_worker.output()
-    assert_every_order_delivered_once(ugiftme_emulator, polling_worker)
+    assert code == 0, output + worker.output()
+    assert_every_order_delivered_once(ugiftme_emulator, worker)
     assert {r.path for r in ugiftme_emulator.requests if r.method == "POST"} == {"/orders", "/orders/bulk"}
