@@ -10,7 +10,6 @@ Submission: prepared -> in_flight -> accepted | rejected | retry (-> in_flight .
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import socket
@@ -52,9 +51,9 @@ from providers.clients.base import (
 from providers.models import ProviderAccount
 from providers.services import account_client
 
-logger = logging.getLogger(__name__)
-
-WORKER_NAME = f"worker {socket.gethostname()}:{os.getpid()}"
+def worker_name() -> str:
+    """Who acts, for the event log: this host and process (asked each time: workers fork)."""
+    return f"worker {socket.gethostname()}:{os.getpid()}"
 ATTEMPTABLE = (SubmissionState.PREPARED, SubmissionState.RETRY)
 
 
@@ -94,7 +93,7 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
         ids = list(candidates.filter(**same_group).order_by("id").values_list("id", flat=True)[:limit])
         submission = Submission.objects.create(
             account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
-            claimed_by=WORKER_NAME, claimed_at=timezone.now(),
+            claimed_by=worker_name(), claimed_at=timezone.now(),
         )
         # Conditional: an order another worker took in the meantime is not taken again.
         claimed = Order.objects.filter(id__in=ids, status=OrderStatus.QUEUED).update(
@@ -105,7 +104,7 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
             return None
         events.record_transition(
             submission.orders.all(), from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
-            actor=WORKER_NAME, submission=submission,
+            actor=worker_name(), submission=submission,
             message=f"Claimed into submission {submission.idempotency_key}.",
         )
         return submission
@@ -121,7 +120,7 @@ def _start_attempt(submission_id: int) -> Submission | None:
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
         pk=submission_id, state__in=ATTEMPTABLE, account__blocked_reason="",
     ).update(
-        state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=WORKER_NAME,
+        state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=worker_name(),
         claimed_at=now, updated_at=now, attempt_token=uuid.uuid4().hex,
     )
     if not started:
@@ -195,7 +194,7 @@ def _orders_in(submission: Submission, status: str) -> list[Order]:
 
 def _client(submission: Submission, order_ids: list[int]):
     def recorder(call) -> None:
-        events.record_call(order_ids, call, actor=WORKER_NAME, submission_id=submission.pk)
+        events.record_call(order_ids, call, actor=worker_name(), submission_id=submission.pk)
 
     return account_client(submission.account, recorder=recorder)
 
@@ -259,7 +258,7 @@ def _apply_results(submission: Submission, orders: list[Order], result: SubmitRe
             }.items() if value not in ("", None, {})})
         if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
-                [order], to_status=new_status, actor=WORKER_NAME, submission=submission,
+                [order], to_status=new_status, actor=worker_name(), submission=submission,
                 message=error or _accepted_message(submission, card, new_status),
             )
             still_processing += new_status == OrderStatus.PROCESSING
@@ -315,10 +314,10 @@ def _split(submission: Submission, orders: list[Order], exc: PermanentError) -> 
     for order in orders:
         single = Submission.objects.create(
             account_id=submission.account_id, idempotency_key=new_idempotency_key(),
-            state=SubmissionState.PREPARED, split_from=submission, claimed_by=WORKER_NAME, claimed_at=now,
+            state=SubmissionState.PREPARED, split_from=submission, claimed_by=worker_name(), claimed_at=now,
         )
         Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(submission=single, updated_at=now)
-        events.record_note([order], actor=WORKER_NAME, submission=single,
+        events.record_note([order], actor=worker_name(), submission=single,
                            message=f"{submission.account.get_kind_display()} refused the request this card "
                            f"was part of ({exc.message}); it is sent again on its own.")
     return SubmissionState.REJECTED
@@ -332,7 +331,7 @@ def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> No
             status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now
         )
     ]
-    events.record_transition(failed, to_status=OrderStatus.FAILED, actor=WORKER_NAME,
+    events.record_transition(failed, to_status=OrderStatus.FAILED, actor=worker_name(),
                              submission=submission, message=reason)
 
 
@@ -375,7 +374,7 @@ def submission_poll(submission_id: int) -> int | None:
     except ProviderError as exc:
         # The cards are with the provider whatever the lookup says: never fail them for a
         # failed lookup; ask again, less often.
-        events.record_note(orders, actor=WORKER_NAME, submission=submission,
+        events.record_note(orders, actor=worker_name(), submission=submission,
                            message=f"Status lookup failed: {exc.message} It is asked again later.")
         later = max(delay * 4, exc.retry_after or 0)
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
@@ -425,7 +424,7 @@ def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError
     ):
         return SubmissionState.RETRY  # Taken over meanwhile: the newer attempt decides.
     Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=message)
-    events.record_note(orders, actor=WORKER_NAME, submission=submission,
+    events.record_note(orders, actor=worker_name(), submission=submission,
                        message=f"{message} (attempt {attempts}; next in {delay:.0f} s)")
     return SubmissionState.RETRY
 
@@ -440,7 +439,7 @@ def _block_account(submission: Submission, orders: list[Order], exc: AccountErro
         state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
         last_error=exc.message, next_attempt_at=None, updated_at=now,
     )
-    events.record_note(orders, actor=WORKER_NAME, submission=submission,
+    events.record_note(orders, actor=worker_name(), submission=submission,
                        message=f"Sending paused for the whole account: {exc.message}")
     return SubmissionState.RETRY
 
