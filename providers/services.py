@@ -173,7 +173,7 @@ def account_balance_refresh(*, account: ProviderAccount) -> str:
     ProviderAccount.objects.filter(pk=account.pk).update(
         balance=balance.amount, balance_currency=balance.currency, balance_checked_at=timezone.now()
     )
-    return f"{account}: balance {balance.amount} {balance.currency}."
+    return f"{account}: balance {balance.amount:.2f} {balance.currency}."
 
 
 def account_webhook_register(*, account: ProviderAccount, url: str) -> tuple[bool, str]:

@@ -176,6 +176,7 @@ class GiftyClient(ProviderClient):
     max_cards_per_submission = 1
     submission_group = ("currency",)
     supports_status = True  # the create answer is "pending" (seed 003)
+    max_requests_per_minute = 120  # seed 003, "Rate Limiting"
 
     def __init__(self, account, *, recorder=None, throttle=None) -> None:
         super().__init__(account, recorder=recorder, throttle=throttle)

@@ -99,13 +99,6 @@ def test_seed_demo_is_safe_to_run_twice(db, settings):
     assert user.is_superuser and user.check_password("giftdesk-demo")
 
 
-def test_seed_demo_syncs_the_demo_catalog_through_the_emulator(db, live_server, settings):
-    settings.GIFTDESK_EMULATORS = True
-    output = run("seed_demo", "--base-url", live_server.url)
-    assert "Catalog of “GoGift demo”: 6 new" in output  # the Email SKUs of the emulator
-    assert ProviderAccount.objects.get(name="GoGift demo").products.filter(sku=GLOBAL_GIFT_CARD_SKU).exists()
-
-
 def test_the_roles_exist_with_their_permissions(db):
     finance = Group.objects.get(name="Finance")
     assert finance.permissions.filter(codename="view_order").exists()
