@@ -11,7 +11,7 @@ from django_q.models import Schedule
 from orders.models import Order, OrderStatus
 from providers.checklist import account_checklist
 from providers.models import Product, ProviderAccount
-from providers.services import account_balance_refresh, account_check, account_configure
+from providers.services import account_balance_refresh, account_check
 from tests.commands import run_command
 from tests.fixtures.data import make_batch
 from tests.fixtures.emulators_gifty import GIFTY_VARIABLE_CARD
