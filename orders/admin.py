@@ -4,7 +4,7 @@ every change goes through `orders.services` or `orders.dispatch`."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -96,7 +96,10 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         counts = {f"n_{status}": Count("orders", filter=Q(orders__status=status)) for status in OrderStatus.values}
-        return super().get_queryset(request).annotate(**counts, amount_total=Sum("orders__amount"))
+        return super().get_queryset(request).annotate(
+            **counts, amount_total=Sum("orders__amount"), currency=Min("orders__currency"),
+            currencies=Count("orders__currency", distinct=True),
+        )
 
     def has_add_permission(self, request):
         return False  # Batches come from uploads ("Import" above the list).
@@ -122,9 +125,9 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
 
     @admin.display(description="Total")
     def total(self, batch):
-        currencies = batch.orders.order_by().values_list("currency", flat=True).distinct()[:2]
-        currency = currencies[0] if len(currencies) == 1 else ""
-        return f"{batch.amount_total or 0:,.2f} {currency}".strip()
+        if batch.currencies > 1:
+            return "Several currencies: see the orders"  # A sum across currencies means nothing.
+        return f"{batch.amount_total or 0:,.2f} {batch.currency or ''}".strip()
 
     @admin.display(description="Account status")
     def blocked_notice(self, batch):
