@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from import_export import fields, resources
@@ -22,6 +23,9 @@ from orders.admin_import import (
 )
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
 from orders.services import BatchActionRefused, batch_cancel, batch_send, order_card_details_refresh
+
+
+ORDERS_SHOWN = 200  # on a batch's page
 
 
 def status_badge(status: str, label: str):
@@ -41,31 +45,6 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class OrderInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = Order
-    fields = ["source_row", "recipient_name", "recipient_email", "amount", "currency",
-              "status_display", "provider_order_id", "last_error"]
-    readonly_fields = fields
-    extra = 0
-    show_change_link = True
-    classes = ["giftdesk-orders"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("recipient")
-
-    @admin.display(description="Recipient")
-    def recipient_name(self, order):
-        return order.recipient.name
-
-    @admin.display(description="Email")
-    def recipient_email(self, order):
-        return order.recipient.email
-
-    @admin.display(description="Status")
-    def status_display(self, order):
-        return status_badge(order.status, order.get_status_display())
-
-
 @admin.register(Batch)
 class BatchAdmin(ImportMixin, admin.ModelAdmin):
     list_display = ["name", "account", "state", "progress", "total", "created_by", "created_at"]
@@ -73,7 +52,6 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
     search_fields = ["name", "source_filename", "campaign"]
     list_select_related = ["account", "created_by"]
     date_hierarchy = "created_at"
-    inlines = [OrderInline]
     actions = ["send_batches", "cancel_batches"]
     readonly_fields = ["account", "state", "progress", "total", "default_product", "default_amount",
                        "created_by", "created_at", "source_filename", "source_checksum", "blocked_notice"]
@@ -128,6 +106,22 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
         if batch.currencies > 1:
             return "Several currencies: see the orders"  # A sum across currencies means nothing.
         return f"{batch.amount_total or 0:,.2f} {batch.currency or ''}".strip()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = self.get_object(request, object_id)
+        if batch is not None:
+            extra_context = {**(extra_context or {}), "orders_table": self.orders_table(batch)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def orders_table(self, batch):
+        """Every order's status and error on the batch page, below its fields; capped, so a
+        50,000-row batch still opens at once (the order list shows them all)."""
+        orders = list(batch.orders.select_related("recipient").order_by("source_row", "id")[:ORDERS_SHOWN])
+        total = sum(getattr(batch, f"n_{status}", 0) for status in OrderStatus.values)
+        return render_to_string("admin/orders/batch/orders_table.html", {
+            "orders": orders, "shown": len(orders), "total": total,
+            "all_url": f"{reverse('admin:orders_order_changelist')}?batch__id__exact={batch.pk}",
+        })
 
     @admin.display(description="Account status")
     def blocked_notice(self, batch):

@@ -30,6 +30,8 @@ from providers.models import Product, ProviderAccount
 
 SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
                        "phone", "message", "reference", "send_on"]
+# A 50,000-row file previews its first rows; the counts, totals and download cover all.
+PREVIEW_ROWS_SHOWN = 500
 PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Warnings"]
 
 
@@ -161,12 +163,15 @@ class BatchImportResource(Resource):
         result.diff_headers = PREVIEW_HEADERS
         result.giftdesk_preview = preview
         result.giftdesk_invalid_csv = _data_uri(csv_import.invalid_rows_csv(preview))
-        for row in preview.valid_rows:
+        # The page shows the first rows; every row is checked and counted all the same.
+        result.giftdesk_errors_shown = preview.errors[:PREVIEW_ROWS_SHOWN]
+        result.giftdesk_rows_shown = min(len(preview.valid_rows), PREVIEW_ROWS_SHOWN)
+        for row in preview.valid_rows[:PREVIEW_ROWS_SHOWN]:
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_NEW, [
                 row.row, row.name, row.email, f"{row.amount:f} {row.currency}", row.product.title,
                 row.message, " ".join(row.warnings),
             ]))
-        for row in preview.invalid_rows:
+        for row in preview.invalid_rows[:PREVIEW_ROWS_SHOWN]:
             # Skipped, not "invalid": import-export would otherwise refuse the confirm step.
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_SKIP, [row.row]))
         if dry_run:

@@ -81,6 +81,8 @@ def test_the_batch_page_shows_every_order_and_sends_on_request(staff, emulated_g
     page = staff.get(reverse("admin:orders_batch_change", args=[batch.pk]))
     html = page.content.decode()
     assert "Send this batch" in html and html.count("status-pending") >= 2
+    all_orders = staff.get(reverse("admin:orders_order_changelist"), {"batch__id__exact": batch.pk})
+    assert all_orders.status_code == 200 and all_orders.content.decode().count("status-pending") == 2
 
     response = staff.post(reverse("admin:orders_batch_send", args=[batch.pk]), follow=True)
 
@@ -178,3 +180,20 @@ def test_saving_the_account_form_blank_keeps_the_stored_secret(staff, emulated_g
     account.refresh_from_db()
     assert account.credentials["client_secret"] == GOGIFT_TEST_CLIENT_SECRET
     assert account.max_cards_per_request == 5
+
+
+def test_a_large_batch_page_shows_the_first_orders_and_links_to_all(staff, emulated_gogift_account, monkeypatch):
+    monkeypatch.setattr("orders.admin.ORDERS_SHOWN", 3)
+    batch = make_batch(emulated_gogift_account, ["100"] * 5)
+    html = staff.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+    assert html.count("status status-pending") == 3 + 1  # three rows, and the progress badge
+    assert "The first 3 of 5 orders are shown" in html
+
+
+def test_a_large_preview_shows_the_first_rows_but_counts_them_all(staff, emulated_gogift_account, monkeypatch):
+    monkeypatch.setattr("orders.admin_import.PREVIEW_ROWS_SHOWN", 2)
+    rows = "".join(f"R{i},r{i}@example.com,100\n" for i in range(5)) + "Bad,bad,55\n"
+    response = upload(staff, emulated_gogift_account, ("name,email,amount\n" + rows).encode())
+    html = response.content.decode()
+    assert "5 valid rows will become orders" in html
+    assert "The first 2 of 5 valid rows are shown" in html
