@@ -17,11 +17,11 @@ from providers.clients.base import ProviderError
 from providers.models import Product, ProviderAccount, WebhookEvent
 from providers.checklist import account_checklist
 from providers.services import (
-    CREDENTIAL_KEYS,
     account_balance_refresh,
     account_check,
     account_webhook_register,
     catalog_sync,
+    credential_keys,
     credentials_merge,
 )
 
@@ -72,12 +72,12 @@ class ProviderAccountForm(forms.ModelForm):
         if kind:
             unused = [
                 CREDENTIAL_LABELS[key] for key in CREDENTIAL_LABELS
-                if cleaned.get(f"credential_{key}") and key not in CREDENTIAL_KEYS[kind]
+                if cleaned.get(f"credential_{key}") and key not in credential_keys(kind)
             ]
             if unused:
                 raise forms.ValidationError(
                     f"{', '.join(unused)} do not apply to {kind} accounts; "
-                    f"{kind} uses {', '.join(CREDENTIAL_LABELS[key] for key in sorted(CREDENTIAL_KEYS[kind]))}."
+                    f"{kind} uses {', '.join(CREDENTIAL_LABELS[key] for key in sorted(credential_keys(kind)))}."
                 )
         return cleaned
 
@@ -86,7 +86,7 @@ class ProviderAccountForm(forms.ModelForm):
         stored = account.credentials if account.has_credentials else {}
         entered = {
             key: self.cleaned_data[f"credential_{key}"]
-            for key in CREDENTIAL_KEYS[account.kind] if self.cleaned_data.get(f"credential_{key}")
+            for key in credential_keys(account.kind) if self.cleaned_data.get(f"credential_{key}")
         }
         if entered or not account.has_credentials:
             account.set_credentials(credentials_merge(stored, entered))

@@ -15,13 +15,11 @@ from providers.ratelimit import throttle_for
 
 # `--set` keys stored as model fields rather than in `settings`.
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
-# `--set` keys that are credentials, per kind: encrypted, never shown back.
-CREDENTIAL_KEYS = {
-    ProviderKind.GOGIFT: {"client_id", "client_secret", "webhook_secret"},
-    ProviderKind.GIFTRONAUT: {"client_id", "client_secret", "webhook_secret"},
-    ProviderKind.GIFTY: {"api_token", "webhook_secret"},
-    ProviderKind.UGIFTME: {"api_key", "webhook_secret"},
-}
+
+
+def credential_keys(kind: str) -> set[str]:
+    """The `--set` keys that are credentials for `kind`: encrypted, never shown back."""
+    return {*client_class(kind).credential_keys, "webhook_secret"}
 
 
 def credentials_merge(stored: dict[str, str], entered: dict[str, str]) -> dict[str, str]:
@@ -78,7 +76,7 @@ def account_configure(
     credentials: dict[str, str] = {}
     settings = dict(account.settings or {})
     for key, value in (values or {}).items():
-        if key in CREDENTIAL_KEYS[kind]:
+        if key in credential_keys(kind):
             credentials[key] = value
         elif key in FIELD_KEYS:
             try:
@@ -191,14 +189,3 @@ def account_webhook_register(*, account: ProviderAccount, url: str) -> tuple[boo
     account.webhook_id = webhook_id
     account.save(update_fields=["credentials_encrypted", "webhook_id", "updated_at"])
     return True, f"{account}: webhook registered for {url} (id {webhook_id})."
-
-
-def supported_kinds() -> list[str]:
-    kinds = []
-    for kind in ProviderKind.values:
-        try:
-            client_class(kind)
-        except LookupError:
-            continue
-        kinds.append(kind)
-    return kinds
