@@ -12,7 +12,7 @@ pytestmark = pytest.mark.worker
 @pytest.mark.parametrize("workers", [1 if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2])
 def test_every_order_finishes_once_despite_faults_and_a_killed_worker(transactional_db, workers, tmp_path):
     result = run(database_url=worker_database_url(), orders_per_provider=30, workers=workers,
-                 fault_rate=0.25, seed=20261121, kill_after_fraction=0.3, timeout=240, log_dir=tmp_path)
+                 fault_rate=0.25, seed=20261121, kill_after_fraction=0.3, timeout=480, log_dir=tmp_path)
     print(result.summary())
 
     assert result.lost == [], result.summary()
