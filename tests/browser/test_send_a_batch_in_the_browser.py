@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from orders.models import Batch, OrderStatus
 
@@ -37,6 +38,9 @@ def browser_page(live_server, monkeypatch):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # Inside Playwright's event loop Django keys connections by context: the ones the
+        # test opened here are closed here, or PostgreSQL cannot drop the test database.
+        connections.close_all()
 
 
 def log_in(page, live_server, admin_user):
