@@ -49,7 +49,10 @@ def batch_create(
     `rows` are `csv_import.ValidRow`s: already checked against the account's catalog.
     """
     if not rows:
-        raise BatchActionRefused("The file has no valid rows: nothing to create.")
+        raise BatchActionRefused(
+            "The file has no valid rows, so nothing was created. Fix the rows listed with their "
+            "reasons and upload the file again."
+        )
     actor = user.get_username() if user else "system"
     batch = Batch.objects.create(
         name=name or source_filename or f"Batch of {timezone.localdate():%Y-%m-%d}",

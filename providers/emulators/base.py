@@ -8,9 +8,11 @@ an order can lack funds); the rest is here, so every emulator injects faults ali
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -128,6 +130,41 @@ class EmulatorBase:
         except (TypeError, ValueError) as error:
             return json_response(400, {"error": str(error)})
         return json_response(201, {"added": asdict(fault)})
+
+
+def request_fingerprint(request: EmulatorRequest) -> str:
+    """Same request <=> same fingerprint: method, path and the body as canonical JSON."""
+    data = request.json()
+    body = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() if data is not None else request.body
+    return f"{request.method} {request.path} {hashlib.sha256(body).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def replay_or_run(
+    answers: dict[Any, StoredAnswer], scope: Any, request: EmulatorRequest,
+    run: Callable[[], EmulatorResponse], mismatch: Callable[[], EmulatorResponse],
+) -> EmulatorResponse:
+    """Idempotency as GoGift and UGiftMe document it: the first answer under a key is
+    replayed; the same key with another request gets the provider's `mismatch` error.
+    Only successful answers are kept (a refused request changed nothing and may be sent
+    again, corrected, under the same key)."""
+    fingerprint = request_fingerprint(request)
+    stored = answers.get(scope)
+    if stored is not None:
+        if stored.fingerprint != fingerprint:
+            return mismatch()
+        return EmulatorResponse(stored.status, stored.body, dict(stored.headers))
+    response = run()
+    if 200 <= response.status < 300:
+        answers[scope] = StoredAnswer(fingerprint, response.status, response.body, dict(response.headers))
+    return response
 
 
 def parse_decimal(value: Any) -> Decimal | None:

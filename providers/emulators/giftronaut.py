@@ -12,9 +12,7 @@ Where the seed is silent, the emulator follows the assumptions listed at the top
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 import secrets
 import threading
@@ -27,7 +25,7 @@ from typing import Any
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
-from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
+from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal, request_fingerprint
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -243,12 +241,6 @@ class _Call:
 Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
 
 
-def _fingerprint(request: EmulatorRequest) -> str:
-    data = request.json()
-    body = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() if data is not None else request.body
-    return hashlib.sha256(body).hexdigest()
-
-
 # --- The emulator ------------------------------------------------------------------------------
 
 
@@ -425,7 +417,7 @@ class GiftronautEmulator(EmulatorBase):
 
     def _create_order(self, request: EmulatorRequest, call: _Call) -> EmulatorResponse:
         key = request.headers.get("X-Idempotency-Key", "").strip()
-        fingerprint = _fingerprint(request)
+        fingerprint = request_fingerprint(request)
         if key:
             stored = self._idempotency.get((call.client_id, key))
             if stored is not None:

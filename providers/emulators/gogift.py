@@ -29,7 +29,14 @@ from urllib.parse import unquote_plus
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
-from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
+from providers.emulators.base import (
+    EmulatorBase,
+    RecordedRequest,
+    StoredAnswer,
+    is_blank,
+    parse_decimal,
+    replay_or_run,
+)
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -353,14 +360,6 @@ class _Basket:
 
 
 @dataclass(frozen=True)
-class _StoredResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
 class LedgerEntry:
     """One gift card the emulator 'issued'. Tests count these to prove nothing was bought twice."""
 
@@ -410,18 +409,6 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
         return None
     client_id, sep, secret = decoded.partition(":")
     return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
-
-
-def _fingerprint(request: EmulatorRequest) -> str:
-    """Same request <=> same fingerprint: method, path and the body as canonical JSON."""
-    data = request.json()
-    body = (
-        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        if data is not None
-        else request.body
-    )
-    digest = hashlib.sha256(body).hexdigest()
-    return f"{request.method} {request.path} {digest}"
 
 
 def _canonical(value: Any, choices: tuple[str, ...]) -> str | None:
@@ -496,7 +483,7 @@ class GoGiftEmulator(EmulatorBase):
         self._lock = threading.Lock()
         self._tokens: dict[str, _Token] = {}
         self._baskets: dict[str, _Basket] = {}
-        self._idempotency: dict[tuple[str, str], _StoredResponse] = {}
+        self._idempotency: dict[tuple[str, str], StoredAnswer] = {}
         # Ids keep counting across reset() so ids handed out earlier never come back.
         self._ids = itertools.count(330_000_000_000_000_001)
         self._public_ids = itertools.count(100_001)
@@ -1110,20 +1097,11 @@ class GoGiftEmulator(EmulatorBase):
             key = request.headers.get("Idempotency-Key", "").strip()
             if not key:
                 return handler(request, call)
-            fingerprint = _fingerprint(request)
-            stored = self._idempotency.get((call.client_id, key))
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    return error_response(
-                        request.path, 400, "ArgumentException", IDEMPOTENCY_MISMATCH_MESSAGE.format(key=key)
-                    )
-                return EmulatorResponse(stored.status, stored.body, dict(stored.headers))
-            response = handler(request, call)
-            if 200 <= response.status < 300:
-                self._idempotency[(call.client_id, key)] = _StoredResponse(
-                    fingerprint, response.status, response.body, dict(response.headers)
-                )
-            return response
+            return replay_or_run(
+                self._idempotency, (call.client_id, key), request, run=lambda: handler(request, call),
+                mismatch=lambda: error_response(
+                    request.path, 400, "ArgumentException", IDEMPOTENCY_MISMATCH_MESSAGE.format(key=key)),
+            )
 
         return wrapped
 

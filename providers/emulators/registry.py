@@ -12,8 +12,9 @@ import threading
 from types import ModuleType
 
 from providers.emulators.http import Emulator
+from providers.models import ProviderKind
 
-KINDS = ("gogift", "giftronaut", "gifty", "ugiftme")
+KINDS = tuple(ProviderKind.values)
 
 _emulators: dict[str, Emulator] = {}
 _lock = threading.Lock()  # the dev server handles requests on several threads

@@ -57,7 +57,14 @@ import requests
 
 from providers.emulators import faults as F
 from providers.emulators.faults import Fault, FaultPlan
-from providers.emulators.base import EmulatorBase, RecordedRequest, is_blank, parse_decimal
+from providers.emulators.base import (
+    EmulatorBase,
+    RecordedRequest,
+    StoredAnswer,
+    is_blank,
+    parse_decimal,
+    replay_or_run,
+)
 from providers.emulators.http import (
     DropConnection,
     EmulatorRequest,
@@ -268,14 +275,6 @@ class _OrderRequest:
 
 
 @dataclass(frozen=True)
-class _StoredResponse:
-    fingerprint: str
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
 class LedgerEntry:
     """One gift card the emulator 'issued'. Tests count these per `reference`."""
 
@@ -346,12 +345,6 @@ class WebhookDelivery:
 Handler = Callable[[EmulatorRequest, _Call], EmulatorResponse]
 
 
-def _fingerprint(request: EmulatorRequest) -> str:
-    data = request.json()
-    body = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() if data is not None else request.body
-    return f"{request.method} {request.path} {hashlib.sha256(body).hexdigest()}"
-
-
 # --- The emulator ------------------------------------------------------------------------------
 
 
@@ -398,7 +391,7 @@ class UGiftMeEmulator(EmulatorBase):
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
         self._order_requests: dict[str, _OrderRequest] = {}
-        self._idempotency: dict[tuple[str, str], _StoredResponse] = {}
+        self._idempotency: dict[tuple[str, str], StoredAnswer] = {}
         self._hits: dict[str, deque[float]] = {}
         self._webhooks: dict[str, _Webhook] = {}
         self.webhook_deliveries: list[WebhookDelivery] = []  # every event queued, in order
@@ -835,19 +828,12 @@ class UGiftMeEmulator(EmulatorBase):
             key = request.headers.get("Idempotency-Key", "").strip()
             if not key:
                 return handler(request, call)
-            fingerprint = _fingerprint(request)
-            stored = self._idempotency.get((call.api_key, key))
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    return _error(400, "Idempotency key reused with a different payload",
-                                  f'Idempotency-Key "{key}" was already used for another request. '
-                                  "Send a new key for a new request.")
-                return EmulatorResponse(stored.status, stored.body, dict(stored.headers))
-            response = handler(request, call)
-            if 200 <= response.status < 300:
-                self._idempotency[(call.api_key, key)] = _StoredResponse(
-                    fingerprint, response.status, response.body, dict(response.headers))
-            return response
+            return replay_or_run(
+                self._idempotency, (call.api_key, key), request, run=lambda: handler(request, call),
+                mismatch=lambda: _error(400, "Idempotency key reused with a different payload",
+                                        f'Idempotency-Key "{key}" was already used for another request. '
+                                        "Send a new key for a new request."),
+            )
 
         return wrapped
 
