@@ -48,7 +48,7 @@ def main() -> int:
 
         redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
-    from tests.fault_injection import provider_setups, run
+    from emulators.fault_harness import provider_setups, run
 
     providers = len(provider_setups())
     last_print = [0.0]

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "import_export",
     "providers",
     "orders",
+    *(["emulators"] if GIFTDESK_EMULATORS else []),
 ]
 
 MIDDLEWARE = [

@@ -1,5 +1,5 @@
 """Admin screens for batches, orders, submissions and the event log. Presentation only:
-every change goes through `orders.services` or `orders.dispatch`."""
+every change goes through `orders.batches`, `orders.dispatch` or `orders.provider_queries`."""
 
 from __future__ import annotations
 
@@ -14,15 +14,20 @@ from import_export import fields, resources
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from orders import csv_import
+from orders import spreadsheet
 from orders.admin_import import (
     BatchImportResource,
     SpreadsheetConfirmForm,
     SpreadsheetFormat,
     SpreadsheetImportForm,
 )
+from orders.batches import BatchActionRefused, batch_cancel, batch_send
+from orders.dispatch import account_sending_resume
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
-from orders.services import BatchActionRefused, batch_cancel, batch_send, order_card_details_refresh
+from orders.provider_queries import order_card_details_refresh
+from orders.selectors import waiting_products_no_longer_offered
+from providers.admin import ProviderAccountAdmin
+from providers.models import ProviderAccount
 
 
 ORDERS_SHOWN = 200  # on a batch's page
@@ -156,7 +161,7 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
         return initial
 
     def add_data_read_fail_error_to_form(self, form, e):
-        if isinstance(e, csv_import.FileRefused):
+        if isinstance(e, spreadsheet.FileRefused):
             form.add_error("import_file", str(e))
         else:
             super().add_data_read_fail_error_to_form(form, e)
@@ -224,11 +229,21 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
 
 
 class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The order's state changes and notes, each with the provider call that caused it."""
+
     model = OrderEvent
-    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message", "http_method",
-              "url", "http_status", "duration_ms", "request_body", "response_body"]
+    verbose_name_plural = "history"
+    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message", "caused_by"]
     readonly_fields = fields
     extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("provider_call")
+
+    @admin.display(description="Caused by")
+    def caused_by(self, event):
+        call = event.provider_call
+        return format_html('<a href="#call-{}">{}</a>', call.pk, call) if call else "—"
 
 
 class OrderExportResource(resources.ModelResource):
@@ -265,8 +280,21 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
 
+    change_form_template = "admin/orders/order/change_form.html"
+
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        if order is not None and request.user.has_perm("orders.view_providercall"):
+            extra_context = {**(extra_context or {}), "provider_calls_table": self.provider_calls_table(order)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def provider_calls_table(self, order):
+        """Every call that carried the order, once each, however many orders it carried."""
+        calls = list(order.provider_calls.order_by("created_at", "id"))
+        return render_to_string("admin/orders/order/provider_calls.html", {"calls": calls})
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, order):
@@ -298,3 +326,27 @@ class SubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["idempotency_key", "provider_reference"]
     list_select_related = ["account"]
     show_full_result_count = False
+
+
+# providers/ never imports orders/, so the account admin is extended here, the way Django's
+# docs extend UserAdmin (unregister, subclass, register): what only orders know stays on the
+# account list and page, the "Resume sending" action and the products of waiting orders.
+admin.site.unregister(ProviderAccount)
+
+
+@admin.register(ProviderAccount)
+class AccountAdmin(ProviderAccountAdmin):
+    actions = [*ProviderAccountAdmin.actions, "resume_sending"]
+
+    def products_no_longer_offered(self, account) -> list[str]:
+        return waiting_products_no_longer_offered(account)
+
+    @admin.action(description="Resume sending (after fixing what paused it)", permissions=["change"])
+    def resume_sending(self, request, queryset):
+        for account in queryset:
+            if not account.blocked_reason:
+                self.message_user(request, f"{account}: sending was not paused.", messages.INFO)
+                continue
+            waiting = account_sending_resume(account=account)
+            self.message_user(request, f"{account}: sending resumed; {waiting} waiting submissions will be retried.",
+                              messages.SUCCESS)

@@ -1,12 +1,12 @@
 """django-import-export's upload -> preview -> confirm flow, driven by our spreadsheet contract.
 
 import-export owns the screens, the temporary file between preview and confirm, and the
-result shown; `orders.csv_import` owns reading and checking the file (tablib would drop
+result shown; `orders.spreadsheet` owns reading and checking the file (tablib would drop
 blank rows and shift row numbers). Two deviations from import-export's defaults:
 - invalid rows do not block the confirm button: they are reported as skipped rows, listed
   with their reasons, and left out;
 - nothing is written per row: on confirm, the valid rows become a Batch and its Orders in
-  one transaction through `orders.services.batch_create` (the dry run writes nothing).
+  one transaction through `orders.batches.batch_create` (the dry run writes nothing).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from import_export.formats.base_formats import Format
 from import_export.resources import Resource
 from import_export.results import Error, Result, RowResult
 
-from orders import csv_import
-from orders.services import BatchActionRefused, batch_create, rows_quote
+from orders import spreadsheet
+from orders.batches import BatchActionRefused, batch_create
+from orders.provider_queries import rows_quote
 from providers.models import Product, ProviderAccount
 
 SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
@@ -51,7 +52,7 @@ class SpreadsheetFormat(Format):
         return True
 
     def create_dataset(self, in_stream: bytes) -> tablib.Dataset:
-        table = csv_import.read_table(bytes(in_stream))
+        table = spreadsheet.read_table(bytes(in_stream))
         # import-export only needs to see that there are rows; the parsed table travels
         # with the dataset to the resource, which does the real work.
         dataset = tablib.Dataset(*[(row.number,) for row in table.rows], headers=["row"])
@@ -147,8 +148,8 @@ class BatchImportResource(Resource):
         return [Field(column_name=name) for name in SPREADSHEET_COLUMNS]
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs) -> Result:
-        table: csv_import.Table = dataset.giftdesk_table
-        context = csv_import.ImportContext.for_account(
+        table: spreadsheet.Table = dataset.giftdesk_table
+        context = spreadsheet.ImportContext.for_account(
             self.options["account"],
             default_product=self.options.get("default_product"),
             default_amount=self.options.get("default_amount"),
@@ -156,13 +157,13 @@ class BatchImportResource(Resource):
         )
         result = Result()
         try:
-            preview = csv_import.validate(table, context)
-        except csv_import.FileRefused as exc:
+            preview = spreadsheet.validate(table, context)
+        except spreadsheet.FileRefused as exc:
             result.append_base_error(Error(exc))
             return result
         result.diff_headers = PREVIEW_HEADERS
         result.giftdesk_preview = preview
-        result.giftdesk_invalid_csv = _data_uri(csv_import.invalid_rows_csv(preview))
+        result.giftdesk_invalid_csv = _data_uri(spreadsheet.invalid_rows_csv(preview))
         # The page shows the first rows; every row is checked and counted all the same.
         result.giftdesk_errors_shown = preview.errors[:PREVIEW_ROWS_SHOWN]
         result.giftdesk_rows_shown = min(len(preview.valid_rows), PREVIEW_ROWS_SHOWN)

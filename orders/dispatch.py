@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from orders import events
 from orders.models import (
@@ -29,6 +30,7 @@ from orders.models import (
     BatchState,
     Order,
     OrderStatus,
+    ProviderCall,
     Submission,
     SubmissionState,
     TERMINAL_STATUSES,
@@ -41,6 +43,7 @@ from providers.clients.base import (
     CardUpdate,
     OutcomeUnknown,
     PermanentError,
+    ProviderClient,
     ProviderError,
     RateLimited,
     StatusRequest,
@@ -49,7 +52,7 @@ from providers.clients.base import (
     TransientError,
 )
 from providers.models import ProviderAccount
-from providers.services import account_client
+from providers.services import account_block, account_client, account_resume
 
 def worker_name() -> str:
     """Who acts, for the event log: this host and process (asked each time: workers fork)."""
@@ -192,11 +195,10 @@ def _orders_in(submission: Submission, status: str) -> list[Order]:
     )
 
 
-def _client(submission: Submission, order_ids: list[int]):
-    def recorder(call) -> None:
-        events.record_call(order_ids, call, actor=worker_name(), submission_id=submission.pk)
-
-    return account_client(submission.account, recorder=recorder)
+def _client(submission: Submission, order_ids: list[int]) -> tuple[ProviderClient, events.CallRecorder]:
+    """A client for one attempt, and its calls: `calls.last` caused what the attempt records next."""
+    calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=worker_name())
+    return account_client(submission.account, recorder=calls), calls
 
 
 def submission_attempt(submission_id: int) -> str | None:
@@ -207,18 +209,18 @@ def submission_attempt(submission_id: int) -> str | None:
     orders = _orders_in(submission, OrderStatus.SENDING)
     if not orders:
         return _settle_without_orders(submission)
-    client = _client(submission, [order.pk for order in orders])
+    client, calls = _client(submission, [order.pk for order in orders])
     try:
         result = client.submit(_submit_request(submission, orders))
     except AccountError as exc:
-        return _block_account(submission, orders, exc)
+        return _block_account(submission, orders, exc, cause=calls.last)
     except PermanentError as exc:
-        return _reject(submission, orders, exc)
+        return _reject(submission, orders, exc, cause=calls.last)
     except (TransientError, OutcomeUnknown) as exc:
-        return _retry_later(submission, orders, exc)
+        return _retry_later(submission, orders, exc, cause=calls.last)
     except ProviderError as exc:  # A new subclass: treat as unknown, never as success.
-        return _retry_later(submission, orders, OutcomeUnknown(exc.message))
-    return _accept(submission, orders, result)
+        return _retry_later(submission, orders, OutcomeUnknown(exc.message), cause=calls.last)
+    return _accept(submission, orders, result, cause=calls.last)
 
 
 CARD_STATUS = {
@@ -228,7 +230,10 @@ CARD_STATUS = {
 }
 
 
-def _apply_results(submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str) -> int:
+def _apply_results(
+    submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
+    cause: ProviderCall | None,
+) -> int:
     """Move each order to what the provider says of its card; returns how many are still processing."""
     now = timezone.now()
     by_reference = {card.order_reference: card for card in result.cards}
@@ -258,7 +263,7 @@ def _apply_results(submission: Submission, orders: list[Order], result: SubmitRe
             }.items() if value not in ("", None, {})})
         if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
-                [order], to_status=new_status, actor=worker_name(), submission=submission,
+                [order], to_status=new_status, actor=worker_name(), submission=submission, provider_call=cause,
                 message=error or _accepted_message(submission, card, new_status),
             )
             still_processing += new_status == OrderStatus.PROCESSING
@@ -274,9 +279,9 @@ def _accepted_message(submission: Submission, card, status: str) -> str:
 
 
 @transaction.atomic
-def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -> str:
+def _accept(submission: Submission, orders: list[Order], result: SubmitResult, *, cause: ProviderCall | None) -> str:
     now = timezone.now()
-    _apply_results(submission, orders, result, from_status=OrderStatus.SENDING)
+    _apply_results(submission, orders, result, from_status=OrderStatus.SENDING, cause=cause)
     # Counted from the database: an attempt taken over may have moved some of them already.
     processing = submission.orders.filter(status=OrderStatus.PROCESSING).exists()
     _owned(submission).update(
@@ -290,19 +295,19 @@ def _accept(submission: Submission, orders: list[Order], result: SubmitResult) -
 
 
 @transaction.atomic
-def _reject(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
+def _reject(submission: Submission, orders: list[Order], exc: PermanentError, *, cause: ProviderCall | None) -> str:
     if len(orders) > 1 and submission.split_from_id is None and submission.attempts <= 1:
-        return _split(submission, orders, exc)
+        return _split(submission, orders, exc, cause=cause)
     # Only the attempt holding the submission may fail its orders.
     if not _owned(submission).update(state=SubmissionState.REJECTED, last_error=exc.message,
                                      updated_at=timezone.now()):
         return SubmissionState.REJECTED
-    _fail_orders(submission, orders, exc.message)
+    _fail_orders(submission, orders, exc.message, cause=cause)
     _complete_finished_batches({order.batch_id for order in orders})
     return SubmissionState.REJECTED
 
 
-def _split(submission: Submission, orders: list[Order], exc: PermanentError) -> str:
+def _split(submission: Submission, orders: list[Order], exc: PermanentError, *, cause: ProviderCall | None) -> str:
     """The provider refused a multi-card request: try each card alone, once, so one bad
     row never fails its neighbours. Safe with new keys: a refused request bought nothing."""
     now = timezone.now()
@@ -317,13 +322,13 @@ def _split(submission: Submission, orders: list[Order], exc: PermanentError) -> 
             state=SubmissionState.PREPARED, split_from=submission, claimed_by=worker_name(), claimed_at=now,
         )
         Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(submission=single, updated_at=now)
-        events.record_note([order], actor=worker_name(), submission=single,
+        events.record_note([order], actor=worker_name(), submission=single, provider_call=cause,
                            message=f"{submission.account.get_kind_display()} refused the request this card "
                            f"was part of ({exc.message}); it is sent again on its own.")
     return SubmissionState.REJECTED
 
 
-def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> None:
+def _fail_orders(submission: Submission, orders: list[Order], reason: str, *, cause: ProviderCall | None) -> None:
     now = timezone.now()
     failed = [
         order for order in orders
@@ -332,7 +337,7 @@ def _fail_orders(submission: Submission, orders: list[Order], reason: str) -> No
         )
     ]
     events.record_transition(failed, to_status=OrderStatus.FAILED, actor=worker_name(),
-                             submission=submission, message=reason)
+                             submission=submission, provider_call=cause, message=reason)
 
 
 # --- Polling --------------------------------------------------------------------------------------
@@ -360,7 +365,7 @@ def submission_poll(submission_id: int) -> int | None:
     if not orders:
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=None)
         return 0
-    client = _client(submission, [order.pk for order in orders])
+    client, calls = _client(submission, [order.pk for order in orders])
     delay = settings.GIFTDESK_POLL_SECONDS
     try:
         result = client.fetch_status(StatusRequest(
@@ -368,19 +373,19 @@ def submission_poll(submission_id: int) -> int | None:
             idempotency_key=submission.idempotency_key,
         ))
     except AccountError as exc:
-        _block_account_only(submission.account_id, exc)
+        account_block(account_id=submission.account_id, reason=exc.message)
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=delay))
         return len(orders)
     except ProviderError as exc:
         # The cards are with the provider whatever the lookup says: never fail them for a
         # failed lookup; ask again, less often.
-        events.record_note(orders, actor=worker_name(), submission=submission,
+        events.record_note(orders, actor=worker_name(), submission=submission, provider_call=calls.last,
                            message=f"Status lookup failed: {exc.message} It is asked again later.")
         later = max(delay * 4, exc.retry_after or 0)
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
         return len(orders)
     with transaction.atomic():
-        still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING)
+        still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING, cause=calls.last)
         Submission.objects.filter(pk=submission.pk).update(
             next_poll_at=timezone.now() + timedelta(seconds=poll_delay(submission.polls + 1)) if still else None,
             polls=F("polls") + 1, updated_at=timezone.now(),
@@ -402,15 +407,18 @@ MAX_RETRY_AFTER_SECONDS = 3600.0  # A provider asking for more is not waited for
 
 
 @transaction.atomic
-def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError) -> str:
+def _retry_later(
+    submission: Submission, orders: list[Order], exc: ProviderError, *, cause: ProviderCall | None
+) -> str:
     now = timezone.now()
     unknown = submission.outcome_unknown or isinstance(exc, OutcomeUnknown)
     attempts = submission.attempts
     if isinstance(exc, RateLimited):
         attempts -= 1  # Held back by our own limiter: nothing was sent, no attempt spent.
+        cause = None  # Nor did an earlier call of this attempt cause it.
     if attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS and not unknown:
         return _reject(submission, orders, PermanentError(
-            f"Gave up after {attempts} attempts. Last error: {exc.message}"))
+            f"Gave up after {attempts} attempts. Last error: {exc.message}"), cause=cause)
     delay = retry_delay(attempts, exc.retry_after)
     message = exc.message
     if unknown and attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS:
@@ -424,29 +432,26 @@ def _retry_later(submission: Submission, orders: list[Order], exc: ProviderError
     ):
         return SubmissionState.RETRY  # Taken over meanwhile: the newer attempt decides.
     Order.objects.filter(pk__in=[order.pk for order in orders]).update(last_error=message)
-    events.record_note(orders, actor=worker_name(), submission=submission,
+    events.record_note(orders, actor=worker_name(), submission=submission, provider_call=cause,
                        message=f"{message} (attempt {attempts}; next in {delay:.0f} s)")
     return SubmissionState.RETRY
 
 
 @transaction.atomic
-def _block_account(submission: Submission, orders: list[Order], exc: AccountError) -> str:
+def _block_account(
+    submission: Submission, orders: list[Order], exc: AccountError, *, cause: ProviderCall | None
+) -> str:
     """The provider refused the account: every order of it waits until staff fix it."""
     now = timezone.now()
-    _block_account_only(submission.account_id, exc)
+    account_block(account_id=submission.account_id, reason=exc.message)
     # An account refusal is not this submission's fault: the attempt does not count.
     _owned(submission).update(
         state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
         last_error=exc.message, next_attempt_at=None, updated_at=now,
     )
-    events.record_note(orders, actor=worker_name(), submission=submission,
+    events.record_note(orders, actor=worker_name(), submission=submission, provider_call=cause,
                        message=f"Sending paused for the whole account: {exc.message}")
     return SubmissionState.RETRY
-
-
-def _block_account_only(account_id: int, exc: AccountError) -> None:
-    now = timezone.now()
-    ProviderAccount.objects.filter(pk=account_id).update(blocked_reason=exc.message, blocked_at=now, updated_at=now)
 
 
 def _complete_finished_batches(batch_ids: set[int]) -> None:
@@ -502,6 +507,13 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         if wait is None or time.monotonic() + wait >= deadline:
             return report
         time.sleep(max(wait, 0.05))
+
+
+def wake_worker(account_id: int) -> None:
+    """Queue `orders.tasks.pump_account` for the account (named by its path: tasks.py
+    imports this module)."""
+    async_task("orders.tasks.pump_account", account_id, task_name=f"pump-account-{account_id}",
+               group="giftdesk-send")
 
 
 def _due(now=None) -> Q:
@@ -569,16 +581,14 @@ def stale_submissions_release(*, older_than: timedelta | None = None) -> int:
 
 
 @transaction.atomic
-def account_resume(*, account: ProviderAccount) -> int:
+def account_sending_resume(*, account: ProviderAccount) -> int:
     """Staff fixed what blocked the account: clear the block and let its orders go on.
 
     Returns how many waiting submissions will be retried (with their own keys).
     """
-    from orders.services import wake_worker
-
-    now = timezone.now()
-    ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="", blocked_at=None, updated_at=now)
-    waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(next_attempt_at=now)
+    account_resume(account=account)
+    waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(
+        next_attempt_at=timezone.now())
     transaction.on_commit(lambda: wake_worker(account.pk))
     return waiting
 

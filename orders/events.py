@@ -1,19 +1,21 @@
-"""Writing the order event log (append-only)."""
+"""Writing an order's history (append-only): its events, and the provider calls that carried it."""
 
 from collections.abc import Iterable
 
-from orders.models import EventKind, Order, OrderEvent, Submission
+from orders.models import EventKind, Order, OrderEvent, ProviderCall, Submission
 from providers.clients.base import CallRecord
 
 
 def record_transition(
     orders: Iterable[Order], *, to_status: str, actor: str, message: str = "",
     from_status: str | None = None, submission: Submission | None = None,
+    provider_call: ProviderCall | None = None,
 ) -> None:
     OrderEvent.objects.bulk_create(
         OrderEvent(
             order=order,
             submission=submission,
+            provider_call=provider_call,
             actor=actor,
             kind=EventKind.STATUS,
             from_status=from_status if from_status is not None else order.status,
@@ -24,27 +26,44 @@ def record_transition(
     )
 
 
-def record_note(orders: Iterable[Order], *, actor: str, message: str, submission=None) -> None:
+def record_note(
+    orders: Iterable[Order], *, actor: str, message: str, submission: Submission | None = None,
+    provider_call: ProviderCall | None = None,
+) -> None:
     OrderEvent.objects.bulk_create(
-        OrderEvent(order=order, submission=submission, actor=actor, kind=EventKind.NOTE, message=message)
+        OrderEvent(order=order, submission=submission, provider_call=provider_call, actor=actor,
+                   kind=EventKind.NOTE, message=message)
         for order in orders
     )
 
 
-def record_call(order_ids: Iterable[int], call: CallRecord, *, actor: str, submission_id: int) -> None:
-    OrderEvent.objects.bulk_create(
-        OrderEvent(
-            order_id=order_id,
-            submission_id=submission_id,
-            actor=actor,
-            kind=EventKind.PROVIDER_CALL,
-            message=call.error,
-            http_method=call.method,
-            url=call.url[:500],
-            http_status=call.status,
-            request_body=call.request_body,
-            response_body=call.response_body,
-            duration_ms=call.duration_ms,
-        )
-        for order_id in order_ids
+def record_call(call: CallRecord, *, order_ids: Iterable[int], actor: str, submission_id: int) -> ProviderCall:
+    """One row for the call, whatever the number of orders it carried, and one insert for its links."""
+    stored = ProviderCall.objects.create(
+        submission_id=submission_id,
+        actor=actor,
+        method=call.method,
+        url=call.url[:500],
+        http_status=call.status,
+        duration_ms=call.duration_ms,
+        request_body=call.request_body,
+        response_body=call.response_body,
+        error=call.error,
     )
+    Link = ProviderCall.orders.through
+    Link.objects.bulk_create(Link(providercall_id=stored.pk, order_id=order_id) for order_id in order_ids)
+    return stored
+
+
+class CallRecorder:
+    """A client's recorder for one attempt: stores each call once, linked to the orders the
+    attempt carries, and keeps the last one: the cause of what the attempt records next."""
+
+    def __init__(self, *, submission_id: int, order_ids: list[int], actor: str) -> None:
+        self.submission_id = submission_id
+        self.order_ids = order_ids
+        self.actor = actor
+        self.last: ProviderCall | None = None
+
+    def __call__(self, call: CallRecord) -> None:
+        self.last = record_call(call, order_ids=self.order_ids, actor=self.actor, submission_id=self.submission_id)

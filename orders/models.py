@@ -1,8 +1,9 @@
-"""Recipients, batches, orders, provider submissions and the order event log."""
+"""Recipients, batches, orders, provider submissions, provider calls and the order event log."""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from providers.models import Product, ProviderAccount
 
@@ -178,19 +179,38 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"{self.reference}: {self.amount} {self.currency} to {self.recipient.email}"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+
+class ProviderCall(models.Model):
+    """One HTTP call to a provider, stored once however many orders it carried."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="calls")
+    orders = models.ManyToManyField(Order, related_name="provider_calls", help_text="The orders it carried.")
+    # Not auto_now_add: the data migration keeps the time of the events it replaces.
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=150, help_text="The worker that made the call.")
+    method = models.CharField(max_length=10)
+    url = models.CharField("URL", max_length=500)
+    http_status = models.PositiveIntegerField("HTTP status", null=True, blank=True, help_text="Empty: no answer.")
+    duration_ms = models.PositiveIntegerField("duration (ms)")
+    request_body = models.TextField(blank=True, help_text="Secrets redacted.")
+    response_body = models.TextField(blank=True, help_text="Secrets redacted.")
+    error = models.TextField(blank=True, help_text="Why there was no answer, e.g. “timed out”.")
+
+    class Meta:
+        # Read by submission (the foreign key's index) and by order (the link table's index).
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.method} {self.url} → {self.http_status or self.error or 'no answer'}"
 
 
 class EventKind(models.TextChoices):
     STATUS = "status", "Status change"
-    PROVIDER_CALL = "provider_call", "Provider call"
     NOTE = "note", "Note"
 
 
 class OrderEvent(models.Model):
-    """Append-only history of an order: state changes and provider calls."""
+    """Append-only history of an order: state changes and notes, each with its cause."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     submission = models.ForeignKey(
@@ -202,12 +222,10 @@ class OrderEvent(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)
     message = models.TextField(blank=True)
-    http_method = models.CharField(max_length=10, blank=True)
-    url = models.CharField(max_length=500, blank=True)
-    http_status = models.PositiveIntegerField(null=True, blank=True)
-    request_body = models.TextField(blank=True, help_text="Secrets redacted.")
-    response_body = models.TextField(blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    provider_call = models.ForeignKey(
+        ProviderCall, null=True, blank=True, on_delete=models.SET_NULL, related_name="events",
+        help_text="The provider call that caused it.",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]

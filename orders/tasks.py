@@ -4,7 +4,6 @@ Each is safe to run twice; the database state decides what happens.
 """
 
 from orders import dispatch
-from orders.services import wake_worker
 
 
 def pump_account(account_id: int) -> str:
@@ -17,5 +16,5 @@ def sweep() -> str:
     released = dispatch.stale_submissions_release()
     accounts = dispatch.accounts_with_work()
     for account_id in accounts:
-        wake_worker(account_id)
+        dispatch.wake_worker(account_id)
     return f"{released} stale submissions released, {len(accounts)} accounts woken"

@@ -1,127 +1,88 @@
 """Admin screens for provider accounts and their catalogs. Presentation only: every
-change goes through `providers.services` or `orders.dispatch`."""
+change goes through `providers.services`. What only orders know (the "Resume sending"
+action, the products waiting orders use) is added by `orders.admin`, which extends
+`ProviderAccountAdmin`: providers do not depend on orders."""
 
 from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from orders.dispatch import account_resume
-from providers.clients.base import ProviderError
-from providers.models import Product, ProviderAccount, WebhookEvent
 from providers.checklist import account_checklist
+from providers.clients.base import ProviderError
+from providers.forms import account_form, credential_field_name, setting_field_name
+from providers.models import Product, ProviderAccount, WebhookEvent
 from providers.services import (
     account_balance_refresh,
     account_check,
     account_webhook_register,
     catalog_sync,
-    credential_keys,
-    credentials_merge,
+    credential_labels,
 )
 
-CREDENTIAL_LABELS = {
-    "client_id": "Client ID",
-    "client_secret": "Client secret",
-    "api_token": "API token",
-    "api_key": "API key",
-    "webhook_secret": "Webhook secret",
-}
-
-
-def _credential_field(label: str) -> forms.CharField:
-    return forms.CharField(
-        label=label, required=False, strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored encrypted. Leave blank to keep the stored value.",
-    )
-
-
-class ProviderAccountForm(forms.ModelForm):
-    """Credentials are write-only: blank keeps what is stored, nothing is ever shown back."""
-
-    api_base_url = forms.URLField(
-        assume_scheme="https", required=False, label="API base URL",
-        help_text="As the provider documents it. Blank: the provider's URL for this environment.",
-    )
-    auth_url = forms.URLField(
-        assume_scheme="https", required=False, label="Token URL",
-        help_text="GoGift and Giftronaut only. Blank: the provider's documented token URL.",
-    )
-
-    # Declared on the class so the admin's fieldsets can name them.
-    credential_client_id = _credential_field("Client ID")
-    credential_client_secret = _credential_field("Client secret")
-    credential_api_token = _credential_field("API token")
-    credential_api_key = _credential_field("API key")
-    credential_webhook_secret = _credential_field("Webhook secret")
-
-    class Meta:
-        model = ProviderAccount
-        fields = ["name", "kind", "environment", "api_base_url", "auth_url", "settings",
-                  "max_cards_per_request", "rate_limit_per_minute", "is_active"]
-
-    def clean(self):
-        cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind:
-            unused = [
-                CREDENTIAL_LABELS[key] for key in CREDENTIAL_LABELS
-                if cleaned.get(f"credential_{key}") and key not in credential_keys(kind)
-            ]
-            if unused:
-                raise forms.ValidationError(
-                    f"{', '.join(unused)} do not apply to {kind} accounts; "
-                    f"{kind} uses {', '.join(CREDENTIAL_LABELS[key] for key in sorted(credential_keys(kind)))}."
-                )
-        return cleaned
-
-    def save(self, commit=True):
-        account = super().save(commit=False)
-        stored = account.credentials if account.has_credentials else {}
-        entered = {
-            key: self.cleaned_data[f"credential_{key}"]
-            for key in credential_keys(account.kind) if self.cleaned_data.get(f"credential_{key}")
-        }
-        if entered or not account.has_credentials:
-            account.set_credentials(credentials_merge(stored, entered))
-        if commit:
-            account.save()
-        return account
+BASICS = ["name", "kind", "environment", "is_active"]
+ENDPOINTS = ("Endpoints", {"fields": ["api_base_url", "auth_url"]})
+SENDING = ("Sending", {"fields": ["max_cards_per_request", "rate_limit_per_minute"]})
 
 
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
-    form = ProviderAccountForm
     list_display = ["name", "kind", "environment", "connection", "sending", "wallet", "product_count", "is_active"]
     list_filter = ["kind", "environment", "is_active"]
     search_fields = ["name"]
-    actions = ["test_connection", "sync_catalog", "refresh_balance", "register_webhook", "resume_sending"]
+    actions = ["test_connection", "sync_catalog", "refresh_balance", "register_webhook"]
     readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored",
                        "checklist", "wallet"]
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The kind's own settings are fields of the change page; when adding, the kind is not known yet.
+        kwargs["form"] = account_form(obj.kind if obj else None)
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The page shows the kind's settings: another kind is another account (as configure_account says).
+        return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
+
     def get_fieldsets(self, request, obj=None):
-        credentials = [f"credential_{key}" for key in CREDENTIAL_LABELS]
+        credentials = [credential_field_name(key) for key in credential_labels()]
+        if obj is None:
+            return [
+                (None, {"fields": BASICS, "description": (
+                    "Choose the provider and enter its credentials. After saving, the account's page "
+                    "shows the provider's own settings (GoGift's buyer details, a sender name…).")}),
+                ("Credentials", {"fields": credentials}),
+                ENDPOINTS,
+                SENDING,
+            ]
+        settings_fields = [setting_field_name(key) for key in account_form(obj.kind).setting_keys]
         return [
-            (None, {"fields": ["name", "kind", "environment", "is_active"]}),
+            (None, {"fields": BASICS}),
             ("Pre-launch checklist", {"fields": ["checklist"]}),
             ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at", "wallet"]}),
             ("Credentials", {"fields": ["credentials_stored", *credentials]}),
-            ("Endpoints", {"fields": ["api_base_url", "auth_url"]}),
-            ("Sending", {"fields": ["settings", "max_cards_per_request", "rate_limit_per_minute"]}),
+            ENDPOINTS,
+            *([(f"{obj.get_kind_display()} settings", {"fields": settings_fields})] if settings_fields else []),
+            SENDING,
         ]
 
-    def get_queryset(self, request):
-        from django.db.models import Count, Q
+    def response_add(self, request, obj, post_url_continue=None):
+        # As Django's UserAdmin: the new account's page is where its settings are entered.
+        if "_addanother" not in request.POST and IS_POPUP_VAR not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = 1
+        return super().response_add(request, obj, post_url_continue)
 
+    def get_queryset(self, request):
         return super().get_queryset(request).annotate(
             active_products=Count("products", filter=Q(products__is_active=True))
         )
@@ -138,7 +99,8 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             keys = sorted(key for key, value in account.credentials.items() if value)
         except Exception as exc:  # noqa: BLE001 — unreadable credentials are shown, not fatal.
             return str(exc)
-        return ", ".join(CREDENTIAL_LABELS.get(key, key) for key in keys) or "None yet"
+        labels = credential_labels()
+        return ", ".join(labels.get(key, key) for key in keys) or "None yet"
 
     @admin.display(description="Pre-launch checklist")
     def checklist(self, account):
@@ -148,9 +110,15 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             '<ul class="giftdesk-checklist">{}</ul>',
             format_html_join("", '<li class="{}"><strong>{} {}</strong> — {}</li>', (
                 ("check-ok" if item.ok else "check-missing", "✓" if item.ok else "✗", item.label, item.detail)
-                for item in account_checklist(account)
+                for item in account_checklist(
+                    account, products_no_longer_offered=self.products_no_longer_offered(account))
             )),
         )
+
+    def products_no_longer_offered(self, account) -> list[str] | None:
+        """The products waiting orders use that the catalog no longer offers: a read of orders,
+        supplied by `orders.admin`'s extension of this admin. None leaves that check out."""
+        return None
 
     @admin.display(description="Wallet balance")
     def wallet(self, account):
@@ -204,16 +172,6 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             url = urljoin(base, reverse("provider-webhook", args=[account.pk]))
             ok, message = account_webhook_register(account=account, url=url)
             self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
-
-    @admin.action(description="Resume sending (after fixing what paused it)", permissions=["change"])
-    def resume_sending(self, request, queryset):
-        for account in queryset:
-            if not account.blocked_reason:
-                self.message_user(request, f"{account}: sending was not paused.", messages.INFO)
-                continue
-            waiting = account_resume(account=account)
-            self.message_user(request, f"{account}: sending resumed; {waiting} waiting submissions will be retried.",
-                              messages.SUCCESS)
 
 
 @admin.register(Product)

@@ -1,7 +1,8 @@
 """The pre-launch checklist of an account: what must be true before real cards are sent.
 
 Computed from what GiftDesk already knows (the last connection test, the catalog, the
-settings, the orders waiting), so showing it costs no provider call.
+settings, the orders waiting), so showing it costs no provider call. What the waiting
+orders use is a read of orders, so the caller passes it in: providers do not depend on orders.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ class CheckItem:
     detail: str
 
 
-def account_checklist(account: ProviderAccount) -> list[CheckItem]:
+def account_checklist(
+    account: ProviderAccount, *, products_no_longer_offered: list[str] | None = None
+) -> list[CheckItem]:
+    """`products_no_longer_offered`: titles of the products the account's waiting orders use
+    and its catalog no longer offers; None leaves that item out."""
     try:
         client = client_class(account.kind)
     except LookupError as exc:
         return [CheckItem("Provider supported", False, str(exc))]
+    items = [_credentials_stored(account, client.credential_keys), _connection(account), _catalog(account)]
+    if products_no_longer_offered is not None:
+        items.append(_products_in_use(products_no_longer_offered))
     return [
-        _credentials_stored(account, client.credential_keys),
-        _connection(account),
-        _catalog(account),
-        _products_in_use(account),
+        *items,
         _settings(account, client.required_settings),
         _rate_limit(account, client.max_requests_per_minute),
         _not_paused(account),
@@ -64,13 +69,7 @@ def _catalog(account) -> CheckItem:
                      f"{count} products, last synced {timezone.localtime(last):%Y-%m-%d %H:%M}.")
 
 
-def _products_in_use(account) -> CheckItem:
-    from orders.models import Order, OrderStatus  # orders builds on providers; only this read goes back.
-
-    waiting = Order.objects.filter(
-        batch__account=account, status__in=[OrderStatus.PENDING, OrderStatus.QUEUED, OrderStatus.SENDING]
-    )
-    gone = sorted(set(waiting.filter(product__is_active=False).values_list("product__title", flat=True)))
+def _products_in_use(gone: list[str]) -> CheckItem:
     if gone:
         return CheckItem("Products in use exist in this environment", False,
                          f"No longer offered by the provider: {', '.join(gone)}. Sync the catalog, or "

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from providers import crypto
+from providers.clients.base import PricingKind  # one definition, shared with the clients
 
 
 def money(amount: Decimal | None) -> str:
@@ -94,11 +95,6 @@ class ProviderAccount(models.Model):
         return bool(self.blocked_reason)
 
 
-class PricingKind(models.TextChoices):
-    FIXED = "fixed", "Fixed denominations"
-    RANGE = "range", "Range"
-
-
 class Product(models.Model):
     """One sellable unit of a provider's catalog (for GoGift: one SKU of a product)."""
 
@@ -160,8 +156,9 @@ class Product(models.Model):
         return None
 
 
-class ProviderCall(models.Model):
-    """One request sent to a provider, kept a few minutes: the rate limiter's sliding window.
+class RateLimitSlot(models.Model):
+    """One request counted against an account's rate limit, kept about a minute: the rate
+    limiter's sliding window. A slot, not a record of the call.
 
     It lives in the database so the limit holds across every worker process and machine.
     """

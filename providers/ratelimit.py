@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from providers.clients.base import RateLimited
-from providers.models import ProviderAccount, ProviderCall
+from providers.models import ProviderAccount, RateLimitSlot
 
 # A second more than the provider's minute: requests in flight arrive a little after we count them.
 WINDOW = timedelta(seconds=61)
@@ -44,12 +44,12 @@ def _try_acquire(account_id: int, limit: int) -> float | None:
         # The lock that makes count-then-insert safe between processes.
         ProviderAccount.objects.select_for_update().filter(pk=account_id).values_list("pk").first()
         now = timezone.now()
-        ProviderCall.objects.filter(account_id=account_id, at__lte=now - WINDOW).delete()
+        RateLimitSlot.objects.filter(account_id=account_id, at__lte=now - WINDOW).delete()
         in_window = list(
-            ProviderCall.objects.filter(account_id=account_id).order_by("at").values_list("at", flat=True)
+            RateLimitSlot.objects.filter(account_id=account_id).order_by("at").values_list("at", flat=True)
         )
         if len(in_window) < limit:
-            ProviderCall.objects.create(account_id=account_id, at=now)
+            RateLimitSlot.objects.create(account_id=account_id, at=now)
             return None
         # The slot frees when the request `limit` places back leaves the window.
         frees_at = in_window[len(in_window) - limit] + WINDOW

@@ -1,4 +1,5 @@
-"""Services on provider accounts: configure, check the connection, sync the catalog, resume."""
+"""Services on provider accounts: configure, check the connection, sync the catalog, block and
+resume sending, refresh the balance, register the webhook."""
 
 from __future__ import annotations
 
@@ -15,11 +16,22 @@ from providers.ratelimit import throttle_for
 
 # `--set` keys stored as model fields rather than in `settings`.
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
+# Credentials every kind has besides its own (key -> label).
+COMMON_CREDENTIALS = {"webhook_secret": "Webhook secret"}
 
 
 def credential_keys(kind: str) -> set[str]:
     """The `--set` keys that are credentials for `kind`: encrypted, never shown back."""
-    return {*client_class(kind).credential_keys, "webhook_secret"}
+    return {*client_class(kind).credential_keys, *COMMON_CREDENTIALS}
+
+
+def credential_labels() -> dict[str, str]:
+    """Every kind's credentials (key -> label) as the clients declare them, then the common ones."""
+    labels: dict[str, str] = {}
+    for kind in ProviderKind.values:
+        for key, label in client_class(kind).credential_fields.items():
+            labels.setdefault(key, label)
+    return {**labels, **COMMON_CREDENTIALS}
 
 
 def credentials_merge(stored: dict[str, str], entered: dict[str, str]) -> dict[str, str]:
@@ -172,6 +184,18 @@ def account_balance_refresh(*, account: ProviderAccount) -> str:
         balance=balance.amount, balance_currency=balance.currency, balance_checked_at=timezone.now()
     )
     return f"{account}: balance {balance.amount:.2f} {balance.currency}."
+
+
+def account_block(*, account_id: int, reason: str) -> None:
+    """The provider refused the whole account: pause its sending, saying why."""
+    now = timezone.now()
+    ProviderAccount.objects.filter(pk=account_id).update(blocked_reason=reason, blocked_at=now, updated_at=now)
+
+
+def account_resume(*, account: ProviderAccount) -> None:
+    """Staff fixed what paused the account: clear the block. Retrying the orders that waited
+    is the delivery engine's part, which calls this."""
+    ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="", blocked_at=None, updated_at=timezone.now())
 
 
 def account_webhook_register(*, account: ProviderAccount, url: str) -> tuple[bool, str]:

@@ -1,19 +1,35 @@
-"""The one interface every provider client implements, its value types and its errors.
+"""The one interface every provider client implements, its value types, its errors, and
+the HTTP-speaking base class the clients build on.
 
 Only these neutral types cross the boundary: the delivery engine never sees a provider's
 own vocabulary, and a client never sees the ORM.
+
+`HttpProviderClient` owns what must be the same for every provider, because "a card is
+never bought twice" depends on it: timeouts, `Accept: application/json`, the idempotency
+header, which failures are an account refusal, which are transient and how long to wait
+(`Retry-After`), when the outcome of a request is unknown, HTML where JSON was expected,
+secret redaction, and recording every exchange. A provider module supplies hooks only.
 """
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import hashlib
 import hmac
-from collections.abc import Callable
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
+
+import requests
+from django.conf import settings
+from django.db.models.enums import TextChoices
+from urllib3.exceptions import NewConnectionError
 
 # --- Errors --------------------------------------------------------------------------------
 
@@ -34,6 +50,11 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.response_body = response_body
         self.retry_after = retry_after
+
+    def reworded(self, message: str) -> ProviderError:
+        """The same error (class, status, body, wait) in other words."""
+        return type(self)(message, status_code=self.status_code, response_body=self.response_body,
+                          retry_after=self.retry_after)
 
 
 class PermanentError(ProviderError):
@@ -83,9 +104,11 @@ class AccountConfig:
     settings: dict[str, Any]
 
 
-class PricingKind(enum.StrEnum):
-    FIXED = "fixed"
-    RANGE = "range"
+class PricingKind(TextChoices):
+    """How a product is priced: a list of fixed values, or any value in a range (with a step)."""
+
+    FIXED = "fixed", "Fixed denominations"
+    RANGE = "range", "Range"
 
 
 @dataclass(frozen=True)
@@ -263,7 +286,35 @@ def signature_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.strip().lower().encode(), given.strip().lower().encode())
 
 
+def webhook_event(body: bytes) -> tuple[str, str, dict[str, Any]]:
+    """A verified webhook body that is one JSON event {"id", "type", ...}: its id and type
+    (stripped; a numeric id as text) and the whole object. Raises WebhookRejected otherwise."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected("The body is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("The body is not a JSON object.")
+    event_id, event_type = payload.get("id"), payload.get("type")
+    if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id).strip():
+        raise WebhookRejected("The event has no id.")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise WebhookRejected("The event has no type.")
+    return str(event_id).strip(), event_type.strip(), payload
+
+
 Throttle = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One account setting a provider needs (GoGift buyer details, a sender name...), as the
+    admin form and the pre-launch checklist show it. Stored in ProviderAccount.settings."""
+
+    label: str
+    help_text: str = ""
+    required: bool = False  # the pre-launch checklist asks for it
+    default: str = ""  # what the client uses when it is blank
 
 
 class ProviderClient:
@@ -276,12 +327,13 @@ class ProviderClient:
 
     kind: ClassVar[str]
     display_name: ClassVar[str]
-    # Credentials `configure_account --set` accepts for this kind (stored encrypted).
-    credential_keys: ClassVar[tuple[str, ...]] = ()
+    # Credentials (key -> label) `configure_account --set` and the account form accept for
+    # this kind; stored encrypted, never shown back.
+    credential_fields: ClassVar[dict[str, str]] = {}
+    # The account settings this kind reads (key -> how the form shows it).
+    setting_fields: ClassVar[dict[str, SettingField]] = {}
     # Environment -> (API base URL, token URL or ""), as the provider documents them.
     documented_urls: ClassVar[dict[str, tuple[str, str]]] = {}
-    # Settings the pre-launch checklist requires, with a label for each.
-    required_settings: ClassVar[dict[str, str]] = {}
     # Most cards one provider request may carry (None: the account's setting decides).
     max_cards_per_submission: ClassVar[int | None] = None
     # Card fields that must be the same for every card of one request ("currency", "product").
@@ -290,6 +342,15 @@ class ProviderClient:
     supports_status: ClassVar[bool] = False
     # The provider's documented request limit per minute, if it has one.
     max_requests_per_minute: ClassVar[int | None] = None
+
+    # Derived from the declarations above, for the engine and the checklist.
+    credential_keys: ClassVar[tuple[str, ...]] = ()
+    required_settings: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.credential_keys = tuple(cls.credential_fields)
+        cls.required_settings = {key: declared.label for key, declared in cls.setting_fields.items() if declared.required}
 
     def __init__(
         self,
@@ -301,6 +362,14 @@ class ProviderClient:
         self.account = account
         self.recorder = recorder
         self.throttle = throttle
+
+    def setting(self, key: str) -> str:
+        """An account setting as text, or its declared default when it is blank."""
+        value = self.account.settings.get(key)
+        if value in (None, ""):
+            declared = self.setting_fields.get(key)
+            return declared.default if declared else ""
+        return str(value)
 
     def verify(self) -> VerifyResult:
         """Check the credentials and the account's health with one cheap call."""
@@ -341,3 +410,333 @@ class ProviderClient:
         """Subscribe `url` to order events at the provider. Returns (the provider's
         webhook id, the secret to verify deliveries with: `secret`, or the provider's own)."""
         raise NotImplementedError(f"{self.display_name} webhooks are not registered through its API.")
+
+
+# --- Reading providers' numbers ---------------------------------------------------------------
+
+
+def parse_decimal(value: Any) -> Decimal | None:
+    """A JSON number or numeric string as an exact, finite Decimal; None for anything else
+    (null, booleans, objects, "abc", NaN). Floats go through str, never binary."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+# --- The HTTP-speaking base class -------------------------------------------------------------
+
+USER_AGENT = "GiftDesk/1.0 (+self-hosted gift card back-office)"
+REDACTED = "[redacted]"
+SECRET_FIELDS = re.compile(r"(secret|password|token|api[_-]?key|authorization)", re.IGNORECASE)
+MAX_RECORDED_BODY = 8_000
+# Reset headers at least this large are Unix times, not seconds to wait: no rate-limit
+# window lasts 31 years (1e9 s is 2001-09-09); 1e12 and more are epoch milliseconds.
+EPOCH_SECONDS_FROM = 1_000_000_000
+EPOCH_MILLISECONDS_FROM = 1_000_000_000_000
+
+
+def to_json_number(value: Any) -> Any:
+    """json.dumps `default`: Decimals become exact JSON numbers (2-decimal money)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def redact(value: Any) -> Any:
+    """A JSON value with every secret-looking field's value replaced."""
+    if isinstance(value, dict):
+        return {
+            key: (REDACTED if SECRET_FIELDS.search(str(key)) else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def rate_limit_wait(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait before asking again, from standard headers: `Retry-After` (seconds or
+    an HTTP date, RFC 9110), else `RateLimit-Reset`, else `X-RateLimit-Reset` (seconds to
+    wait, or a Unix time in seconds or milliseconds). None when no header says."""
+    now = time.time() if now is None else now
+    value = (headers.get("Retry-After") or "").strip()
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                moment = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return max(0.0, moment.timestamp() - now)
+    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
+        try:
+            number = float((headers.get(name) or "").strip())
+        except ValueError:
+            continue
+        if number >= EPOCH_MILLISECONDS_FROM:
+            return max(0.0, number / 1000 - now)
+        if number >= EPOCH_SECONDS_FROM:
+            return max(0.0, number - now)
+        return max(0.0, number)
+    return None
+
+
+@dataclass
+class Reply:
+    """A provider's answer: its status, its JSON (None when empty), headers and text."""
+
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+    text: str
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The JSON object answered, or {} when the answer is not an object."""
+        return self.data if isinstance(self.data, dict) else {}
+
+    @property
+    def retry_after(self) -> float | None:
+        return rate_limit_wait(self.headers)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a request was for, so a refusal can be explained in its context."""
+
+    method: str
+    path: str
+    # What the provider did when it refused, as a phrase: "refused the order".
+    refusal: str = "refused the request"
+    commits: bool = False
+
+
+class HttpProviderClient(ProviderClient):
+    """A provider client over HTTP and JSON. It owns the whole of a request: the session,
+    timeouts, authentication and idempotency headers, the account's rate limit, recording
+    (redacted), and turning every failure into one of the normalized errors.
+
+    A provider module supplies hooks only: `auth_headers` (and `renew_auth` where a token
+    can be renewed), `error_reason` (its error body as one sentence), and `refine_error`
+    (its own words for a refusal, and the deviations its documents call for).
+    """
+
+    # The header carrying a request's idempotency key, as the provider documents it.
+    idempotency_headers: ClassVar[tuple[str, ...]] = ("Idempotency-Key",)
+
+    def __init__(self, account: AccountConfig, **kwargs: Any) -> None:
+        super().__init__(account, **kwargs)
+        documented = self.documented_urls.get(account.environment) or next(iter(self.documented_urls.values()))
+        self.api_url = (account.api_base_url or documented[0]).rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.timeout = (settings.GIFTDESK_HTTP_CONNECT_TIMEOUT, settings.GIFTDESK_HTTP_READ_TIMEOUT)
+
+    # --- Hooks ---------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate an API request (asked per request: tokens expire)."""
+        return {}
+
+    def renew_auth(self) -> bool:
+        """Forget cached authentication after a 401; True if a fresh one may succeed (then
+        the request is sent once more)."""
+        return False
+
+    def error_reason(self, reply: Reply) -> str:
+        """The provider's error body as one readable sentence; "" when it says nothing."""
+        return ""
+
+    def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
+        """The provider's own words for a refusal (what to do in its dashboard), and the
+        deviations its documents call for. `error` is the default classification."""
+        return error
+
+    # --- Requests ------------------------------------------------------------------------
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        commits: bool = False,
+        refusal: str = "refused the request",
+    ) -> Reply:
+        """Send one request to the provider's API and return its 2xx reply, or raise the
+        normalized error. `commits` marks a request that may create something: if it fails
+        after being sent, its outcome is unknown rather than merely transient."""
+        call = Call(method, path, refusal, commits)
+        extra = dict(headers or {})
+        if idempotency_key:
+            extra.update(dict.fromkeys(self.idempotency_headers, idempotency_key))
+        reply = self.send(method, f"{self.api_url}{path}", json_body=body,
+                          headers={**self.auth_headers(), **extra}, commits=commits)
+        if reply.status == 401 and self.renew_auth():
+            # A token can expire or be revoked before its cache says so: renew it once.
+            reply = self.send(method, f"{self.api_url}{path}", json_body=body,
+                              headers={**self.auth_headers(), **extra}, commits=commits)
+        if 200 <= reply.status < 300:
+            return reply
+        raise self.error_for(reply, call)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        commits: bool = False,
+    ) -> Reply:
+        """Send one request and return its reply, whatever its status. Network failures and
+        HTML pages raise the normalized errors; everything is recorded, redacted."""
+        content = None
+        send_headers = dict(headers or {})
+        if json_body is not None:
+            content = json.dumps(json_body, default=to_json_number)
+            send_headers["Content-Type"] = "application/json"
+        if self.throttle is not None:
+            self.throttle()  # the account's rate limit, shared by every worker
+        sent = json_body if form is None else form
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method, url, data=content if form is None else form, headers=send_headers, timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            self._record(method, url, sent, None, "", started, exc)
+            raise self._network_error(exc, commits) from exc
+        self._record(method, url, sent, response.status_code, response.text, started, None)
+        if _looks_like_html(response):
+            raise self._html_error(response)
+        return Reply(status=response.status_code, data=self._decode(response), headers=response.headers,
+                     text=response.text[:MAX_RECORDED_BODY])
+
+    # --- Classification --------------------------------------------------------------------
+
+    def error_for(self, reply: Reply, call: Call) -> ProviderError:
+        """What a non-2xx answer means: the account refused (401, 402, 403: sending pauses),
+        try again later (429, 5xx, after `Retry-After`), or refused for good (other 4xx)."""
+        reason = self.error_reason(reply) or f"HTTP {reply.status}"
+        name, status = self.display_name, reply.status
+        details = {"status_code": status, "response_body": reply.text}
+        if status in (401, 402, 403):
+            error: ProviderError = AccountError(
+                f"{name} refused the account (HTTP {status}: {reason}). Fix it with {name}, "
+                "then resume sending.", **details)
+        elif status == 429:
+            error = TransientError(
+                f"{name}'s rate limit was reached ({reason}). It will be retried when the limit "
+                "resets; lower the account's requests per minute if this happens often.",
+                retry_after=reply.retry_after, **details)
+        elif status >= 500:
+            error = TransientError(f"{name} is unavailable right now (HTTP {status}: {reason}). "
+                                   "It will be retried.", retry_after=reply.retry_after, **details)
+        else:
+            error = PermanentError(f"{name} {call.refusal}: {reason}", **details)
+        return self.refine_error(error, reply, reason, call)
+
+    def _decode(self, response: requests.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            if response.status_code >= 500:
+                return None
+            raise PermanentError(
+                f"{self.display_name} answered something that is not JSON (HTTP {response.status_code}). "
+                f"Report this to {self.display_name} support.",
+                status_code=response.status_code, response_body=response.text[:MAX_RECORDED_BODY],
+            ) from None
+
+    def _network_error(self, exc: requests.RequestException, commits: bool) -> ProviderError:
+        never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_refused(exc)
+        if never_sent or not commits:
+            return TransientError(f"Could not reach {self.display_name} ({_short(exc)}). It will be retried.")
+        return OutcomeUnknown(
+            f"No answer from {self.display_name} after the request was sent ({_short(exc)}). "
+            "It will be checked with the same idempotency key, never sent again as new."
+        )
+
+    def _html_error(self, response: requests.Response) -> ProviderError:
+        name, status = self.display_name, response.status_code
+        if status >= 500 or status == 429:
+            return TransientError(
+                f"{name} answered with an HTML error page (HTTP {status}) instead of JSON: it is "
+                "probably down. It will be retried.",
+                status_code=status, retry_after=rate_limit_wait(response.headers),
+            )
+        return PermanentError(
+            f"{name} answered with an HTML page instead of JSON (HTTP {status}). The request must "
+            "carry 'Accept: application/json' and go to the API base URL; check the account's API "
+            "base URL.",
+            status_code=status, response_body=response.text[:500],
+        )
+
+    def _record(self, method: str, url: str, body: Any, status: int | None, text: str, started: float,
+                exc: BaseException | None) -> None:
+        if self.recorder is None:
+            return
+        self.recorder(CallRecord(
+            method=method,
+            url=url,
+            status=status,
+            request_body=json.dumps(redact(body), default=to_json_number) if body else "",
+            response_body=_redacted_text(text)[:MAX_RECORDED_BODY],
+            duration_ms=int((time.monotonic() - started) * 1000),
+            error=_short(exc),
+        ))
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    if "html" in response.headers.get("Content-Type", ""):
+        return True
+    head = response.text[:200].lstrip().lower()
+    return head.startswith("<!doctype html") or head.startswith("<html")
+
+
+def _redacted_text(text: str) -> str:
+    try:
+        return json.dumps(redact(json.loads(text)))
+    except ValueError:
+        return text
+
+
+def _is_connect_refused(exc: BaseException) -> bool:
+    """True when the connection was never established (nothing reached the provider)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        current = next((arg for arg in args if isinstance(arg, BaseException)), None) or (
+            current.__cause__ or current.__context__
+        )
+    return False
+
+
+def _short(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed" if _is_connect_refused(exc) else "connection dropped"
+    return type(exc).__name__

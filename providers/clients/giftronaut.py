@@ -11,26 +11,14 @@ recipient was sent or bounced.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from providers.clients import tokens
-from providers.clients.base import (
-    AccountError,
-    CardRequest,
-    CardResult,
-    CardStatus,
-    PermanentError,
-    PricingKind,
-    ProductInfo,
-    ProviderClient,
-    StatusRequest,
-    SubmitRequest,
-    SubmitResult,
-    TransientError,
-    VerifyResult,
-)
-from providers.clients.http import HttpClient, Reply
+from providers.clients.base import (AccountError, Call, CardRequest, CardResult, CardStatus, PermanentError,
+                                    PricingKind, ProductInfo, ProviderError, Reply, SettingField,
+                                    StatusRequest, SubmitRequest, SubmitResult, TransientError, VerifyResult,
+                                    parse_decimal)
+from providers.clients.tokens import OAuthClient
 
 # Seed 002, "Before you begin": one base URL; the credentials decide the environment.
 API_BASE_URL = "https://api.giftronaut.com"
@@ -100,48 +88,37 @@ CENT = Decimal("0.01")
 # - No documented cap on recipients per order: the account's max_cards_per_request decides.
 
 
-class GiftronautClient(ProviderClient):
+class GiftronautClient(OAuthClient):
     kind = "giftronaut"
     display_name = "Giftronaut"
-    credential_keys = ("client_id", "client_secret")
+    credential_fields = {"client_id": "Client ID", "client_secret": "Client secret"}
+    setting_fields = {
+        "sender_name": SettingField("Sender name shown in the gift card email", required=True),
+        "email_subject": SettingField("Subject of the gift card email", default=DEFAULT_SUBJECT),
+    }
     documented_urls = DOCUMENTED_URLS
-    required_settings = {"sender_name": "Sender name shown in the gift card email"}
-    max_cards_per_submission = None
+    idempotency_headers = ("X-Idempotency-Key",)
+    token_scope = SCOPES
+    default_token_lifetime = 3600
     # One order request is for one productId and carries one email message.
     submission_group = ("product", "message", "send_on")
     supports_status = True
 
-    def __init__(self, account, *, recorder=None, throttle=None) -> None:
-        super().__init__(account, recorder=recorder, throttle=throttle)
-        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
-        api_url, auth_url = DOCUMENTED_URLS.get(account.environment, DOCUMENTED_URLS["production"])
-        self.api_url = (account.api_base_url or api_url).rstrip("/")
-        self.token_url = account.auth_url or auth_url or f"{self.api_url}{TOKEN_PATH}"
-        self.client_id = account.credentials.get("client_id", "")
-        self.client_secret = account.credentials.get("client_secret", "")
-        self._token_key = tokens.token_cache_key(
-            account.id, self.token_url, self.client_id, self.client_secret
-        )
-
     # --- Interface -------------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
-        self._token(renew=True)
-        reply = self._api("GET", CATALOG_PATH)
-        count = len(_catalog_items(reply.data))
+        self.access_token(renew=True)
+        count = len(_catalog_items(self.api("GET", CATALOG_PATH).data))
         return VerifyResult(ok=True, message=f"Connected: {count} branded cards in the catalog.")
 
     def list_products(self) -> list[ProductInfo]:
-        reply = self._api("GET", CATALOG_PATH)
-        return [product for item in _catalog_items(reply.data) if (product := _parse_product(item))]
+        items = _catalog_items(self.api("GET", CATALOG_PATH).data)
+        return [product for item in items if (product := _parse_product(item))]
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
-        body = self._order_body(request)
-        reply = self._api(
-            "POST", ORDER_PATH, body, idempotency_key=request.idempotency_key, commits=True
-        )
-        order = reply.data if isinstance(reply.data, dict) else {}
-        order_id = str(order.get("orderId") or "")
+        reply = self.api("POST", ORDER_PATH, self._order_body(request), idempotency_key=request.idempotency_key,
+                         commits=True, refusal="refused the order")
+        order_id = str(reply.fields.get("orderId") or "")
         if not order_id:
             # Accepted but unidentifiable: ask again with the same key, which replays it.
             raise TransientError(
@@ -149,15 +126,18 @@ class GiftronautClient(ProviderClient):
                 "with the same idempotency key, which returns the original order."
             )
         request.remember_reference(order_id)
-        return SubmitResult(provider_reference=order_id, cards=_card_results(order, request.cards))
+        return SubmitResult(provider_reference=order_id, cards=_card_results(reply.fields, request.cards))
 
     def fetch_status(self, request: StatusRequest) -> SubmitResult:
         order_id = request.provider_reference
-        reply = self._api("GET", STATUS_PATH.format(order_id=order_id), status_of=order_id)
-        order = reply.data if isinstance(reply.data, dict) else {}
-        return SubmitResult(provider_reference=order_id, cards=_card_results(order, request.cards))
+        reply = self.api("GET", STATUS_PATH.format(order_id=order_id),
+                         refusal=f"has no order {order_id} for these credentials")
+        return SubmitResult(provider_reference=order_id, cards=_card_results(reply.fields, request.cards))
 
     # --- Requests ----------------------------------------------------------------------------
+
+    def token_url_for(self, environment: str) -> str:
+        return f"{self.api_url}{TOKEN_PATH}"  # seed 002: the token endpoint is on the API host
 
     def _order_body(self, request: SubmitRequest) -> dict[str, Any]:
         if not request.cards:
@@ -169,23 +149,12 @@ class GiftronautClient(ProviderClient):
                     "One Giftronaut order carries one product and one message, but these cards "
                     "differ. Report this to GiftDesk's maintainers."
                 )
-        settings = self.account.settings
-        sender_name = (request.sender_name or settings.get("sender_name") or "").strip()
+        sender_name = (request.sender_name or self.setting("sender_name")).strip()
         if not sender_name:
             raise AccountError(
                 "The Giftronaut account has no sender name, which Giftronaut shows in the gift "
                 "card email. Set it on the account (setting sender_name), then resume sending."
             )
-        moment = request.send_at or _morning_of(first.send_on)
-        if moment is not None:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            timing = {
-                "type": "SCHEDULED",
-                "scheduledAt": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        else:
-            timing = {"type": "IMMEDIATE"}
         return {
             "productId": first.product_id,
             "recipients": [
@@ -196,114 +165,54 @@ class GiftronautClient(ProviderClient):
             ],
             "emailSetting": {
                 "senderName": sender_name,
-                "subject": settings.get("email_subject") or DEFAULT_SUBJECT,
+                "subject": self.setting("email_subject"),
                 "message": first.message,
             },
-            "sendTiming": timing,
+            "sendTiming": _send_timing(request.send_at or _morning_of(first.send_on)),
         }
 
-    # --- Auth and calls ----------------------------------------------------------------------
+    # --- Error refinements -------------------------------------------------------------------
 
-    def _token(self, *, renew: bool = False) -> str:
-        if not renew:
-            token = tokens.cached_token(self._token_key)
-            if token:
-                return token
-        if not (self.client_id and self.client_secret):
-            raise AccountError("The Giftronaut account has no client ID or client secret. Enter both.")
-        reply = self.http.request(
-            "POST", self.token_url,
-            form={
-                "grant_type": "client_credentials",
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "scope": SCOPES,
-            },
-        )
-        data = reply.data if isinstance(reply.data, dict) else {}
-        if reply.status == 200 and data.get("access_token"):
-            tokens.store_token(self._token_key, data["access_token"], data.get("expires_in", 3600))
-            return data["access_token"]
-        kwargs = {"status_code": reply.status, "response_body": reply.text}
-        if reply.status >= 500 or reply.status == 429:
-            raise TransientError(
-                f"Giftronaut's token service failed (HTTP {reply.status}). It will be retried.",
-                retry_after=reply.retry_after, **kwargs)
-        error = data.get("error") or ""
-        detail = data.get("error_description") or data.get("message") or ""
+    def error_reason(self, reply: Reply) -> str:
+        return str(reply.fields.get("message") or "").strip() or str(reply.fields.get("error") or "")
+
+    def token_refused(self, reply: Reply, error: str, detail: str) -> AccountError:
+        details = {"status_code": reply.status, "response_body": reply.text}
         if error == "invalid_client":
-            raise AccountError(
+            return AccountError(
                 "Giftronaut rejected the client ID or client secret (invalid_client). Copy both "
                 "again from the app in the Giftronaut developer portal (the secret is shown only "
                 "once: rotate it if it is lost), and check they belong to a "
-                f"{self.account.environment} app: the credentials decide the environment.", **kwargs)
+                f"{self.account.environment} app: the credentials decide the environment.", **details)
         if error == "invalid_scope":
-            raise AccountError(
+            return AccountError(
                 f"Giftronaut refused the scopes GiftDesk needs ({SCOPES}): {detail or 'invalid_scope'}. "
                 "Select all three scopes in the app's settings in the Giftronaut developer portal.",
-                **kwargs)
-        raise AccountError(
-            f"Giftronaut's token exchange failed (HTTP {reply.status}, {error or 'no reason'}"
-            f"{': ' + detail if detail else ''}). Check the token URL ({self.token_url}) and the "
-            "account's credentials.", **kwargs)
+                **details)
+        return super().token_refused(reply, error, detail)
 
-    def _api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        commits: bool = False,
-        status_of: str | None = None,
-    ) -> Reply:
-        reply = tokens.send_with_bearer(
-            self.http, method, f"{self.api_url}{path}", token=self._token, token_key=self._token_key,
-            headers={"X-Idempotency-Key": idempotency_key} if idempotency_key else {},
-            json_body=body, commits=commits,
-        )
-        if 200 <= reply.status < 300:
-            return reply
-        raise self._error(reply, status_of=status_of)
-
-    def _error(self, reply: Reply, *, status_of: str | None) -> Exception:
-        data = reply.data if isinstance(reply.data, dict) else {}
-        code = str(data.get("error") or "")
-        message = str(data.get("message") or "").strip() or code or f"HTTP {reply.status}"
-        kwargs = {"status_code": reply.status, "response_body": reply.text}
-        status = reply.status
-        if status == 401:
-            return AccountError(
-                "Giftronaut refused the access token twice, even a fresh one. Check the account's "
-                "client ID and secret, and that the app is allowed to use the API.", **kwargs)
-        if status == 402:
-            return AccountError(
-                f"Giftronaut refused the order: the balance is too low ({message}"
-                f"{_amounts_text(data)}). Top up the Giftronaut balance, then resume the account.",
-                **kwargs)
-        if status == 403:
-            return AccountError(
-                f"Giftronaut refused the account ({code or 'forbidden'}: {message}). Check the app's "
-                f"scopes ({SCOPES}) and status in the Giftronaut developer portal, then resume "
-                "the account.", **kwargs)
-        if status == 429 or status >= 500:
-            return TransientError(
-                f"Giftronaut is unavailable right now (HTTP {status}). It will be retried.",
-                retry_after=reply.retry_after, **kwargs)
-        if status == 409 and code == "idempotency_conflict":
-            return PermanentError(
+    def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
+        code = str(reply.fields.get("error") or "")
+        if reply.status == 402:
+            return error.reworded(
+                f"Giftronaut refused the order: the balance is too low ({reason}"
+                f"{_amounts_text(reply.fields)}). Top up the Giftronaut balance, then resume the account.")
+        if reply.status == 403:
+            return error.reworded(
+                f"Giftronaut refused the account ({code or 'forbidden'}: {reason}). Check the app's "
+                f"scopes ({SCOPES}) and status in the Giftronaut developer portal, then resume the account.")
+        if reply.status == 409 and code == "idempotency_conflict":
+            return error.reworded(
                 "Giftronaut refused a retry because it differs from the first request sent under "
-                "the same idempotency key. Nothing new was bought; report this to GiftDesk's "
-                "maintainers.", **kwargs)
-        if status == 404 and status_of is not None:
-            return PermanentError(
-                f"Giftronaut has no order {status_of} for these credentials ({message}). Look it "
-                "up in the Giftronaut portal before sending these cards again.", **kwargs)
-        if status == 404:
-            return PermanentError(
-                f"Giftronaut answered 404 ({message}). Check the account's API base URL "
-                f"({self.api_url}).", **kwargs)
-        return PermanentError(f"Giftronaut refused the order: {message}", **kwargs)
+                "the same idempotency key. Nothing new was bought; report this to GiftDesk's maintainers.")
+        if reply.status == 404 and call.method == "GET" and call.path.startswith(STATUS_PATH.split("{")[0]):
+            return error.reworded(
+                f"Giftronaut {call.refusal} ({reason}). Look it up in the Giftronaut portal before "
+                "sending these cards again.")
+        if reply.status == 404:
+            return error.reworded(
+                f"Giftronaut answered 404 ({reason}). Check the account's API base URL ({self.api_url}).")
+        return super().refine_error(error, reply, reason, call)
 
 
 # --- Parsing ----------------------------------------------------------------------------------
@@ -318,17 +227,8 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, dict):
-        value = value.get("amount")
-        if value is None:
-            return None
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return result if result.is_finite() else None
+    """An amount: a number, or a money object {"amount", "currency"} like `totalCost`."""
+    return parse_decimal(value.get("amount") if isinstance(value, dict) else value)
 
 
 def _money_text(value: Any) -> str:
@@ -487,9 +387,17 @@ def _card_state(
     )
 
 
-Client = GiftronautClient
-
-
 def _morning_of(day) -> datetime | None:
     """A card's send_on date as a moment: 09:00 UTC that day (a working-hours delivery)."""
     return None if day is None else datetime.combine(day, time(9, 0), tzinfo=UTC)
+
+
+def _send_timing(moment: datetime | None) -> dict[str, str]:
+    if moment is None:
+        return {"type": "IMMEDIATE"}
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return {"type": "SCHEDULED", "scheduledAt": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+Client = GiftronautClient

@@ -11,6 +11,86 @@ Amounts cross the wire as integer cents; they are converted to and from Decimal 
 units exactly, never through float.
 """
 
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote as url_quote
+from urllib.parse import urlsplit
+
+from django.core.cache import cache
+
+from providers.clients.base import (
+    AccountError, Call, CardRequest, CardResult, CardStatus, CardUpdate, HttpProviderClient, OutcomeUnknown,
+    ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError, Quote, Reply, SettingField,
+    StatusRequest, SubmitRequest, SubmitResult, TransientError, VerifyResult, WebhookRejected, WebhookRequest,
+    hmac_sha256_hex, parse_decimal, signature_matches, webhook_event,
+)
+
+logger = logging.getLogger(__name__)
+
+API_URL = "https://api.gifty.nl"  # Seed 003: one host, no separate sandbox.
+DOCUMENTED_URLS = {"sandbox": (API_URL, ""), "production": (API_URL, "")}
+
+CONFIGURATION_PATH = "/v1/external-orders/configuration"
+PREVIEW_PATH = "/v1/external-orders/preview"
+ORDERS_PATH = "/v1/external-orders"
+GIFT_CARD_PATH = "/v1/giftcards/{code}"
+WEBHOOKS_PATH = "/v1/webhooks"
+
+FULFILLMENT_MODE = "digital"  # "Email delivery" (seed 003, Fulfillment Modes)
+MESSAGE_CUSTOMISATION = "personalised_message"
+ORDER_SOURCE = "giftdesk"
+DEFAULT_LANGUAGE = "en"
+# Seed 003, Caching: "stale-while-revalidate caching on the configuration endpoint with a
+# 1-hour TTL". A stale copy is used when refreshing it fails for a transient reason.
+CONFIGURATION_TTL_SECONDS = 3600
+CONFIGURATION_STALE_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # seed 003, Idempotency
+GIFT_CARD_CODE = re.compile(r"^[A-Za-z0-9]{16}$")  # "16 characters long"
+CENTS = Decimal(100)
+
+# Webhooks (assumptions 11 to 13 below).
+SIGNATURE_HEADERS = ("X-Gifty-Signature", "X-Gifty-Webhook-Signature")
+WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+WEBHOOK_NAME = "GiftDesk order updates"
+WEBHOOK_EVENTS = ("external_order.completed", "external_order.cancelled")
+ORDER_EVENT_PREFIX = "external_order."
+EVENT_STATUS = {
+    "external_order.completed": CardStatus.DELIVERED,
+    "external_order.cancelled": CardStatus.FAILED,
+}
+WEBHOOK_PAGE_SIZE = 100  # seed 003: limit "between 1 and 100"
+WEBHOOK_MAX_PAGES = 10
+
+STATUS_MAP = {
+    "pending": CardStatus.PROCESSING,
+    "processing": CardStatus.PROCESSING,
+    "completed": CardStatus.DELIVERED,
+    "cancelled": CardStatus.FAILED,
+}
+# The account refusals in Gifty's words, with what to do about each ({reason}: Gifty's).
+ACCOUNT_REFUSALS = {
+    401: "Gifty refused the API token: create a new token in the Gifty dashboard (Developers) and enter it on "
+         "the account (Gifty said: {reason}).",
+    402: "Gifty refused to charge the account: {reason}. Settle or top up the Gifty account, then resume sending.",
+    403: "Gifty refused this API token access: {reason}. Check the token's permissions in the Gifty dashboard "
+         "(Developers), or ask Gifty to enable the External Orders API for the account.",
+}
+# Readable names of the preview's amounts keys; other keys are shown as written.
+AMOUNT_LABELS = {
+    "customisations": "Customisations",
+    "shipping": "Shipping",
+    "tax": "Tax",
+    "service_fee": "Service fee",
+}
+
 # Where the documents are silent (one place to correct with the full API reference):
 # 1. Status lookup: seed 003 documents no way to read an external order back. We assume
 #    `GET /v1/external-orders/{id}` answering {"data": <the order object create answers>}.
@@ -69,109 +149,18 @@ units exactly, never through float.
 #    are deleted (best effort), so only one signs deliveries to it. Seed 003 shows no
 #    DELETE answer; any 2xx (we assume 204) or 404 (already gone) is fine.
 
-from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import re
-import time
-from collections import defaultdict
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any
-from urllib.parse import quote as url_quote
-from urllib.parse import urlsplit
-
-from django.core.cache import cache
-
-from providers.clients.base import (
-    AccountError,
-    CardRequest,
-    CardResult,
-    CardStatus,
-    OutcomeUnknown,
-    PermanentError,
-    CardUpdate,
-    ParsedWebhook,
-    PricingKind,
-    ProductInfo,
-    ProviderClient,
-    ProviderError,
-    Quote,
-    StatusRequest,
-    SubmitRequest,
-    SubmitResult,
-    TransientError,
-    VerifyResult,
-    WebhookRejected,
-    WebhookRequest,
-    hmac_sha256_hex,
-    signature_matches,
-)
-from providers.clients.http import HttpClient, Reply
-
-logger = logging.getLogger(__name__)
-
-API_URL = "https://api.gifty.nl"  # Seed 003: one host, no separate sandbox.
-DOCUMENTED_URLS = {"sandbox": (API_URL, ""), "production": (API_URL, "")}
-
-CONFIGURATION_PATH = "/v1/external-orders/configuration"
-PREVIEW_PATH = "/v1/external-orders/preview"
-ORDERS_PATH = "/v1/external-orders"
-GIFT_CARD_PATH = "/v1/giftcards/{code}"
-WEBHOOKS_PATH = "/v1/webhooks"
-
-FULFILLMENT_MODE = "digital"  # "Email delivery" (seed 003, Fulfillment Modes)
-MESSAGE_CUSTOMISATION = "personalised_message"
-ORDER_SOURCE = "giftdesk"
-DEFAULT_LANGUAGE = "en"
-# Seed 003, Caching: "stale-while-revalidate caching on the configuration endpoint with a
-# 1-hour TTL". A stale copy is used when refreshing it fails for a transient reason.
-CONFIGURATION_TTL_SECONDS = 3600
-CONFIGURATION_STALE_SECONDS = 24 * 3600
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # seed 003, Idempotency
-GIFT_CARD_CODE = re.compile(r"^[A-Za-z0-9]{16}$")  # "16 characters long"
-CENTS = Decimal(100)
-
-# Webhooks (assumptions 11 to 13 above).
-SIGNATURE_HEADERS = ("X-Gifty-Signature", "X-Gifty-Webhook-Signature")
-WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-WEBHOOK_NAME = "GiftDesk order updates"
-WEBHOOK_EVENTS = ("external_order.completed", "external_order.cancelled")
-ORDER_EVENT_PREFIX = "external_order."
-EVENT_STATUS = {
-    "external_order.completed": CardStatus.DELIVERED,
-    "external_order.cancelled": CardStatus.FAILED,
-}
-WEBHOOK_PAGE_SIZE = 100  # seed 003: limit "between 1 and 100"
-WEBHOOK_MAX_PAGES = 10
-
-STATUS_MAP = {
-    "pending": CardStatus.PROCESSING,
-    "processing": CardStatus.PROCESSING,
-    "completed": CardStatus.DELIVERED,
-    "cancelled": CardStatus.FAILED,
-}
-TOKEN_REFUSED = (
-    "Gifty refused the API token: create a new token in the Gifty dashboard (Developers) "
-    "and enter it on the account"
-)
-# Readable names of the preview's amounts keys; other keys are shown as written.
-AMOUNT_LABELS = {
-    "customisations": "Customisations",
-    "shipping": "Shipping",
-    "tax": "Tax",
-    "service_fee": "Service fee",
-}
-
-
-class GiftyClient(ProviderClient):
+class GiftyClient(HttpProviderClient):
     kind = "gifty"
     display_name = "Gifty"
-    credential_keys = ("api_token",)
+    credential_fields = {"api_token": "API token"}
+    setting_fields = {
+        "language": SettingField("Language of Gifty's messages", "en or nl (Accept-Language).",
+                                 default=DEFAULT_LANGUAGE),
+    }
     documented_urls = DOCUMENTED_URLS
-    required_settings: dict[str, str] = {}
+    # Assumption 2: the create request carries the key in both documented headers.
+    idempotency_headers = ("Idempotency-Key", "X-Gifty-Idempotency-Key")
     # One external order per card: each carries its recipient as the order's customer.
     max_cards_per_submission = 1
     submission_group = ("currency",)
@@ -180,12 +169,8 @@ class GiftyClient(ProviderClient):
 
     def __init__(self, account, *, recorder=None, throttle=None) -> None:
         super().__init__(account, recorder=recorder, throttle=throttle)
-        # The throttle holds the account's rate limit across all workers.
-        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
-        api_url, _ = DOCUMENTED_URLS.get(account.environment, DOCUMENTED_URLS["production"])
-        self.api_url = (account.api_base_url or api_url).rstrip("/")
         self.token = (account.credentials.get("api_token") or "").strip()
-        self.language = str(account.settings.get("language") or DEFAULT_LANGUAGE).strip().lower()
+        self.language = self.setting("language").strip().lower()
         digest = hashlib.sha256(f"{self.api_url}\0{self.token}".encode()).hexdigest()
         self._configuration_key = f"giftdesk:gifty-configuration:{account.id}:{digest[:32]}"
         self._configuration: dict[str, Any] | None = None
@@ -230,8 +215,8 @@ class GiftyClient(ProviderClient):
         for (product_id, _, _, _), group in groups.items():
             product = self._product(product_id)
             body = self._order_body(group[0], product, self._configuration_data(), for_create=False)
-            reply = self._api("POST", PREVIEW_PATH, body, action="refused the price preview")
-            amounts = (_data(reply) or {}).get("amounts") or {}
+            reply = self.api("POST", PREVIEW_PATH, body, refusal="refused the price preview")
+            amounts = (reply.fields.get("data") or {}).get("amounts") or {}
             count = len(group)
             try:
                 line_items = _from_cents(amounts["line_items"])
@@ -269,13 +254,12 @@ class GiftyClient(ProviderClient):
                 "dashes and underscores). Report this to GiftDesk's maintainers."
             )
         _check_send_date(card, request.send_at)
-        headers = {"Idempotency-Key": key, "X-Gifty-Idempotency-Key": key}
         product = self._product(card.product_id)
         for last_try in (False, True):
             body = self._order_body(card, product, self._configuration_data(), for_create=True)
             try:
-                reply = self._api("POST", ORDERS_PATH, body, headers=headers, commits=True,
-                                  action="refused the order")
+                reply = self.api("POST", ORDERS_PATH, body, idempotency_key=key, commits=True,
+                                 refusal="refused the order")
                 break
             except PermanentError as exc:
                 if last_try or not _names_consent(exc) or self._configuration_is_fresh:
@@ -283,7 +267,7 @@ class GiftyClient(ProviderClient):
                 # Gifty's terms changed since the configuration was cached: fetch them again.
                 self._configuration_data(fresh=True)
                 product = self._product(card.product_id)
-        order = _data(reply) or {}
+        order = reply.fields.get("data") or {}
         order_id = str(order.get("id") or "")
         if not order_id:
             raise OutcomeUnknown(
@@ -308,11 +292,9 @@ class GiftyClient(ProviderClient):
                 "There is no Gifty order id to look up. Check the order in the Gifty dashboard "
                 "(search for the order reference) before sending the card again."
             )
-        reply = self._api(
-            "GET", f"{ORDERS_PATH}/{url_quote(order_id, safe='')}",
-            action=f"could not report on its order {order_id}",
-        )
-        order = _data(reply) or {}
+        reply = self.api("GET", f"{ORDERS_PATH}/{url_quote(order_id, safe='')}",
+                         refusal=f"could not report on its order {order_id}")
+        order = reply.fields.get("data") or {}
         return SubmitResult(provider_reference=order_id, cards=[_card_result(card, order) for card in request.cards])
 
     def card_details(self, provider_card_id: str) -> dict[str, Any] | None:
@@ -326,8 +308,8 @@ class GiftyClient(ProviderClient):
             raise PermanentError(
                 f"{provider_card_id!r} is not a Gifty gift card code (16 letters and digits)."
             )
-        reply = self._api("GET", GIFT_CARD_PATH.format(code=code), action="could not show the gift card")
-        data = _data(reply) or {}
+        reply = self.api("GET", GIFT_CARD_PATH.format(code=code), refusal="could not show the gift card")
+        data = reply.fields.get("data") or {}
         return {
             "balance": _from_cents(data.get("balance", 0)),
             "currency": data.get("currency") or "",
@@ -345,17 +327,7 @@ class GiftyClient(ProviderClient):
             raise WebhookRejected("Missing X-Gifty-Signature header.", status=401)
         if not any(signature_matches(hmac_sha256_hex(secret, request.body), given) for secret in secrets if secret):
             raise WebhookRejected("The signature does not match: check the account's webhook secret.", status=401)
-        try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise WebhookRejected("The body is not JSON.") from None
-        if not isinstance(payload, dict):
-            raise WebhookRejected("The body is not a JSON object.")
-        event_id, event_type = payload.get("id"), payload.get("type")
-        if not isinstance(event_id, str) or not event_id.strip():
-            raise WebhookRejected("The event has no id.")
-        if not isinstance(event_type, str) or not event_type.strip():
-            raise WebhookRejected("The event has no type.")
+        event_id, event_type, payload = webhook_event(request.body)
         updates: list[CardUpdate] = []
         if event_type.startswith(ORDER_EVENT_PREFIX):
             order = payload.get("data")
@@ -365,7 +337,7 @@ class GiftyClient(ProviderClient):
             if status is not None:
                 updates.append(_card_update(order, status))
         # The event id is stored under a unique constraint: a replay changes nothing.
-        return ParsedWebhook(event_id=event_id.strip(), event_type=event_type, updates=updates, payload=payload)
+        return ParsedWebhook(event_id=event_id, event_type=event_type, updates=updates, payload=payload)
 
     def register_webhook(self, url: str, secret: str) -> tuple[str, str]:
         """Create a Gifty webhook for `url` signed with our `secret` (Gifty never returns or
@@ -383,6 +355,7 @@ class GiftyClient(ProviderClient):
                 "Report this to GiftDesk's maintainers."
             )
         # The same address and secret: a retried registration creates one webhook, not two.
+        # The Introduction's header only: Create Order's `Idempotency-Key` is not documented here.
         key = "giftdesk-webhook-" + hashlib.sha256(f"{endpoint}\0{secret}".encode()).hexdigest()[:48]
         body = {
             "name": WEBHOOK_NAME,
@@ -392,9 +365,9 @@ class GiftyClient(ProviderClient):
             "status": "active",
             "notifications_enabled": True,
         }
-        reply = self._api("POST", WEBHOOKS_PATH, body, headers={"X-Gifty-Idempotency-Key": key}, commits=True,
-                          action="refused to create the webhook")
-        webhook_id = str((_data(reply) or {}).get("id") or "")
+        reply = self.api("POST", WEBHOOKS_PATH, body, headers={"X-Gifty-Idempotency-Key": key}, commits=True,
+                         refusal="refused to create the webhook")
+        webhook_id = str((reply.fields.get("data") or {}).get("id") or "")
         if not webhook_id:
             raise PermanentError(
                 "Gifty answered without a webhook id. Check the webhooks in the Gifty dashboard "
@@ -404,6 +377,8 @@ class GiftyClient(ProviderClient):
         self._delete_older_webhooks(endpoint, keep=webhook_id)
         return webhook_id, secret
 
+    # --- Requests ----------------------------------------------------------------------------
+
     def _delete_older_webhooks(self, endpoint: str, *, keep: str) -> None:
         """Best effort: a leftover webhook only sends duplicates (the same event ids)."""
         try:
@@ -411,8 +386,8 @@ class GiftyClient(ProviderClient):
                      if webhook.get("endpoint") == endpoint and webhook.get("id") and str(webhook.get("id")) != keep]
             for webhook_id in older:
                 try:
-                    self._api("DELETE", f"{WEBHOOKS_PATH}/{url_quote(webhook_id, safe='')}",
-                              action=f"refused to delete the older webhook {webhook_id}")
+                    self.api("DELETE", f"{WEBHOOKS_PATH}/{url_quote(webhook_id, safe='')}",
+                             refusal=f"refused to delete the older webhook {webhook_id}")
                 except PermanentError as exc:
                     if exc.status_code != 404:  # 404: already gone.
                         raise
@@ -426,17 +401,16 @@ class GiftyClient(ProviderClient):
         cursor = ""
         for _ in range(WEBHOOK_MAX_PAGES):
             query = f"?limit={WEBHOOK_PAGE_SIZE}" + (f"&cursor_before={url_quote(cursor, safe='')}" if cursor else "")
-            reply = self._api("GET", f"{WEBHOOKS_PATH}{query}", action="refused to list the webhooks")
-            page = [item for item in (_data(reply) or []) if isinstance(item, dict)]
+            reply = self.api("GET", f"{WEBHOOKS_PATH}{query}", refusal="refused to list the webhooks")
+            page = [item for item in (reply.fields.get("data") or []) if isinstance(item, dict)]
             webhooks.extend(page)
             if len(page) < WEBHOOK_PAGE_SIZE or not page[-1].get("id"):
                 break
             cursor = str(page[-1]["id"])
         return webhooks
 
-    # --- Configuration (the catalog, consent versions, limits) -------------------------------
-
     def _configuration_data(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The configuration (the catalog, consent versions, limits), cached per account."""
         if not fresh and self._configuration is not None:
             return self._configuration
         entry = cache.get(self._configuration_key)
@@ -445,13 +419,13 @@ class GiftyClient(ProviderClient):
             self._configuration, self._configuration_is_fresh = entry["data"], False
             return entry["data"]
         try:
-            reply = self._api("GET", CONFIGURATION_PATH, action="refused to show its order configuration")
+            reply = self.api("GET", CONFIGURATION_PATH, refusal="refused to show its order configuration")
         except TransientError:
             if entry and not fresh:
                 self._configuration, self._configuration_is_fresh = entry["data"], False
                 return entry["data"]
             raise
-        data = _data(reply)
+        data = reply.fields.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("products"), list):
             raise PermanentError(
                 "Gifty's order configuration lists no products. Check that the External Orders "
@@ -509,71 +483,34 @@ class GiftyClient(ProviderClient):
             body["metadata"] = {"source": ORDER_SOURCE, "external_reference": card.order_reference}
         return body
 
-    # --- Calls -------------------------------------------------------------------------------
+    # --- Hooks -------------------------------------------------------------------------------
 
-    def _api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        commits: bool = False,
-        action: str,
-    ) -> Reply:
+    def auth_headers(self) -> dict[str, str]:
         if not self.token:
             raise AccountError(
                 "The Gifty account has no API token: create one in the Gifty dashboard "
                 "(Developers) and enter it on the account."
             )
-        send = {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/json",
-            "Accept-Language": self.language,
-            **(headers or {}),
-        }
-        reply = self.http.request(method, f"{self.api_url}{path}", json_body=body, headers=send, commits=commits)
-        if 200 <= reply.status < 300:
-            return reply
-        raise self._error(reply, action)
+        return {"Authorization": f"Bearer {self.token}", "Accept-Language": self.language}
 
-    def _error(self, reply: Reply, action: str) -> Exception:
-        reason = _error_text(reply.data) or f"HTTP {reply.status}"
-        kwargs = {"status_code": reply.status, "response_body": reply.text}
-        if reply.status == 401:
-            return AccountError(f"{TOKEN_REFUSED} (Gifty said: {reason}).", **kwargs)
-        if reply.status == 402:
-            return AccountError(
-                f"Gifty refused to charge the account: {reason}. Settle or top up the Gifty "
-                "account, then resume sending.", **kwargs)
-        if reply.status == 403:
-            return AccountError(
-                f"Gifty refused this API token access: {reason}. Check the token's permissions "
-                "in the Gifty dashboard (Developers), or ask Gifty to enable the External Orders "
-                "API for the account.", **kwargs)
+    def error_reason(self, reply: Reply) -> str:
+        return _error_text(reply.fields)
+
+    def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
+        if reply.status in ACCOUNT_REFUSALS:
+            return error.reworded(ACCOUNT_REFUSALS[reply.status].format(reason=reason))
         if reply.status == 429:
-            wait = f" in {reply.retry_after:.0f} s" if reply.retry_after is not None else ""
-            return TransientError(
-                f"Gifty's rate limit (120 requests per minute) was reached. It will be retried{wait}.",
-                retry_after=reply.retry_after, **kwargs)
-        if reply.status >= 500:
-            return TransientError(
-                f"Gifty is unavailable right now (HTTP {reply.status}: {reason}). It will be retried.",
-                retry_after=reply.retry_after, **kwargs)
-        return PermanentError(f"Gifty {action}: {reason}", **kwargs)
+            wait = f" in {error.retry_after:.0f} s" if error.retry_after is not None else ""
+            return error.reworded(f"Gifty's rate limit ({self.max_requests_per_minute} requests per minute) "
+                                  f"was reached. It will be retried{wait}.")
+        return error
 
 
 # --- Parsing -------------------------------------------------------------------------------------
 
 
-def _data(reply: Reply) -> Any:
-    return reply.data.get("data") if isinstance(reply.data, dict) else None
-
-
-def _error_text(data: Any) -> str:
+def _error_text(data: dict[str, Any]) -> str:
     """Seed 003's error body as one sentence: the message, then details not already in it."""
-    if not isinstance(data, dict):
-        return ""
     message = str(data.get("message") or "").strip()
     details: list[str] = []
     for error in data.get("errors") or []:
@@ -590,11 +527,11 @@ def _names_consent(exc: PermanentError) -> bool:
 
 
 def _to_cents(amount: Decimal, currency: str) -> int:
-    try:
-        cents = Decimal(amount) * CENTS
-    except (InvalidOperation, TypeError, ValueError):
-        raise PermanentError(f"{amount!r} is not an amount.") from None
-    if not cents.is_finite() or cents != cents.to_integral_value():
+    value = parse_decimal(amount)
+    if value is None:
+        raise PermanentError(f"{amount!r} is not an amount.")
+    cents = value * CENTS
+    if cents != cents.to_integral_value():
         raise PermanentError(
             f"{amount} {currency} has more than two decimals; Gifty takes amounts in whole cents. "
             "Round the amount to cents."
@@ -603,13 +540,9 @@ def _to_cents(amount: Decimal, currency: str) -> int:
 
 
 def _from_cents(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PermanentError(f"Gifty answered an amount that is not a whole number of cents ({value!r}).")
-    try:
-        cents = Decimal(value)
-    except InvalidOperation:
-        raise PermanentError(f"Gifty answered an amount that is not a number ({value!r}).") from None
-    if cents != cents.to_integral_value():
+    """Gifty's integer cents (a JSON integer, or digits in a string) as exact major units."""
+    cents = parse_decimal(value) if isinstance(value, int | str) else None
+    if cents is None or cents != cents.to_integral_value():
         raise PermanentError(f"Gifty answered an amount that is not a whole number of cents ({value!r}).")
     return cents.scaleb(-2)
 

@@ -17,27 +17,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from providers.clients.base import (
-    AccountError,
-    CardResult,
-    CardStatus,
-    CardUpdate,
-    OutcomeUnknown,
-    ParsedWebhook,
-    PermanentError,
-    PricingKind,
-    ProductInfo,
-    ProviderClient,
-    SubmitRequest,
-    SubmitResult,
-    TransientError,
-    VerifyResult,
-    WebhookRejected,
-    WebhookRequest,
-    signature_matches,
-)
-from providers.clients.http import HttpClient, Reply
-from providers.clients import tokens
+from providers.clients.base import (AccountError, Call, CardResult, CardStatus, CardUpdate, OutcomeUnknown,
+                                    ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError,
+                                    Reply, SettingField, SubmitRequest, SubmitResult, TransientError,
+                                    VerifyResult, WebhookRejected, WebhookRequest, parse_decimal,
+                                    signature_matches)
+from providers.clients.tokens import OAuthClient
 
 # Seed 000, "Sandbox vs. production".
 DOCUMENTED_URLS = {
@@ -50,6 +35,7 @@ DEFAULT_COUNTRY = "DK"
 PRODUCTS_PER_PAGE = 50
 # GiftDesk sends cards to recipients' email addresses, so it syncs the Email SKUs only.
 DELIVERY_METHOD = "Email"
+WEBHOOK_TOLERANCE_SECONDS = 60  # Seed 001: "sent no later than 60 seconds".
 
 # Where the documents are silent (one place to correct with the full API reference):
 # - Finalize with InvoiceByFinance returning an `orderId` means the order is placed and
@@ -59,49 +45,88 @@ DELIVERY_METHOD = "Email"
 #   in the basket's payment currency, as the update response reports it.
 # - Error bodies carry `responseStatus` {errorCode, message, errors[{fieldName, message}]}
 #   (the ServiceStack shape seed 001 shows for the idempotency error).
+# - A basket already finalized (by an attempt whose answer was lost) is refused with a
+#   message saying so: the outcome is then unknown, never a failure.
 REFERENCE_REQUIRED = "require order reference"
 
 
-class GoGiftClient(ProviderClient):
+class GoGiftClient(OAuthClient):
     kind = "gogift"
     display_name = "GoGift"
-    credential_keys = ("client_id", "client_secret")
-    documented_urls = DOCUMENTED_URLS
-    required_settings = {
-        "buyer_account_id": "Buyer account id (B2B department), required to pay by invoice",
-        "buyer_name": "Buyer name",
-        "buyer_email": "Buyer email",
-        "buyer_phone": "Buyer phone (with country prefix)",
+    credential_fields = {"client_id": "Client ID", "client_secret": "Client secret"}
+    setting_fields = {
+        "sales_channel_id": SettingField("Sales channel", "Seed 001 recommends 109.", default=DEFAULT_SALES_CHANNEL),
+        "payment_method": SettingField("Payment method", default=DEFAULT_PAYMENT_METHOD),
+        "country_code": SettingField("Country of the order", "Finalize's countryCode.", default=DEFAULT_COUNTRY),
+        "payment_currency": SettingField("Payment currency", "Blank: the cards' currency."),
+        "buyer_account_id": SettingField(
+            "Buyer account id (B2B department), required to pay by invoice", required=True),
+        "buyer_account_type": SettingField("Buyer account type", default="B2BDepartment"),
+        "buyer_name": SettingField("Buyer name", required=True),
+        "buyer_email": SettingField("Buyer email", required=True),
+        "buyer_phone": SettingField("Buyer phone (with country prefix)", "E.g. +4512345678.", required=True),
+        "buyer_address_line1": SettingField("Buyer address"),
+        "buyer_city": SettingField("Buyer city"),
+        "buyer_post_code": SettingField("Buyer post code"),
+        "buyer_country_code": SettingField("Buyer country", default=DEFAULT_COUNTRY),
     }
+    documented_urls = DOCUMENTED_URLS
     # One basket is paid in one currency.
     submission_group = ("currency",)
-
-    def __init__(self, account, *, recorder=None, throttle=None) -> None:
-        super().__init__(account, recorder=recorder, throttle=throttle)
-        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
-        api_url, auth_url = DOCUMENTED_URLS[account.environment]
-        self.api_url = (account.api_base_url or api_url).rstrip("/")
-        self.auth_url = account.auth_url or auth_url
-        self.client_id = account.credentials.get("client_id", "")
-        self.client_secret = account.credentials.get("client_secret", "")
-        self._token_key = tokens.token_cache_key(
-            account.id, self.auth_url, self.client_id, self.client_secret
-        )
 
     # --- Interface -------------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
-        self._token(renew=True)
-        reply = self._api("POST", "/products/filter", self._filter_body(page=1, per_page=1))
-        total = (reply.data or {}).get("pagingInfo", {}).get("totalItems", 0)
+        self.access_token(renew=True)
+        reply = self.api("POST", "/products/filter", self._filter_body(page=1, per_page=1))
+        total = reply.fields.get("pagingInfo", {}).get("totalItems", 0)
         return VerifyResult(ok=True, message=f"Connected: {total} products with email delivery.")
 
     def list_products(self) -> list[ProductInfo]:
         products: list[ProductInfo] = []
         for product_id in self._product_ids():
-            reply = self._api("GET", f"/products/{product_id}")
-            products.extend(_parse_product(reply.data))
+            products.extend(_parse_product(self.api("GET", f"/products/{product_id}").fields))
         return products
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        basket_id = request.provider_reference
+        if not basket_id:
+            # An empty basket buys nothing, so creating one is safe to repeat; its id is
+            # stored before anything is added to it.
+            reply = self.api("POST", "/baskets", {"salesChannelId": self.setting("sales_channel_id")})
+            basket_id = str(reply.fields.get("id") or "")
+            if not basket_id:
+                raise TransientError("GoGift created a basket but returned no id. It will be retried.")
+            request.remember_reference(basket_id)
+
+        update = self.api("PUT", "/baskets", self._basket_update(basket_id, request),
+                          idempotency_key=f"{request.idempotency_key}-update", commits=True,
+                          refusal="refused the order")
+        finalize = self.api("POST", "/baskets/finalize", self._finalize_body(basket_id),
+                            idempotency_key=f"{request.idempotency_key}-finalize", commits=True,
+                            refusal="refused the order")
+        order_id = str(finalize.fields.get("orderId") or "")
+        if not order_id:
+            # Only external payment windows answer without an order; GiftDesk cannot follow them.
+            raise PermanentError(
+                "GoGift finalized the basket without placing an order (next step: "
+                f"{finalize.fields.get('nextStep')!r}). Use payment method InvoiceByFinance."
+            )
+        costs = _line_costs(update.fields)
+        payment_currency = update.fields.get("paymentCurrency") or ""
+        return SubmitResult(
+            provider_reference=basket_id,
+            cards=[
+                CardResult(
+                    order_reference=card.order_reference,
+                    status=CardStatus.DELIVERED,
+                    provider_order_id=order_id,
+                    cost=costs.get(card.order_reference),
+                    cost_currency=payment_currency if card.order_reference in costs else "",
+                )
+                for card in request.cards
+            ],
+        )
 
     def parse_webhook(self, request: WebhookRequest, secrets: list[str]) -> ParsedWebhook:
         """Seed 001, "Webhook signature validation": `Signature: algorithm="hmac-sha256",
@@ -142,61 +167,11 @@ class GoGiftClient(ProviderClient):
         # X-Request-ID identifies the delivery: stored under a unique constraint, a replay changes nothing.
         return ParsedWebhook(event_id=request_id, event_type="delivery", updates=updates, payload=payload)
 
-    def submit(self, request: SubmitRequest) -> SubmitResult:
-        basket_id = request.provider_reference
-        if not basket_id:
-            # An empty basket buys nothing, so creating one is safe to repeat; its id is
-            # stored before anything is added to it.
-            reply = self._api("POST", "/baskets", {"salesChannelId": self._sales_channel()})
-            basket_id = str((reply.data or {}).get("id") or "")
-            if not basket_id:
-                raise TransientError("GoGift created a basket but returned no id. It will be retried.")
-            request.remember_reference(basket_id)
-
-        update = self._api(
-            "PUT", "/baskets", self._basket_update(basket_id, request),
-            idempotency_key=f"{request.idempotency_key}-update", commits=True,
-        )
-        costs = _line_costs(update.data)
-        finalize = self._api(
-            "POST", "/baskets/finalize",
-            {
-                "basketId": basket_id,
-                "paymentMethod": self.account.settings.get("payment_method", DEFAULT_PAYMENT_METHOD),
-                "countryCode": self.account.settings.get("country_code", DEFAULT_COUNTRY),
-            },
-            idempotency_key=f"{request.idempotency_key}-finalize", commits=True,
-        )
-        order_id = str((finalize.data or {}).get("orderId") or "")
-        if not order_id:
-            # Only external payment windows answer without an order; GiftDesk cannot follow them.
-            raise PermanentError(
-                "GoGift finalized the basket without placing an order (next step: "
-                f"{(finalize.data or {}).get('nextStep')!r}). Use payment method InvoiceByFinance."
-            )
-        payment_currency = (update.data or {}).get("paymentCurrency") or ""
-        return SubmitResult(
-            provider_reference=basket_id,
-            cards=[
-                CardResult(
-                    order_reference=card.order_reference,
-                    status=CardStatus.DELIVERED,
-                    provider_order_id=order_id,
-                    cost=costs.get(card.order_reference),
-                    cost_currency=payment_currency if card.order_reference in costs else "",
-                )
-                for card in request.cards
-            ],
-        )
-
     # --- Requests ----------------------------------------------------------------------------
-
-    def _sales_channel(self) -> str:
-        return str(self.account.settings.get("sales_channel_id") or DEFAULT_SALES_CHANNEL)
 
     def _filter_body(self, *, page: int, per_page: int) -> dict[str, Any]:
         return {
-            "salesChannel": self._sales_channel(),
+            "salesChannel": self.setting("sales_channel_id"),
             "withDeliveryMethod": DELIVERY_METHOD,
             "paging": {"perPage": per_page, "page": page},
         }
@@ -205,20 +180,17 @@ class GoGiftClient(ProviderClient):
         ids: list[str] = []
         page = 1
         while True:
-            reply = self._api("POST", "/products/filter", self._filter_body(page=page, per_page=PRODUCTS_PER_PAGE))
-            data = reply.data or {}
+            data = self.api("POST", "/products/filter", self._filter_body(page=page, per_page=PRODUCTS_PER_PAGE)).fields
             ids.extend(str(product["id"]) for product in data.get("products", []))
-            total_pages = int(data.get("pagingInfo", {}).get("totalPages") or 1)
-            if page >= total_pages:
+            if page >= int(data.get("pagingInfo", {}).get("totalPages") or 1):
                 return ids
             page += 1
 
     def _basket_update(self, basket_id: str, request: SubmitRequest) -> dict[str, Any]:
-        currency = request.cards[0].currency
         return {
             "id": basket_id,
             "buyer": self._buyer(),
-            "paymentCurrency": self.account.settings.get("payment_currency") or currency,
+            "paymentCurrency": self.setting("payment_currency") or request.cards[0].currency,
             # Replace, never append: re-sending the update can then never add a line twice.
             "doClearProducts": True,
             "reference": request.reference,
@@ -239,112 +211,59 @@ class GoGiftClient(ProviderClient):
             ],
         }
 
-    def _buyer(self) -> dict[str, Any]:
-        settings = self.account.settings
+    def _finalize_body(self, basket_id: str) -> dict[str, Any]:
         return {
-            "accountId": settings.get("buyer_account_id", ""),
-            "accountType": settings.get("buyer_account_type", "B2BDepartment"),
-            "name": settings.get("buyer_name", ""),
-            "email": settings.get("buyer_email", ""),
-            "phone": settings.get("buyer_phone", ""),
+            "basketId": basket_id,
+            "paymentMethod": self.setting("payment_method"),
+            "countryCode": self.setting("country_code"),
+        }
+
+    def _buyer(self) -> dict[str, Any]:
+        return {
+            "accountId": self.setting("buyer_account_id"),
+            "accountType": self.setting("buyer_account_type"),
+            "name": self.setting("buyer_name"),
+            "email": self.setting("buyer_email"),
+            "phone": self.setting("buyer_phone"),
             "address": {
-                "line1": settings.get("buyer_address_line1", ""),
-                "city": settings.get("buyer_city", ""),
-                "postCode": settings.get("buyer_post_code", ""),
-                "countryCode": settings.get("buyer_country_code", DEFAULT_COUNTRY),
+                "line1": self.setting("buyer_address_line1"),
+                "city": self.setting("buyer_city"),
+                "postCode": self.setting("buyer_post_code"),
+                "countryCode": self.setting("buyer_country_code"),
             },
         }
 
-    # --- Auth and calls ----------------------------------------------------------------------
+    # --- Error refinements -------------------------------------------------------------------
 
-    def _token(self, *, renew: bool = False) -> str:
-        if not renew:
-            token = tokens.cached_token(self._token_key)
-            if token:
-                return token
-        if not (self.client_id and self.client_secret):
-            raise AccountError("The GoGift account has no client ID or client secret. Enter both.")
-        reply = self.http.request(
-            "POST", self.auth_url,
-            form={
-                "grant_type": "client_credentials",
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-            },
-        )
-        data = reply.data if isinstance(reply.data, dict) else {}
-        if reply.status == 200 and data.get("access_token"):
-            tokens.store_token(self._token_key, data["access_token"], data.get("expires_in", 300))
-            return data["access_token"]
-        if reply.status >= 500 or reply.status == 429:
-            raise TransientError(
-                f"GoGift's token service failed (HTTP {reply.status}). It will be retried.",
-                status_code=reply.status, retry_after=reply.retry_after,
-            )
-        if data.get("error") == "invalid_client":
-            raise AccountError(
+    def error_reason(self, reply: Reply) -> str:
+        return _error_text(reply.fields.get("responseStatus") or {})
+
+    def token_refused(self, reply: Reply, error: str, detail: str) -> AccountError:
+        if error == "invalid_client":
+            return AccountError(
                 "GoGift rejected the client ID or client secret (invalid_client). Check both "
                 f"with GoGift, and that they are {self.account.environment} credentials: sandbox "
                 "and production credentials are separate.",
                 status_code=reply.status, response_body=reply.text,
             )
-        raise AccountError(
-            f"GoGift's token exchange failed (HTTP {reply.status}, {data.get('error') or 'no reason'}). "
-            f"Check the token URL ({self.auth_url}) is the one for {self.account.environment}.",
-            status_code=reply.status, response_body=reply.text,
-        )
+        return super().token_refused(reply, error, detail)
 
-    def _api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        commits: bool = False,
-    ) -> Reply:
-        reply = tokens.send_with_bearer(
-            self.http, method, f"{self.api_url}{path}", token=self._token, token_key=self._token_key,
-            headers={"Idempotency-Key": idempotency_key} if idempotency_key else {},
-            json_body=body, commits=commits,
-        )
-        if 200 <= reply.status < 300:
-            return reply
-        raise self._error(reply, commits=commits)
-
-    def _error(self, reply: Reply, *, commits: bool) -> Exception:
-        status = (reply.data or {}).get("responseStatus") if isinstance(reply.data, dict) else None
-        status = status or {}
-        message = _error_text(status) or f"HTTP {reply.status}"
-        kwargs = {"status_code": reply.status, "response_body": reply.text}
-        if reply.status == 401:
-            return AccountError(
-                "GoGift refused the access token twice. Check the account's credentials and "
-                "that they are allowed to use this API.", **kwargs)
-        if reply.status in (402, 403):
-            return AccountError(f"GoGift refused the account: {message}", **kwargs)
-        if reply.status == 429 or reply.status >= 500:
-            return TransientError(
-                f"GoGift is unavailable right now (HTTP {reply.status}). It will be retried.",
-                retry_after=reply.retry_after, **kwargs)
-        if "mismatch" in message and "idempotency key" in message:
-            return PermanentError(
-                "GoGift refused a retry because its request differs from the first one sent "
-                "under the same idempotency key. Nothing new was bought; report this to "
-                "GiftDesk's maintainers.", **kwargs)
-        if REFERENCE_REQUIRED in message:
-            return PermanentError(
-                "GoGift requires an order reference on this account, and none was sent. "
-                "Report this to GiftDesk's maintainers.", **kwargs)
-        if "already been finalized" in message or "already finalized" in message:
+    def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
+        if "mismatch" in reason and "idempotency key" in reason:
+            return error.reworded(
+                "GoGift refused a retry because its request differs from the first one sent under "
+                "the same idempotency key. Nothing new was bought; report this to GiftDesk's maintainers.")
+        if REFERENCE_REQUIRED in reason:
+            return error.reworded("GoGift requires an order reference on this account, and none was sent. "
+                                  "Report this to GiftDesk's maintainers.")
+        if "already been finalized" in reason or "already finalized" in reason:
             # The basket was bought by an earlier attempt whose answer we lost.
-            return OutcomeUnknown(f"GoGift says the basket was already ordered: {message}", **kwargs)
-        return PermanentError(f"GoGift refused the order: {message}", **kwargs)
+            return OutcomeUnknown(f"GoGift says the basket was already ordered: {reason}",
+                                  status_code=reply.status, response_body=reply.text)
+        return super().refine_error(error, reply, reason, call)
 
 
 # --- Parsing ----------------------------------------------------------------------------------
-
-WEBHOOK_TOLERANCE_SECONDS = 60  # Seed 001: "sent no later than 60 seconds".
 
 
 def _signature_params(header: str) -> dict[str, str]:
@@ -391,8 +310,7 @@ def _title(localized: dict[str, Any] | None) -> str:
 def _price(prices: dict[str, Any] | None, currency: str) -> Decimal | None:
     if not prices:
         return None
-    value = prices.get(currency.lower(), prices.get(currency.upper()))
-    return None if value is None else Decimal(str(value))
+    return parse_decimal(prices.get(currency.lower(), prices.get(currency.upper())))
 
 
 def _parse_product(data: dict[str, Any]) -> list[ProductInfo]:
@@ -436,9 +354,9 @@ def _line_costs(basket: dict[str, Any] | None) -> dict[str, Decimal]:
             reference = line.get("reference")
             if not reference:
                 continue
-            quantity = Decimal(str(line.get("quantity") or 1))
-            total = Decimal(str(line.get("totalPaymentAmountWithDiscountNoTax") or 0)) + Decimal(
-                str(line.get("totalPaymentTaxAmount") or 0)
+            quantity = parse_decimal(line.get("quantity")) or Decimal(1)
+            total = (parse_decimal(line.get("totalPaymentAmountWithDiscountNoTax")) or Decimal(0)) + (
+                parse_decimal(line.get("totalPaymentTaxAmount")) or Decimal(0)
             )
             costs[reference] = (total / quantity).quantize(Decimal("0.01"))
     return costs

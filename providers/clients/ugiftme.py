@@ -9,38 +9,38 @@ answers 201 with the created order(s).
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
 
 from providers.clients.base import (
-    AccountError,
     Balance,
+    Call,
     CardRequest,
     CardResult,
     CardStatus,
     CardUpdate,
+    HttpProviderClient,
     OutcomeUnknown,
     ParsedWebhook,
     PermanentError,
     PricingKind,
     ProductInfo,
-    ProviderClient,
     ProviderError,
+    Reply,
     StatusRequest,
     SubmitRequest,
     SubmitResult,
-    TransientError,
     VerifyResult,
     WebhookRejected,
     WebhookRequest,
     hmac_sha256_hex,
+    parse_decimal,
+    redact,
     signature_matches,
+    webhook_event,
 )
-from providers.clients.http import HttpClient, Reply, redact
 
 # Seed 004, first paragraph. No token URL: the API key goes on every request.
 DOCUMENTED_URLS = {
@@ -51,7 +51,7 @@ DOCUMENTED_URLS = {
 # --- Where the documents are silent -----------------------------------------------------------
 # Seed 004 documents auth, /auth, async orders, Idempotency-Key and the error table; the rest
 # is assumed here (DESIGN.md, "Where the documents are silent", and the choices below). The
-# emulator (providers/emulators/ugiftme.py) implements exactly these assumptions.
+# UGiftMe emulator implements exactly these assumptions.
 # - Order body: {"productId", "amount", "currency", "recipient": {"name", "email"},
 #   "message", "reference"}; `reference` is our order reference. Bulk: {"orders": [...]}.
 #   Amounts are JSON numbers in major units (50, 12.5). The body is built in a fixed key
@@ -78,9 +78,8 @@ DOCUMENTED_URLS = {
 # - A synchronous (201) order still pending is looked up with GET /orders/{id} ->
 #   {"order": {...}}; its provider reference is "order:<id>[,<id>...]" (ids of the orders
 #   still pending), while an async one is the bare orderRequestId.
-# - 429: the wait is Retry-After (seconds or HTTP date), else RateLimit-Reset (seconds),
-#   else X-RateLimit-Reset, read as a Unix time when it is at least 1e9 (epoch seconds;
-#   1e12 and more: epoch milliseconds) and as seconds to wait otherwise.
+# - 429: the wait is read from the standard headers as base.rate_limit_wait reads them
+#   (Retry-After, else RateLimit-Reset, else X-RateLimit-Reset: seconds or a Unix time).
 # - 402 body: {"error": "Insufficient funds", "required", "available", "currency"}, amounts
 #   as numbers in the wallet's currency.
 # - 403 on order calls means the same as on /auth (IP allow list, incomplete business,
@@ -109,8 +108,6 @@ DOCUMENTED_URLS = {
 ORDER_REFERENCE_PREFIX = "order:"
 DELIVERED_STATUSES = frozenset({"completed", "fulfilled", "delivered", "succeeded"})
 FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "rejected"})
-EPOCH_SECONDS_FROM = 1_000_000_000  # 2001-09-09: no rate-limit window lasts 31 years
-EPOCH_MILLISECONDS_FROM = 1_000_000_000_000
 DELIVERY_METHOD = "Email"
 CENT = Decimal("0.01")
 # Seed 004, "Allowed events".
@@ -120,44 +117,33 @@ WEBHOOK_SIGNATURE_HEADER = "X-Webhook-Signature"
 WEBHOOK_DESCRIPTION = "GiftDesk order status updates"
 
 
-class UGiftMeClient(ProviderClient):
+class UGiftMeClient(HttpProviderClient):
     kind = "ugiftme"
     display_name = "UGiftMe"
-    credential_keys = ("api_key",)
+    credential_fields = {"api_key": "API key"}
     documented_urls = DOCUMENTED_URLS
-    required_settings: dict[str, str] = {}
     # No documented cap on POST /orders/bulk; 100 is what the emulator allows.
     max_cards_per_submission = 100
     # One request is paid from one wallet; one currency per request keeps costs readable.
     submission_group = ("currency",)
     supports_status = True
 
-    def __init__(self, account, *, recorder=None, throttle=None) -> None:
-        super().__init__(account, recorder=recorder, throttle=throttle)
-        self.http = HttpClient(provider_name=self.display_name, recorder=recorder, throttle=throttle)
-        api_url, _ = DOCUMENTED_URLS[account.environment]
-        self.api_url = (account.api_base_url or api_url).rstrip("/")
-        self.api_key = account.credentials.get("api_key", "")
-
     # --- Interface -------------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
-        data = self._api("GET", "/auth").data
-        data = data if isinstance(data, dict) else {}
+        data = self.api("GET", "/auth").fields
         business = data.get("business") if isinstance(data.get("business"), dict) else {}
         name = business.get("name") or data.get("businessName") or data.get("name")
         who = f" as {name}" if name else ""
         return VerifyResult(ok=True, message=f"Connected to UGiftMe ({self.account.environment}){who}.")
 
     def list_products(self) -> list[ProductInfo]:
-        data = self._api("GET", "/products").data
-        products = (data or {}).get("products") if isinstance(data, dict) else None
+        products = self.api("GET", "/products").fields.get("products")
         return [_parse_product(item) for item in products or [] if isinstance(item, dict)]
 
     def balance(self) -> Balance:
-        data = self._api("GET", "/wallet").data
-        data = data if isinstance(data, dict) else {}
-        amount = _decimal(data.get("balance"))
+        data = self.api("GET", "/wallet").fields
+        amount = parse_decimal(data.get("balance"))
         if amount is None:
             raise PermanentError(
                 "UGiftMe answered GET /wallet without a balance. Report this to UGiftMe support.",
@@ -176,25 +162,18 @@ class UGiftMeClient(ProviderClient):
             path, body = "/orders", _order_body(cards[0])
         else:
             path, body = "/orders/bulk", {"orders": [_order_body(card) for card in cards]}
-        reply = self._api("POST", path, body, idempotency_key=request.idempotency_key, commits=True)
-        data = reply.data if isinstance(reply.data, dict) else {}
+        reply = self.api("POST", path, body, idempotency_key=request.idempotency_key, commits=True)
+        data = reply.fields
         if reply.status == 202:
             order_request_id = str(data.get("orderRequestId") or "")
             if not order_request_id:
-                raise OutcomeUnknown(
-                    "UGiftMe accepted the order (HTTP 202) but gave no orderRequestId to follow it. "
-                    "It will be asked again with the same idempotency key.",
-                    status_code=reply.status, response_body=reply.text,
-                )
+                raise _unknown_outcome(reply, "UGiftMe accepted the order (HTTP 202) but gave no "
+                                              "orderRequestId to follow it.")
             request.remember_reference(order_request_id)
             return SubmitResult(order_request_id, _order_request_cards(data, cards))
         orders = _orders_of(data)
         if not orders:
-            raise OutcomeUnknown(
-                f"UGiftMe answered HTTP {reply.status} without the created order. It will be asked "
-                "again with the same idempotency key.",
-                status_code=reply.status, response_body=reply.text,
-            )
+            raise _unknown_outcome(reply, f"UGiftMe answered HTTP {reply.status} without the created order.")
         results = _cards_from_orders(orders, cards, unmatched=_missing_card)
         pending = [
             str(order.get("id")) for order in orders
@@ -214,13 +193,11 @@ class UGiftMeClient(ProviderClient):
             order_ids = [part for part in reference[len(ORDER_REFERENCE_PREFIX):].split(",") if part]
             orders = []
             for order_id in order_ids:
-                data = self._api("GET", f"/orders/{quote(order_id, safe='')}").data
-                order = (data or {}).get("order") if isinstance(data, dict) else None
+                order = self.api("GET", f"/orders/{quote(order_id, safe='')}").fields.get("order")
                 if isinstance(order, dict):
                     orders.append(order)
             return SubmitResult(reference, _cards_from_orders(orders, cards, unmatched=_missing_card))
-        reply = self._api("GET", f"/orders/order-requests/{quote(reference, safe='')}")
-        data = reply.data if isinstance(reply.data, dict) else {}
+        data = self.api("GET", f"/orders/order-requests/{quote(reference, safe='')}").fields
         return SubmitResult(reference, _order_request_cards(data, cards))
 
     # --- Webhooks (seed 004, "Webhooks (B2B)") -----------------------------------------------
@@ -237,19 +214,7 @@ class UGiftMeClient(ProviderClient):
             raise WebhookRejected(
                 "The signature does not match: check the account's webhook secret (UGiftMe shows it "
                 "once, when the webhook is registered).", status=401)
-        try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise WebhookRejected("The body is not JSON.") from None
-        if not isinstance(payload, dict):
-            raise WebhookRejected("The body is not a JSON object.")
-        event_id = payload.get("id")
-        event_type = payload.get("type")
-        if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id).strip():
-            raise WebhookRejected("The event has no id.")
-        if not isinstance(event_type, str) or not event_type.strip():
-            raise WebhookRejected("The event has no type.")
-        event_type = event_type.strip()
+        event_id, event_type, payload = webhook_event(request.body)
         data = payload.get("data")
         updates: list[CardUpdate] = []
         if event_type in ORDER_EVENTS:
@@ -261,8 +226,7 @@ class UGiftMeClient(ProviderClient):
                 updates.append(update)
         # The event id identifies the event (kept across retries): stored under a unique
         # constraint, a replay changes nothing.
-        return ParsedWebhook(event_id=str(event_id).strip(), event_type=event_type, updates=updates,
-                             payload=payload)
+        return ParsedWebhook(event_id=event_id, event_type=event_type, updates=updates, payload=payload)
 
     def register_webhook(self, url: str, secret: str) -> tuple[str, str]:
         """Subscribe `url` to UGiftMe's order.* events (POST /webhooks). UGiftMe generates
@@ -270,8 +234,8 @@ class UGiftMeClient(ProviderClient):
         UGiftMe's secret is returned, with the new subscription's id. An older subscription
         of the same URL is deleted afterwards (best effort)."""
         body = {"url": url, "events": list(ORDER_EVENTS), "description": WEBHOOK_DESCRIPTION}
-        reply = self._api("POST", "/webhooks", body, commits=True)
-        data = reply.data if isinstance(reply.data, dict) else {}
+        reply = self.api("POST", "/webhooks", body, commits=True)
+        data = reply.fields
         webhook = data.get("webhook") if isinstance(data.get("webhook"), dict) else data
         webhook_id = str(webhook.get("_id") or webhook.get("id") or data.get("_id") or data.get("id") or "")
         provider_secret = str(webhook.get("secret") or data.get("secret") or "")
@@ -291,7 +255,7 @@ class UGiftMeClient(ProviderClient):
 
     def _delete_other_webhooks(self, url: str, *, keep: str) -> None:
         try:
-            data = self._api("GET", "/webhooks").data
+            data = self.api("GET", "/webhooks").data
         except ProviderError:
             return
         items = data.get("webhooks") if isinstance(data, dict) else data
@@ -304,81 +268,60 @@ class UGiftMeClient(ProviderClient):
 
     def _delete_webhook_quietly(self, webhook_id: str) -> None:
         try:
-            self._api("DELETE", f"/webhooks/{quote(webhook_id, safe='')}")
+            self.api("DELETE", f"/webhooks/{quote(webhook_id, safe='')}")
         except ProviderError:
             pass  # the new subscription works; a leftover one only sends duplicates
 
-    # --- Calls -------------------------------------------------------------------------------
+    # --- Authentication and error refinements -------------------------------------------------
 
-    def _api(
-        self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None,
-        commits: bool = False,
-    ) -> Reply:
+    def auth_headers(self) -> dict[str, str]:
         # Sent even when empty: UGiftMe's own 401 "Missing API key" then says what to fix.
-        headers = {"X-API-Key": self.api_key}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        reply = self.http.request(method, f"{self.api_url}{path}", json_body=body, headers=headers,
-                                  commits=commits)
-        if 200 <= reply.status < 300:
-            return reply
-        raise self._error(reply, method, path)
+        return {"X-API-Key": self.account.credentials.get("api_key", "")}
 
-    def _error(self, reply: Reply, method: str, path: str) -> Exception:
-        data = reply.data if isinstance(reply.data, dict) else {}
-        error = str(data.get("error") or "").strip()
-        message = str(data.get("message") or "").strip()
-        text = ": ".join(part for part in (error, message) if part) or f"HTTP {reply.status}"
-        kwargs = {"status_code": reply.status, "response_body": reply.text}
-        status = reply.status
+    def error_reason(self, reply: Reply) -> str:
+        return _error_text(reply.fields)
+
+    def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
+        data, status = reply.fields, reply.status
         if status == 401:
-            if "missing" in error.lower():
-                return AccountError(
+            name = str(data.get("error") or "").strip()
+            if "missing" in name.lower():
+                return error.reworded(
                     "UGiftMe says the request carried no API key. Enter the account's API key "
-                    "(UGiftMe dashboard, integrations), then resume sending.", **kwargs)
-            reason = str(data.get("reason") or "").strip()
-            return AccountError(
-                f"UGiftMe rejected the API key ({error or 'Invalid API key'}"
-                f"{': ' + reason if reason else ''}). Check the key in the UGiftMe dashboard (it may "
-                f"have been revoked; sandbox and production keys differ, this account is "
-                f"{self.account.environment}), enter it again, then resume sending.", **kwargs)
+                    "(UGiftMe dashboard, integrations), then resume sending.")
+            why = str(data.get("reason") or "").strip()
+            return error.reworded(
+                f"UGiftMe rejected the API key ({name or 'Invalid API key'}{': ' + why if why else ''}). "
+                "Check the key in the UGiftMe dashboard (it may have been revoked; sandbox and production "
+                f"keys differ, this account is {self.account.environment}), enter it again, then resume sending.")
         if status == 402:
-            return AccountError(_insufficient_funds_message(data), **kwargs)
+            return error.reworded(_insufficient_funds_message(data))
         if status == 403:
-            lowered = text.lower()
+            lowered = reason.lower()
             if "ip" in lowered.split() or "whitelist" in lowered or "allow" in lowered:
                 advice = ("Add this server's public IP address to the API key's IP allow list in the "
                           "UGiftMe dashboard (or remove the list), then resume sending.")
             elif "business" in lowered or "incomplete" in lowered or "profile" in lowered:
-                advice = ("Complete the business profile in the UGiftMe dashboard, then resume "
-                          "sending.")
+                advice = "Complete the business profile in the UGiftMe dashboard, then resume sending."
             else:
                 advice = ("Check in the UGiftMe dashboard that this API key may use the business "
                           "API and this resource, then resume sending.")
-            return AccountError(f"UGiftMe refused access ({text}). {advice}", **kwargs)
-        if status == 429:
-            return TransientError(
-                f"UGiftMe's rate limit was reached ({text}). It will be retried when the limit "
-                "resets; lower the account's requests per minute if this happens often.",
-                retry_after=rate_limit_wait(reply.headers), **kwargs)
-        if status >= 500:
-            return TransientError(
-                f"UGiftMe failed (HTTP {status}, {text}). It will be retried.",
-                retry_after=rate_limit_wait(reply.headers), **kwargs)
+            return error.reworded(f"UGiftMe refused access ({reason}). {advice}")
         if status == 404:
-            return PermanentError(
-                f"UGiftMe found nothing at {method} {path} ({text}). If an order was placed, check "
-                "UGiftMe's order history before sending it again.", **kwargs)
-        if status == 400 and "idempotency" in text.lower():
-            return PermanentError(
+            return error.reworded(
+                f"UGiftMe found nothing at {call.method} {call.path} ({reason}). If an order was placed, "
+                "check UGiftMe's order history before sending it again.")
+        if status == 400 and "idempotency" in reason.lower():
+            return error.reworded(
                 "UGiftMe refused a retry because it differs from the first request sent under the "
-                f"same idempotency key ({text}). This retry bought nothing, but the first request may "
+                f"same idempotency key ({reason}). This retry bought nothing, but the first request may "
                 "have: check UGiftMe's order history before sending these cards again, and report "
-                "this to GiftDesk's maintainers.", **kwargs)
+                "this to GiftDesk's maintainers.")
         valid = data.get("validEvents")
-        if isinstance(valid, list) and valid:
-            text += f" (valid events: {', '.join(str(event) for event in valid)})"
-        return PermanentError(f"UGiftMe refused the request: {text}", **kwargs)
+        if isinstance(error, PermanentError) and isinstance(valid, list) and valid:
+            return error.reworded(f"UGiftMe {call.refusal}: {reason} "
+                                  f"(valid events: {', '.join(str(event) for event in valid)})")
+        return error
 
 
 # --- Requests and answers -----------------------------------------------------------------------
@@ -396,18 +339,14 @@ def _order_body(card: CardRequest) -> dict[str, Any]:
     }
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
+def _unknown_outcome(reply: Reply, what_happened: str) -> OutcomeUnknown:
+    """An order answer this client cannot follow: the order may exist, so it is asked again."""
+    return OutcomeUnknown(f"{what_happened} It will be asked again with the same idempotency key.",
+                          status_code=reply.status, response_body=reply.text)
 
 
 def _amount_text(value: Any) -> str:
-    amount = _decimal(value)
+    amount = parse_decimal(value)
     return "?" if amount is None else f"{amount.quantize(CENT, ROUND_HALF_UP):,.2f}"
 
 
@@ -419,34 +358,6 @@ def _insufficient_funds_message(data: dict[str, Any]) -> str:
                 "wallet, then resume sending.")
     return (f"UGiftMe wallet has {_amount_text(data.get('available'))}{unit}, this order needs "
             f"{_amount_text(data.get('required'))}{unit}: top up the wallet, then resume sending.")
-
-
-def rate_limit_wait(headers: Any, *, now: float | None = None) -> float | None:
-    """Seconds to wait before the next call, from standard rate-limit headers (see above)."""
-    now = time.time() if now is None else now
-    value = (headers.get("Retry-After") or "").strip()
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                moment = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError, IndexError):
-                moment = None
-            if moment is not None and moment.tzinfo is not None:
-                return max(0.0, moment.timestamp() - now)
-    for name in ("RateLimit-Reset", "X-RateLimit-Reset"):
-        value = (headers.get(name) or "").strip()
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        if number >= EPOCH_MILLISECONDS_FROM:
-            return max(0.0, number / 1000 - now)
-        if number >= EPOCH_SECONDS_FROM:
-            return max(0.0, number - now)
-        return max(0.0, number)
-    return None
 
 
 def _orders_of(container: Any) -> list[dict[str, Any]]:
@@ -470,7 +381,7 @@ def _card_status(order: dict[str, Any]) -> CardStatus:
 def _card_from_order(card: CardRequest, order: dict[str, Any]) -> CardResult:
     status = _card_status(order)
     charged = order.get("charged") if isinstance(order.get("charged"), dict) else {}
-    cost = _decimal(charged.get("amount"))
+    cost = parse_decimal(charged.get("amount"))
     error = ""
     if status == CardStatus.FAILED:
         detail = _error_text(order) or f"status {order.get('status')}"
@@ -578,14 +489,14 @@ def _parse_product(item: dict[str, Any]) -> ProductInfo:
         "delivery_methods": (DELIVERY_METHOD,),
         "raw": item,
     }
-    denominations = [_decimal(value) for value in item.get("denominations") or []]
+    denominations = [parse_decimal(value) for value in item.get("denominations") or []]
     denominations = [value for value in denominations if value is not None]
     if denominations:
         return ProductInfo(pricing=PricingKind.FIXED, denominations=tuple(sorted(denominations)), **common)
     return ProductInfo(
         pricing=PricingKind.RANGE,
-        min_amount=_decimal(item.get("minAmount")),
-        max_amount=_decimal(item.get("maxAmount")),
+        min_amount=parse_decimal(item.get("minAmount")),
+        max_amount=parse_decimal(item.get("maxAmount")),
         **common,
     )
 

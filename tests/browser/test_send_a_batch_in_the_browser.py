@@ -88,7 +88,7 @@ def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
 
     batch = Batch.objects.get()
     assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.DELIVERED}
-    assert sorted(entry.line_reference for entry in gogift_emulator.ledger) == sorted(
+    assert sorted(entry.reference for entry in gogift_emulator.ledger) == sorted(
         batch.orders.values_list("reference", flat=True))
     assert "Completed" in page.inner_text(".field-state")
 

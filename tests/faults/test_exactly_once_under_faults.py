@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from tests.fault_injection import run
+from emulators.fault_harness import run
 from tests.fixtures.worker import worker_database_url
 
 pytestmark = pytest.mark.worker

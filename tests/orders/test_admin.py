@@ -9,7 +9,7 @@ from django.urls import reverse
 from orders.models import Batch, Order, OrderStatus
 from providers.models import Product, ProviderAccount
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU, make_batch
-from tests.fixtures.emulators import GOGIFT_TEST_CLIENT_SECRET
+from tests.fixtures.emulators_gogift import GOGIFT_TEST_CLIENT_SECRET
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
 IMPORT_URL = reverse("admin:orders_batch_import")

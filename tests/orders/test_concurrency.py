@@ -7,7 +7,7 @@ from django.db import connection
 
 from orders import dispatch
 from orders.models import OrderStatus
-from orders.services import batch_send
+from orders.batches import batch_send
 from tests.fixtures.data import make_batch
 
 

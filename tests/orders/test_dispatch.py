@@ -14,7 +14,7 @@ from orders.models import (
     Submission,
     SubmissionState,
 )
-from orders.services import BatchActionRefused, batch_cancel, batch_send
+from orders.batches import BatchActionRefused, batch_cancel, batch_send
 from providers.models import ProviderAccount
 from tests.fixtures.data import make_batch
 
@@ -30,7 +30,7 @@ def statuses(batch) -> list[str]:
 
 
 def ledger_count(emulator, order: Order) -> int:
-    return sum(1 for entry in emulator.ledger if entry.line_reference == order.reference)
+    return sum(1 for entry in emulator.ledger if entry.reference == order.reference)
 
 
 def test_a_sent_batch_is_delivered_with_one_card_per_order(emulated_gogift_account, gogift_emulator):
@@ -56,8 +56,8 @@ def test_every_provider_call_and_state_change_is_in_the_order_history(emulated_g
     order = batch.orders.get()
     transitions = list(order.events.filter(kind=EventKind.STATUS).values_list("to_status", flat=True))
     assert transitions == ["pending", "queued", "sending", "delivered"]
-    calls = order.events.filter(kind=EventKind.PROVIDER_CALL)
-    assert [(c.http_method, c.url.rsplit("/", 1)[-1], c.http_status) for c in calls][-3:] == [
+    calls = order.provider_calls.all()
+    assert [(c.method, c.url.rsplit("/", 1)[-1], c.http_status) for c in calls][-3:] == [
         ("POST", "baskets", 200), ("PUT", "baskets", 200), ("POST", "finalize", 200)]
 
 
@@ -142,7 +142,7 @@ def test_an_account_refusal_pauses_the_account_and_resume_delivers(emulated_gogi
     assert sorted(statuses(batch)) == sorted([OrderStatus.SENDING] * 3 + [OrderStatus.QUEUED])
     assert gogift_emulator.ledger == []
 
-    dispatch.account_resume(account=account)
+    dispatch.account_sending_resume(account=account)
     dispatch.account_pump(account.pk, budget_seconds=20)
 
     assert statuses(batch) == [OrderStatus.DELIVERED] * 4
@@ -230,7 +230,7 @@ def test_one_bad_line_is_split_out_and_fails_alone(emulated_gogift_account, gogi
     by_id = dict(batch.orders.values_list("id", "status"))
     assert by_id.pop(bad.pk) == OrderStatus.FAILED
     assert set(by_id.values()) == {OrderStatus.DELIVERED}
-    assert sorted(entry.value for entry in gogift_emulator.ledger) == [Decimal("100"), Decimal("300")]
+    assert sorted(entry.amount for entry in gogift_emulator.ledger) == [Decimal("100"), Decimal("300")]
     original = Submission.objects.get(split_from__isnull=True)
     assert original.state == SubmissionState.REJECTED and original.splits.count() == 3
     assert "55" in Order.objects.get(pk=bad.pk).last_error
@@ -306,7 +306,7 @@ def test_an_attempt_taken_over_as_dead_cannot_overwrite_its_successor(emulated_g
     assert dispatch.submission_attempt(submission.pk) == SubmissionState.ACCEPTED  # a second worker delivers
 
     # The first worker wakes up with a stale, contrary answer.
-    dispatch._reject(first, list(batch.orders.all()), PermanentError("late and wrong"))
+    dispatch._reject(first, list(batch.orders.all()), PermanentError("late and wrong"), cause=None)
 
     assert statuses(batch) == [OrderStatus.DELIVERED]
     assert Submission.objects.get().state == SubmissionState.ACCEPTED

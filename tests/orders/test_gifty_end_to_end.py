@@ -34,9 +34,9 @@ def test_a_csv_is_delivered_as_one_gifty_order_per_card_each_bought_once(
     assert len(orders) == 6
     assert {order.status for order in orders} == {OrderStatus.DELIVERED}, worker.output()
     for order in orders:
-        [entry] = [entry for entry in gifty_emulator.ledger if entry.external_reference == order.reference]
+        [entry] = [entry for entry in gifty_emulator.ledger if entry.reference == order.reference]
         assert entry.amount == order.amount and entry.recipient_email == order.recipient.email
-        assert order.provider_order_id == entry.order_id and order.provider_card_id == entry.code
+        assert order.provider_order_id == entry.order_id and order.provider_card_id == entry.extra["code"]
         assert order.provider_details["balance"] == str(entry.amount)
     assert len(gifty_emulator.ledger) == 6
     assert len({entry.order_id for entry in gifty_emulator.ledger}) == 6

@@ -25,8 +25,8 @@ def test_the_example_file_is_delivered_by_a_worker_with_one_card_per_order(
     assert len(orders) == 10
     assert {order.status for order in orders} == {OrderStatus.DELIVERED}, worker.output()
     for order in orders:
-        cards = [entry for entry in gogift_emulator.ledger if entry.line_reference == order.reference]
-        assert len(cards) == 1 and cards[0].value == order.amount
+        cards = [entry for entry in gogift_emulator.ledger if entry.reference == order.reference]
+        assert len(cards) == 1 and cards[0].amount == order.amount
         assert cards[0].recipient_email == order.recipient.email
     assert len(gogift_emulator.ledger) == 10
     assert "Finished: 10 delivered." in output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orders.models import Batch, OrderStatus
-from providers.emulators.ugiftme import (
+from emulators.ugiftme import (
     BOL_CARD,
     EXPERIENCE_CARD,
     MAGASIN_CARD,

@@ -1,5 +1,5 @@
 """Account services every provider shares: the pre-launch checklist, wallet balances, the
-schedules, the demo accounts, and the provider's price in the import preview."""
+schedules, and the provider's price in the import preview."""
 
 from decimal import Decimal
 
@@ -9,16 +9,17 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from orders.models import Order, OrderStatus
+from orders.selectors import waiting_products_no_longer_offered
 from providers.checklist import account_checklist
 from providers.models import Product, ProviderAccount
 from providers.services import account_balance_refresh, account_check
-from tests.commands import run_command
 from tests.fixtures.data import make_batch
 from tests.fixtures.emulators_gifty import GIFTY_VARIABLE_CARD
 
 
 def checklist(account) -> dict[str, tuple[bool, str]]:
-    return {item.label: (item.ok, item.detail) for item in account_checklist(account)}
+    items = account_checklist(account, products_no_longer_offered=waiting_products_no_longer_offered(account))
+    return {item.label: (item.ok, item.detail) for item in items}
 
 
 def test_a_ready_account_passes_every_check(emulated_gogift_account):
@@ -47,6 +48,12 @@ def test_the_checklist_flags_waiting_orders_whose_product_is_gone(emulated_gogif
     assert not ok and "The Global Gift Card" in detail and "Sync the catalog" in detail
 
 
+def test_the_checklist_leaves_out_the_products_check_when_not_given_what_orders_use(emulated_gogift_account):
+    labels = [item.label for item in account_checklist(emulated_gogift_account)]
+    assert "Products in use exist in this environment" not in labels
+    assert labels[:3] == ["Credentials entered", "Credentials work", "Catalog synced"]
+
+
 def test_the_checklist_holds_gifty_to_its_documented_rate_limit(emulated_gifty_account):
     ProviderAccount.objects.filter(pk=emulated_gifty_account.pk).update(rate_limit_per_minute=200)
     emulated_gifty_account.refresh_from_db()
@@ -73,17 +80,6 @@ def test_the_sweep_catalog_and_balance_schedules_exist(db):
     assert schedules["giftdesk-catalog-sync"] == "providers.tasks.sync_all_catalogs"
     assert schedules["giftdesk-balances"] == "providers.tasks.refresh_balances"
     assert Schedule.objects.get(name="giftdesk-catalog-sync").schedule_type == Schedule.DAILY
-
-
-def test_seed_demo_creates_one_connected_account_per_provider(db, live_server, settings):
-    settings.GIFTDESK_EMULATORS = True
-    code, output = run_command("seed_demo", "--base-url", live_server.url)
-    assert code == 0, output
-    accounts = {account.kind: account for account in ProviderAccount.objects.all()}
-    assert set(accounts) == {"gogift", "giftronaut", "gifty", "ugiftme"}
-    for account in accounts.values():
-        assert account.products.filter(is_active=True).exists(), account
-        assert account_check(account=account).ok, account
 
 
 def test_the_import_preview_shows_gifty_fees_before_confirming(admin_client, emulated_gifty_account):

@@ -1,15 +1,16 @@
-"""The scriptable interface for accounts: configure_account, sync_catalog, check_providers, seed_demo."""
+"""The scriptable interface for accounts: configure_account, sync_catalog, check_providers
+(seed_demo, an emulators command: tests/emulators/test_seed_demo.py)."""
 
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from providers.models import Product, ProviderAccount
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU
-from tests.fixtures.emulators import GOGIFT_TEST_CLIENT_ID, GOGIFT_TEST_CLIENT_SECRET
+from tests.fixtures.emulators_gogift import GOGIFT_TEST_CLIENT_ID, GOGIFT_TEST_CLIENT_SECRET
 
 
 def run(*args) -> str:
@@ -88,15 +89,6 @@ def test_check_providers_fails_with_what_to_fix(db, gogift_server):
         call_command("check_providers", stdout=out, stderr=out)
     assert "NOT CONNECTED" in out.getvalue() and "invalid_client" in out.getvalue()
     assert ProviderAccount.objects.get().last_check_ok is False
-
-
-def test_seed_demo_is_safe_to_run_twice(db, settings):
-    settings.GIFTDESK_EMULATORS = True
-    run("seed_demo", "--no-sync")
-    run("seed_demo", "--no-sync")
-    assert ProviderAccount.objects.filter(name="GoGift demo").count() == 1
-    user = User.objects.get(username="admin")
-    assert user.is_superuser and user.check_password("giftdesk-demo")
 
 
 def test_the_roles_exist_with_their_permissions(db):

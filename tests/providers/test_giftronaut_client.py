@@ -22,8 +22,8 @@ from providers.clients.base import (
     TransientError,
 )
 from providers.clients.giftronaut import GiftronautClient
-from providers.emulators.giftronaut import GiftronautEmulator
-from providers.emulators.http import LoopbackServer
+from emulators.giftronaut import GiftronautEmulator
+from emulators.loopback import LoopbackServer
 from tests.fixtures.emulators_giftronaut import GIFTRONAUT_TEST_CLIENT_ID, GIFTRONAUT_TEST_CLIENT_SECRET
 
 ORDER_PATH = "/api/v1/orders/branded-card"
@@ -353,7 +353,7 @@ def test_a_403_is_an_account_error_that_names_the_scopes(giftronaut_server):
     narrow = requests.post(f"{giftronaut_server.base_url}{TOKEN_PATH}", timeout=5, data={
         "grant_type": "client_credentials", "client_id": GIFTRONAUT_TEST_CLIENT_ID,
         "client_secret": GIFTRONAUT_TEST_CLIENT_SECRET, "scope": "catalog.read"}).json()["access_token"]
-    tokens.store_token(client._token_key, narrow, 3600)  # a token issued before the app lost a scope
+    tokens.store_token(client.token_key, narrow, 3600)  # a token issued before the app lost a scope
     with pytest.raises(AccountError) as error:
         client.submit(submit_request([card("GD-1")]))
     assert error.value.status_code == 403 and "insufficient_scope" in error.value.message

@@ -21,8 +21,8 @@ from providers.clients.base import (
     TransientError,
 )
 from providers.clients.gifty import GiftyClient
-from providers.emulators.gifty import GiftyEmulator
-from providers.emulators.http import LoopbackServer
+from emulators.gifty import GiftyEmulator
+from emulators.loopback import LoopbackServer
 from tests.fixtures.emulators_gifty import GIFTY_DINNER_PACKAGE, GIFTY_TEST_TOKEN, GIFTY_VARIABLE_CARD
 
 ORDERS = "/v1/external-orders"
@@ -76,7 +76,7 @@ def submit_request(the_card: CardRequest | None = None, key: str = "gd-key-1") -
 
 
 def cards_in_ledger(emulator, reference: str) -> int:
-    return sum(1 for entry in emulator.ledger if entry.external_reference == reference)
+    return sum(1 for entry in emulator.ledger if entry.reference == reference)
 
 
 def sent(emulator, method: str, path: str) -> list:
@@ -208,7 +208,7 @@ def test_an_order_completed_at_once_is_delivered_by_submit():
     with LoopbackServer(emulator) as server:
         result = make_client(server).submit(submit_request())
     assert result.cards[0].status == CardStatus.DELIVERED
-    assert result.cards[0].provider_card_id == emulator.ledger[0].code
+    assert result.cards[0].provider_card_id == emulator.ledger[0].extra["code"]
 
 
 def test_the_throttle_is_called_before_every_request(held_server, held_emulator):

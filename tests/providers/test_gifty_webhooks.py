@@ -16,8 +16,8 @@ from django.urls import reverse
 from orders.models import OrderStatus
 from providers.clients.base import AccountConfig, CardRequest, PermanentError, SubmitRequest, hmac_sha256_hex
 from providers.clients.gifty import GiftyClient
-from providers.emulators.gifty import GiftyEmulator, signed_webhook
-from providers.emulators.http import EmulatorRequest, EmulatorResponse, LoopbackServer
+from emulators.gifty import GiftyEmulator, signed_webhook
+from emulators.loopback import EmulatorRequest, EmulatorResponse, LoopbackServer
 from providers.models import WebhookEvent
 from providers.services import account_configure, account_webhook_register
 from tests.fixtures.data import make_batch

@@ -18,7 +18,7 @@ from providers.clients.base import (
 )
 from providers.clients.gogift import GoGiftClient
 from tests.fixtures.data import GLOBAL_GIFT_CARD_ID, GLOBAL_GIFT_CARD_SKU
-from tests.fixtures.emulators import GOGIFT_TEST_CLIENT_ID, GOGIFT_TEST_CLIENT_SECRET
+from tests.fixtures.emulators_gogift import GOGIFT_TEST_CLIENT_ID, GOGIFT_TEST_CLIENT_SECRET
 
 BUYER = {
     "buyer_account_id": "328685355341950976",
@@ -77,7 +77,7 @@ def submit_request(cards, key="gd-test-key", provider_reference="", remembered=N
 
 
 def cards_in_ledger(emulator, reference: str) -> int:
-    return sum(1 for entry in emulator.ledger if entry.line_reference == reference)
+    return sum(1 for entry in emulator.ledger if entry.reference == reference)
 
 
 # --- Happy path ------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def test_a_multi_line_basket_buys_each_card_once(gogift_server, gogift_emulator)
     assert len({c.provider_order_id for c in result.cards}) == 1
     assert result.provider_reference == remembered[0]
     assert [cards_in_ledger(gogift_emulator, ref) for ref in ("GD-1", "GD-2", "GD-3")] == [1, 1, 1]
-    assert [entry.value for entry in gogift_emulator.ledger] == [Decimal("100"), Decimal("250"), Decimal("5000")]
+    assert [entry.amount for entry in gogift_emulator.ledger] == [Decimal("100"), Decimal("250"), Decimal("5000")]
     assert result.cards[1].cost == Decimal("250.00") and result.cards[1].cost_currency == "DKK"
 
 
@@ -210,7 +210,7 @@ def test_a_missing_recipient_email_is_refused(gogift_server, gogift_emulator):
 
 def test_an_html_page_instead_of_json_is_a_clear_permanent_error(gogift_server, gogift_emulator):
     client = make_client(gogift_server)
-    client.http.session.headers["Accept"] = "text/html"  # What a misconfigured proxy would do.
+    client.session.headers["Accept"] = "text/html"  # What a misconfigured proxy would do.
     with pytest.raises(PermanentError) as error:
         client.verify()
     assert "HTML" in error.value.message and "Accept: application/json" in error.value.message
@@ -253,7 +253,7 @@ def test_production_requires_a_reference_and_the_client_always_sends_one(
     result = client.submit(submit_request(
         [card("GD-1", product_id="256472009205907456", sku="FF79DB80")], key="gd-ref"))
     assert result.cards[0].status == CardStatus.DELIVERED
-    assert gogift_production_emulator.ledger[0].basket_reference == "gd-ref"
+    assert gogift_production_emulator.ledger[0].extra["basket_reference"] == "gd-ref"
 
 
 # --- Lost answers ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from providers import ratelimit
 from providers.clients.base import TransientError
-from providers.models import ProviderAccount, ProviderCall
+from providers.models import ProviderAccount, RateLimitSlot
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def account(db):
 def test_requests_within_the_limit_go_at_once_and_are_counted(account):
     for _ in range(3):
         ratelimit.acquire(account.pk, 3, max_wait=0)
-    assert ProviderCall.objects.filter(account=account).count() == 3
+    assert RateLimitSlot.objects.filter(account=account).count() == 3
 
 
 def test_a_request_over_the_limit_is_rescheduled_with_the_wait(account):
@@ -32,16 +32,16 @@ def test_a_request_over_the_limit_is_rescheduled_with_the_wait(account):
 
 def test_a_request_waits_for_the_oldest_to_leave_the_window(account):
     now = timezone.now()
-    ProviderCall.objects.bulk_create([
-        ProviderCall(account=account, at=now - timedelta(seconds=59.7)),
-        ProviderCall(account=account, at=now - timedelta(seconds=10)),
-        ProviderCall(account=account, at=now - timedelta(seconds=5)),
+    RateLimitSlot.objects.bulk_create([
+        RateLimitSlot(account=account, at=now - timedelta(seconds=59.7)),
+        RateLimitSlot(account=account, at=now - timedelta(seconds=10)),
+        RateLimitSlot(account=account, at=now - timedelta(seconds=5)),
     ])
     started = timezone.now()
     ratelimit.acquire(account.pk, 3, max_wait=5)
     waited = (timezone.now() - started).total_seconds()
     assert 0.1 < waited < 2
-    assert ProviderCall.objects.filter(account=account).count() == 3  # the old one left the window
+    assert RateLimitSlot.objects.filter(account=account).count() == 3  # the old one left the window
 
 
 def test_other_accounts_do_not_count(account):
@@ -49,4 +49,4 @@ def test_other_accounts_do_not_count(account):
     for _ in range(3):
         ratelimit.acquire(other.pk, 3, max_wait=0)
     ratelimit.acquire(account.pk, 3, max_wait=0)
-    assert ProviderCall.objects.filter(account=account).count() == 1
+    assert RateLimitSlot.objects.filter(account=account).count() == 1

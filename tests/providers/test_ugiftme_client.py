@@ -22,8 +22,9 @@ from providers.clients.base import (
     SubmitRequest,
     TransientError,
 )
-from providers.clients.ugiftme import UGiftMeClient, rate_limit_wait
-from providers.emulators.ugiftme import BOL_CARD, EXPERIENCE_CARD, MAGASIN_CARD, UNIVERSAL_CARD
+from providers.clients.base import rate_limit_wait
+from providers.clients.ugiftme import UGiftMeClient
+from emulators.ugiftme import BOL_CARD, EXPERIENCE_CARD, MAGASIN_CARD, UNIVERSAL_CARD
 from tests.fixtures.emulators_ugiftme import UGIFTME_TEST_API_KEY
 
 

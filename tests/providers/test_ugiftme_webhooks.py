@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -23,8 +22,9 @@ from providers.clients.base import (
     SubmitRequest,
 )
 from providers.clients.ugiftme import ORDER_EVENTS, UGiftMeClient
-from providers.emulators.http import EmulatorRequest, EmulatorResponse, LoopbackServer
-from providers.emulators.ugiftme import BOL_CARD, ApiKey, UGiftMeEmulator, signed_webhook, webhook_signature
+from emulators.loopback import EmulatorRequest, EmulatorResponse, LoopbackServer
+from emulators.ugiftme import BOL_CARD, ApiKey, UGiftMeEmulator, signed_webhook
+from emulators.webhooks import hex_signature
 from providers.models import Product, WebhookEvent
 from providers.services import account_configure, account_webhook_register
 from tests.fixtures.emulators_ugiftme import UGIFTME_TEST_API_KEY
@@ -80,8 +80,8 @@ def account_with_secret(emulated_ugiftme_account):
 
 
 def make_order(account, *, status=OrderStatus.PROCESSING, provider_order_id="66b2000000000000000000aa") -> Order:
-    from orders.csv_import import ValidRow
-    from orders.services import batch_create
+    from orders.spreadsheet import ValidRow
+    from orders.batches import batch_create
 
     product = Product.objects.get(account=account, provider_product_id=BOL_CARD)
     row = ValidRow(row=2, name="Recipient 0", email="r0@example.com", phone="", reference="E0000",
@@ -283,7 +283,7 @@ def test_a_bad_or_missing_signature_is_refused_with_401_and_changes_nothing(
     b"\xff\xfe",
 ])
 def test_a_malformed_body_is_refused_with_400_and_changes_nothing(client, account_with_secret, processing_order, body):
-    headers = {"X-Webhook-Signature": webhook_signature(SECRET, body)}
+    headers = {"X-Webhook-Signature": hex_signature(SECRET, body)}
 
     response = post(client, account_with_secret, headers, body)
 
@@ -407,12 +407,13 @@ def test_the_demo_emulator_delivers_by_itself_and_only_to_active_subscriptions(r
         order = {"productId": BOL_CARD, "amount": 50, "currency": "EUR",
                  "recipient": {"name": "A", "email": "a@example.com"}, "reference": "GD-AUTO-1"}
         assert api(server, "POST", "/orders", order).status_code == 202
+        # Queued while the order was answered: one event, for the active subscription only.
+        assert [delivery.url for delivery in emulator.webhook_deliveries] == [receiver.url]
 
         assert receiver.arrived.wait(5)
-        time.sleep(0.2)  # nothing else is on its way
     [received] = receiver.received
     assert received.path == "/hooks/ugiftme"
-    assert received.headers["X-Webhook-Signature"] == webhook_signature(secret, received.body)
+    assert received.headers["X-Webhook-Signature"] == hex_signature(secret, received.body)
     payload = json.loads(received.body)
     assert payload["type"] == "wallet.updated" and payload["id"].startswith("evt_")
     assert payload["data"]["wallet"] == {"balance": 9950, "currency": "EUR"}

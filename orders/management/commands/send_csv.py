@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from orders import csv_import
+from orders import spreadsheet
 from orders.models import Order, OrderStatus, TERMINAL_STATUSES
-from orders.services import BatchActionRefused, batch_create, batch_send
+from orders.batches import BatchActionRefused, batch_create, batch_send
 from providers.models import Product, ProviderAccount
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_REFUSED, EXIT_FAILED_ORDERS = 0, 1, 2, 3
@@ -64,16 +64,16 @@ class Command(BaseCommand):
         except OSError as exc:
             raise _Refused(f"cannot read {path}: {exc.strerror}.") from exc
         try:
-            table = csv_import.read_table(data, path.name)
-        except csv_import.FileRefused as exc:
+            table = spreadsheet.read_table(data, path.name)
+        except spreadsheet.FileRefused as exc:
             raise _Refused(exc.message) from exc
 
-        context = csv_import.ImportContext.for_account(
+        context = spreadsheet.ImportContext.for_account(
             account, default_product=product, default_amount=amount, default_message=options["message"]
         )
         try:
-            preview = csv_import.validate(table, context)
-        except csv_import.FileRefused as exc:
+            preview = spreadsheet.validate(table, context)
+        except spreadsheet.FileRefused as exc:
             raise _Refused(exc.message) from exc
         self._report(preview)
         code = EXIT_INVALID_ROWS if preview.invalid_rows else EXIT_OK
@@ -138,7 +138,7 @@ class Command(BaseCommand):
 
     # --- Output -------------------------------------------------------------------------------
 
-    def _report(self, preview: csv_import.ImportPreview) -> None:
+    def _report(self, preview: spreadsheet.ImportPreview) -> None:
         for error in preview.errors:
             self.stdout.write(f"Row {error.row}, {error.column or 'row'}: {error.message}")
         for warning in preview.warnings:

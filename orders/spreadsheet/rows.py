@@ -1,0 +1,368 @@
+"""Checking every row of a ``Table`` against the account's catalog: ``validate``.
+
+Every problem of a row is reported, under the header text the user wrote: required
+fields (name, email, amount unless a default is given), email syntax, the amount and
+the product's pricing rules, the product (provider product id or SKU), the currency,
+``send_on`` (ISO date, today or later), control characters, line breaks outside the
+message, and field lengths. Duplicate recipients in the file and recipients who got a
+card recently are warnings, which do not stop a row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+from orders.spreadsheet.context import ImportContext, ImportPreview, InvalidRow, RowError, ValidRow
+from orders.spreadsheet.errors import FileRefused
+from orders.spreadsheet.headers import FIELD_ALIASES, SourceRow, Table, found_columns
+from orders.spreadsheet.read import CONTROL_CHARACTER
+from providers.models import Product, money
+
+# Database column sizes (orders.models.Recipient); a longer value could not be stored.
+FIELD_MAX_LENGTHS: dict[str, int] = {
+    "name": 200,
+    "first_name": 200,
+    "last_name": 200,
+    "email": 254,
+    "phone": 40,
+    "reference": 100,
+    "product": 100,
+}
+
+# Fields where a line break is legitimate content.
+MULTILINE_FIELDS = frozenset({"message"})
+
+AMOUNT_PATTERN = re.compile(r"^(\d{1,10})(?:[.,](\d+))?$")
+CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+ISO_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+LINE_BREAK = re.compile("[\n\r\u2028\u2029]")
+
+_email_validator = EmailValidator()
+
+
+def validate(table: Table, context: ImportContext) -> ImportPreview:
+    """Check every row; collect every problem of each row, and the warnings."""
+    refuse_missing_amount(table, context)
+    catalog = Catalog(context.products)
+    limits = field_limits()
+    occurrences = email_occurrences(table.rows)
+    valid_rows: list[ValidRow] = []
+    invalid_rows: list[InvalidRow] = []
+    for source in table.rows:
+        checked = check_row(source, table, context, catalog, limits)
+        if isinstance(checked, ValidRow):
+            checked.warnings = row_warnings(checked, occurrences, context)
+            valid_rows.append(checked)
+        else:
+            invalid_rows.append(checked)
+    return ImportPreview(
+        valid_rows=valid_rows,
+        invalid_rows=invalid_rows,
+        ignored_columns=list(table.ignored_columns),
+        warnings=[f"Row {row.row}: {warning}" for row in valid_rows for warning in row.warnings],
+        totals=totals_by_currency(valid_rows),
+        errors=[error for row in invalid_rows for error in row.errors],
+        headers=list(table.headers),
+    )
+
+
+def refuse_missing_amount(table: Table, context: ImportContext) -> None:
+    """Without an amount column every row needs the default amount: refuse the file."""
+    if "amount" not in table.columns and context.default_amount is None:
+        raise FileRefused(
+            "The header row (row 1) has no amount column and no default amount was given. "
+            f"Add an amount column or give a default amount. Columns found: "
+            f"{found_columns(table.headers)}."
+        )
+
+
+def totals_by_currency(rows: list[ValidRow]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        totals[row.currency] += row.amount
+    return dict(totals)
+
+
+class Catalog:
+    """The account's active products, found by provider product id or by SKU."""
+
+    def __init__(self, products: list[Product]) -> None:
+        self.by_sku: dict[str, Product] = {}
+        self.by_id: dict[str, list[Product]] = defaultdict(list)
+        for product in products:
+            if product.sku:
+                self.by_sku[product.sku.casefold()] = product
+            self.by_id[product.provider_product_id.casefold()].append(product)
+
+    def candidates(self, value: str) -> list[Product]:
+        key = value.casefold()
+        if key in self.by_sku:
+            return [self.by_sku[key]]
+        return list(self.by_id.get(key, []))
+
+
+class RowCheck:
+    """One row being checked: its cells, its column names, the errors found so far."""
+
+    def __init__(self, source: SourceRow, table: Table) -> None:
+        self.source = source
+        self.table = table
+        self.errors: list[RowError] = []
+        self.unusable: set[str] = set()  # fields whose text already failed a check
+
+    def has(self, name: str) -> bool:
+        return name in self.table.columns
+
+    def raw(self, name: str) -> str:
+        return self.source.cells.get(name, "")
+
+    def text(self, name: str) -> str:
+        """The cell, trimmed; "" when its text already failed (so it is reported once)."""
+        return "" if name in self.unusable else self.raw(name).strip()
+
+    def column(self, name: str) -> str:
+        if name == "name" and not self.has("name") and self.has("first_name"):
+            return f"{self.table.columns['first_name']} / {self.table.columns['last_name']}"
+        return self.table.columns.get(name, name)
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.append(RowError(self.source.number, self.column(name), message))
+
+
+def check_row(
+    source: SourceRow,
+    table: Table,
+    context: ImportContext,
+    catalog: Catalog,
+    limits: dict[str, int],
+) -> ValidRow | InvalidRow:
+    check = RowCheck(source, table)
+    if source.extra_cells_error:
+        check.errors.append(RowError(source.number, "", source.extra_cells_error))
+    check_texts(check, limits)
+    name = check_name(check)
+    email = check_email(check)
+    amount = check_amount(check, context)
+    product = check_product(check, context, catalog, amount)
+    check_currency(check, product)
+    send_on = check_send_on(check, context.today)
+    if check.errors or product is None or amount is None:
+        return InvalidRow(source.number, check.errors, source.values)
+    return ValidRow(
+        row=source.number,
+        name=name,
+        email=email,
+        phone=check.text("phone"),
+        reference=check.text("reference"),
+        message=check.text("message") or context.default_message,
+        amount=amount,
+        currency=product.currency,
+        product=product,
+        send_on=send_on,
+    )
+
+
+def field_limits() -> dict[str, int]:
+    """field -> the longest text accepted: the setting, or less where the database says so."""
+    longest = settings.GIFTDESK_IMPORT_MAX_FIELD_CHARS
+    return {name: min(longest, FIELD_MAX_LENGTHS.get(name, longest)) for name in FIELD_ALIASES}
+
+
+def check_texts(check: RowCheck, limits: dict[str, int]) -> None:
+    """Control characters, line breaks and length, for every mapped cell."""
+    for name, value in check.source.cells.items():
+        problem = text_problem(name, value, limits[name])
+        if problem:
+            check.error(name, problem)
+            check.unusable.add(name)
+
+
+def text_problem(name: str, value: str, limit: int) -> str | None:
+    if len(value) > limit:
+        return f"This cell is {len(value):,} characters long; the limit is {limit:,}."
+    # Control characters are invisible in the spreadsheet but break e-mails, provider
+    # APIs and CSV exports; they come from copy-paste out of other systems.
+    control = CONTROL_CHARACTER.search(value)
+    if control:
+        return f"This cell contains an invisible control character ({char_name(control.group())}); retype it."
+    if name not in MULTILINE_FIELDS and LINE_BREAK.search(value.strip()):
+        return "This cell contains a line break; only the message may span several lines."
+    return None
+
+
+def char_name(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def check_name(check: RowCheck) -> str:
+    if check.has("name"):
+        name = check.text("name")
+    else:
+        name = " ".join(part for part in (check.text("first_name"), check.text("last_name")) if part)
+    name_failed = check.unusable & {"name", "first_name", "last_name"}
+    if not name and not name_failed:
+        check.error("name", "The name is empty.")
+    elif len(name) > FIELD_MAX_LENGTHS["name"]:
+        check.error("name", f"The name is {len(name)} characters long; the limit is {FIELD_MAX_LENGTHS['name']}.")
+    return name
+
+
+def check_email(check: RowCheck) -> str:
+    email = check.text("email")
+    if not email:
+        if "email" not in check.unusable:
+            check.error("email", "The email address is empty.")
+        return ""
+    try:
+        _email_validator(email)
+    except ValidationError:
+        check.error("email", f"{show(email)} is not a valid email address (e.g. jane@example.com).")
+    return email
+
+
+def check_amount(check: RowCheck, context: ImportContext) -> Decimal | None:
+    text = check.text("amount")
+    if "amount" in check.unusable:
+        return None
+    if not text:
+        if context.default_amount is not None:
+            return Decimal(context.default_amount).quantize(Decimal("0.01"))
+        check.error("amount", "No amount: fill in the amount column or give a default amount.")
+        return None
+    amount, problem = parse_amount(text)
+    if problem:
+        check.error("amount", problem)
+    return amount
+
+
+def parse_amount(text: str) -> tuple[Decimal | None, str | None]:
+    """ "50", "50.00" and "50,00" (comma as the decimal separator) -> Decimal("50.00")."""
+    example = "write it like 50 or 50.00, without a currency sign or thousands separator"
+    match = AMOUNT_PATTERN.match(text)
+    if not match:
+        return None, f"{show(text)} is not an amount; {example}."
+    if match.group(2) is not None and len(match.group(2)) > 2:
+        return None, f"{show(text)} has more than two decimals; {example}."
+    try:
+        amount = Decimal(text.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
+        return None, f"{show(text)} is not an amount; {example}."
+    return amount.quantize(Decimal("0.01")), None
+
+
+def check_product(
+    check: RowCheck, context: ImportContext, catalog: Catalog, amount: Decimal | None
+) -> Product | None:
+    value = check.text("product")
+    if "product" in check.unusable:
+        return None
+    if value:
+        candidates = catalog.candidates(value)
+        if not candidates:
+            check.error(
+                "product",
+                f"No active product {show(value)} in the catalog of {context.account.name}. "
+                "Fix the product id or SKU, or sync the catalog.",
+            )
+            return None
+    elif context.default_product is not None:
+        candidates = [context.default_product]
+    else:
+        check.error("product", "No product: fill in the product column or choose a default product.")
+        return None
+    return pick_product(check, candidates, amount)
+
+
+def pick_product(check: RowCheck, candidates: list[Product], amount: Decimal | None) -> Product:
+    """Several SKUs may share a product id (fixed denominations): take the one that sells
+    `amount`; when none does, say what the product takes."""
+    if amount is None:
+        return candidates[0]
+    problems = []
+    for product in candidates:
+        problem = product.amount_error(amount)
+        if problem is None:
+            return product
+        problems.append(problem)
+    if len(candidates) == 1:
+        check.error("amount", problems[0])
+    else:
+        takes = "; ".join(product.pricing_summary() for product in candidates)
+        check.error("amount", f"{money(amount)} is not a value of {candidates[0].title}; it takes {takes}.")
+    return candidates[0]
+
+
+def check_currency(check: RowCheck, product: Product | None) -> None:
+    currency = check.text("currency")
+    if not currency:
+        return
+    if not CURRENCY_PATTERN.match(currency):
+        check.error("currency", f"{show(currency)} is not a currency code; write three letters, e.g. DKK.")
+    elif product is not None and currency.upper() != product.currency.upper():
+        check.error(
+            "currency",
+            f"The currency is {currency.upper()} but {product.title} is sold in {product.currency}.",
+        )
+
+
+def check_send_on(check: RowCheck, today: date) -> date | None:
+    text = check.text("send_on")
+    if not text:
+        return None
+    example = f"write it as YYYY-MM-DD, e.g. {today.isoformat()}"
+    try:
+        if not ISO_DATE_PATTERN.match(text):
+            raise ValueError
+        send_on = date.fromisoformat(text)
+    except ValueError:
+        check.error("send_on", f"{show(text)} is not a date; {example}.")
+        return None
+    if send_on < today:
+        check.error(
+            "send_on",
+            f"{send_on.isoformat()} is in the past; give today or a later date, or leave it empty to send now.",
+        )
+    return send_on
+
+
+def show(value: str, limit: int = 60) -> str:
+    """A user's value quoted for a message: shortened, invisible characters made visible."""
+    shortened = value if len(value) <= limit else value[:limit] + "…"
+    visible = "".join(char if char.isprintable() else char_name(char) for char in shortened)
+    return f"'{visible}'"
+
+
+# --- Warnings ---------------------------------------------------------------------------
+
+
+def email_occurrences(rows: list[SourceRow]) -> dict[str, list[int]]:
+    """Lower-cased email -> the rows it appears in (valid or not)."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        email = row.cells.get("email", "").strip().lower()
+        if email:
+            found[email].append(row.number)
+    return found
+
+
+def row_warnings(row: ValidRow, occurrences: dict[str, list[int]], context: ImportContext) -> list[str]:
+    email = row.email.lower()
+    warnings = []
+    others = [number for number in occurrences.get(email, []) if number != row.row]
+    if others:
+        warnings.append(f"{row.email} also appears in {plural_rows(others)}.")
+    if email in context.recent_recipient_emails:
+        warnings.append(f"{row.email} received a card in the last {context.recent_days} days.")
+    return warnings
+
+
+def plural_rows(numbers: list[int]) -> str:
+    listed = ", ".join(str(number) for number in numbers)
+    return f"row {listed}" if len(numbers) == 1 else f"rows {listed}"
