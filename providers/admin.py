@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from providers.checklist import account_checklist
+from providers.clients import client_class
 from providers.clients.base import ProviderError
 from providers.forms import account_form, credential_field_name, setting_field_name
 from providers.models import Product, ProviderAccount, WebhookEvent
@@ -64,7 +65,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 ENDPOINTS,
                 SENDING,
             ]
-        settings_fields = [setting_field_name(key) for key in account_form(obj.kind).setting_keys]
+        settings_fields = [setting_field_name(key) for key in client_class(obj.kind).setting_fields]
         return [
             (None, {"fields": BASICS}),
             ("Pre-launch checklist", {"fields": ["checklist"]}),

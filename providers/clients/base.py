@@ -224,7 +224,7 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One HTTP exchange, secrets already redacted, for the order's event log."""
+    """One HTTP exchange, secrets already redacted, for the record of provider calls."""
 
     method: str
     url: str
@@ -514,7 +514,6 @@ class Call:
     path: str
     # What the provider did when it refused, as a phrase: "refused the order".
     refusal: str = "refused the request"
-    commits: bool = False
 
 
 class HttpProviderClient(ProviderClient):
@@ -574,7 +573,7 @@ class HttpProviderClient(ProviderClient):
         """Send one request to the provider's API and return its 2xx reply, or raise the
         normalized error. `commits` marks a request that may create something: if it fails
         after being sent, its outcome is unknown rather than merely transient."""
-        call = Call(method, path, refusal, commits)
+        call = Call(method, path, refusal)
         extra = dict(headers or {})
         if idempotency_key:
             extra.update(dict.fromkeys(self.idempotency_headers, idempotency_key))

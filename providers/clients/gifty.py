@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 from django.core.cache import cache
 
 from providers.clients.base import (
-    AccountError, Call, CardRequest, CardResult, CardStatus, CardUpdate, HttpProviderClient, OutcomeUnknown,
-    ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError, Quote, Reply, SettingField,
-    StatusRequest, SubmitRequest, SubmitResult, TransientError, VerifyResult, WebhookRejected, WebhookRequest,
-    hmac_sha256_hex, parse_decimal, signature_matches, webhook_event,
+    AccountConfig, AccountError, Call, CardRequest, CardResult, CardStatus, CardUpdate, HttpProviderClient,
+    OutcomeUnknown, ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError, Quote, Reply,
+    SettingField, StatusRequest, SubmitRequest, SubmitResult, TransientError, VerifyResult, WebhookRejected,
+    WebhookRequest, hmac_sha256_hex, parse_decimal, signature_matches, webhook_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -167,8 +167,8 @@ class GiftyClient(HttpProviderClient):
     supports_status = True  # the create answer is "pending" (seed 003)
     max_requests_per_minute = 120  # seed 003, "Rate Limiting"
 
-    def __init__(self, account, *, recorder=None, throttle=None) -> None:
-        super().__init__(account, recorder=recorder, throttle=throttle)
+    def __init__(self, account: AccountConfig, **kwargs: Any) -> None:
+        super().__init__(account, **kwargs)
         self.token = (account.credentials.get("api_token") or "").strip()
         self.language = self.setting("language").strip().lower()
         digest = hashlib.sha256(f"{self.api_url}\0{self.token}".encode()).hexdigest()
