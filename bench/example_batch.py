@@ -1,7 +1,7 @@
 """How long a batch takes from "send" to every card delivered, with a real worker process.
 
 Runs on a fresh SQLite database under var/bench/ (or DATABASE_URL if set), the GoGift
-emulator on a loopback port, and one `manage.py qcluster`. Prints its figures.
+emulator on a loopback port, and one `manage.py run_worker`. Prints its figures.
 
     .venv/bin/python bench/example_batch.py [--orders 500]
 """
@@ -44,7 +44,7 @@ def main() -> None:
                     "max_cards_per_request": "10", "rate_limit_per_minute": "6000"},
         )
         catalog_sync(account=account)
-        worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+        worker = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT,
                                   env={**os.environ, "GIFTDESK_WORKERS": "1"},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

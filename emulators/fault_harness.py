@@ -81,7 +81,7 @@ def ledger_emails(emulator: EmulatorBase) -> list[str]:
 
 
 class Workers:
-    """Real `manage.py qcluster` processes on the given database."""
+    """Real `manage.py run_worker` processes on the given database."""
 
     def __init__(self, database_url: str, log_dir: Path) -> None:
         self.env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url, "GIFTDESK_WORKERS": "1",
@@ -92,7 +92,7 @@ class Workers:
 
     def start(self) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=self.env,
+        process = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=self.env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         return process

@@ -6,6 +6,7 @@ the README lists every variable.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -39,6 +40,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "import_export",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
+    "auditlog",
     "providers",
     "orders",
     *(["emulators"] if GIFTDESK_EMULATORS else []),
@@ -46,12 +52,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "giftdesk.twofactor.RequireTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: the signed-in user is the actor of audit log entries.
+    "auditlog.middleware.AuditlogMiddleware",
+    # Last, as axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "giftdesk.urls"
@@ -134,6 +147,12 @@ GIFTDESK_CREDENTIALS_KEYS = env.list("GIFTDESK_CREDENTIALS_KEY", default=[])
 # Provider HTTP: seconds to connect, seconds to wait for an answer.
 GIFTDESK_HTTP_CONNECT_TIMEOUT = env.float("GIFTDESK_HTTP_CONNECT_TIMEOUT", default=5.0)
 GIFTDESK_HTTP_READ_TIMEOUT = env.float("GIFTDESK_HTTP_READ_TIMEOUT", default=30.0)
+# Hosts a production account may send requests (and so credentials) to besides its
+# provider's documented ones: a proxy, an emulator. With the emulators on, loopback.
+GIFTDESK_PROVIDER_HOSTS_ALLOWED = env.list(
+    "GIFTDESK_PROVIDER_HOSTS_ALLOWED",
+    default=["127.0.0.1", "localhost", "::1"] if GIFTDESK_EMULATORS else [],
+)
 
 # --- Delivery engine ---------------------------------------------------------------------
 GIFTDESK_MAX_SUBMIT_ATTEMPTS = env.int("GIFTDESK_MAX_SUBMIT_ATTEMPTS", default=5)
@@ -150,10 +169,25 @@ GIFTDESK_POLL_MAX_SECONDS = env.float("GIFTDESK_POLL_MAX_SECONDS", default=300.0
 GIFTDESK_IMPORT_MAX_ROWS = env.int("GIFTDESK_IMPORT_MAX_ROWS", default=50_000)
 GIFTDESK_IMPORT_MAX_BYTES = env.int("GIFTDESK_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 GIFTDESK_IMPORT_MAX_FIELD_CHARS = env.int("GIFTDESK_IMPORT_MAX_FIELD_CHARS", default=1000)
+# Rows read from a sheet, blank ones included: reading stops there, so a small workbook of
+# millions of empty rows costs nothing. Blank rows still do not count as data rows.
+GIFTDESK_IMPORT_MAX_SHEET_ROWS = env.int("GIFTDESK_IMPORT_MAX_SHEET_ROWS", default=2 * GIFTDESK_IMPORT_MAX_ROWS)
+# Each part of an XLSX, inflated (a normal 50,000-row sheet is about 25 MB).
+GIFTDESK_IMPORT_MAX_UNZIPPED_BYTES = env.int("GIFTDESK_IMPORT_MAX_UNZIPPED_BYTES", default=100 * 1024 * 1024)
+# An XLSX is read in a child process with this much memory and time, then refused (a
+# normal 50,000-row workbook: about 120 MB and 7 s). Keep the time under the web server's
+# own request timeout (gunicorn: 30 s), or the worker is killed before the user is told.
+GIFTDESK_IMPORT_READ_MEMORY_MB = env.int("GIFTDESK_IMPORT_READ_MEMORY_MB", default=512)
+GIFTDESK_IMPORT_READ_SECONDS = env.float("GIFTDESK_IMPORT_READ_SECONDS", default=25.0)
 # A recipient who got a card within this many days is flagged (a warning, not an error).
 GIFTDESK_RECENT_RECIPIENT_DAYS = env.int("GIFTDESK_RECENT_RECIPIENT_DAYS", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GIFTDESK_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# An upload waits here (0700, files 0600, random names) between preview and confirm, and is
+# deleted on confirm, on refusal, or this many hours later (recipients' personal data).
+GIFTDESK_UPLOAD_DIR = env.path("GIFTDESK_UPLOAD_DIR", default=VAR_DIR / "uploads")
+GIFTDESK_UPLOAD_MAX_AGE_HOURS = env.float("GIFTDESK_UPLOAD_MAX_AGE_HOURS", default=24.0)
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "orders.uploads.UploadStorage"
 
 
 # --- Auth, i18n, static -------------------------------------------------------------------
@@ -182,10 +216,66 @@ CSRF_COOKIE_SECURE = GIFTDESK_HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if GIFTDESK_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = GIFTDESK_HTTPS
 SECURE_HSTS_PRELOAD = GIFTDESK_HTTPS
-if env.bool("GIFTDESK_BEHIND_PROXY", default=False):
+GIFTDESK_BEHIND_PROXY = env.bool("GIFTDESK_BEHIND_PROXY", default=False)
+if GIFTDESK_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Sessions end after a working day, and with the browser (a shared machine keeps nothing).
+GIFTDESK_SESSION_HOURS = env.float("GIFTDESK_SESSION_HOURS", default=9)
+SESSION_COOKIE_AGE = int(GIFTDESK_SESSION_HOURS * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Content-Security-Policy: nothing inline, nothing from elsewhere, never framed. The two
+# hashes are django-import-export's export form (an onchange handler and two style
+# attributes), allowed by hash rather than by 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-hashes'", "'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-hashes'", "'sha256-mHgUAqxc8GPXM/QhzkHrHujcrQTU9fd6ZjWz+icxKcA='",
+                           "'sha256-+YWRMZ88jMyO7jVlBA52tZADiPobPIUA8LAWee68Fvs='"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# --- Login security: lockout (django-axes) and second factor (django-otp) -----------------
+# axes' backend comes first: it refuses a locked-out user before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked after this many failures of one username from one address, for the cool-off, or
+# until an administrator resets it (`manage.py axes_reset_username NAME`, or the admin).
+AXES_FAILURE_LIMIT = env.int("GIFTDESK_LOGIN_FAILURE_LIMIT", default=5)
+GIFTDESK_LOGIN_COOLOFF_MINUTES = env.int("GIFTDESK_LOGIN_COOLOFF_MINUTES", default=30)
+AXES_COOLOFF_TIME = timedelta(minutes=GIFTDESK_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "giftdesk.lockout.lockout_response"
+# The log names the username and address of a failure (never the password): an operator
+# must see who is being guessed at, and from where.
+AXES_SENSITIVE_PARAMETERS = []
+if GIFTDESK_BEHIND_PROXY:
+    # The client is the address the proxy appended last to X-Forwarded-For; earlier
+    # entries come from the client itself and could be forged to dodge the lockout.
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_PROXY_COUNT = env.int("GIFTDESK_PROXY_COUNT", default=1)
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# Approvers and administrators must log in with a TOTP code; others may enrol.
+GIFTDESK_REQUIRE_2FA = env.bool("GIFTDESK_REQUIRE_2FA", default=GIFTDESK_HTTPS)
+OTP_TOTP_ISSUER = env.str("GIFTDESK_2FA_ISSUER", default="GiftDesk")
+# The device admin lets an administrator remove a lost device, never read its secret.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LOGGING = {
     "version": 1,
@@ -193,5 +283,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    # axes logs every failed login and lockout at WARNING, successes at INFO; its start-up
+    # banner on every manage.py command is left out.
+    "loggers": {"urllib3": {"level": "WARNING"}, "axes": {"level": "INFO"},
+                "axes.apps": {"level": "WARNING"}},
 }

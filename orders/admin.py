@@ -4,25 +4,28 @@ every change goes through `orders.batches`, `orders.dispatch` or `orders.provide
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from import_export import fields, resources
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from orders import spreadsheet
+from giftdesk.admin_restrictions import AdministratorsOnlyMixin, restrict_task_queue
+from orders import spreadsheet, uploads
 from orders.admin_import import (
     BatchImportResource,
     SpreadsheetConfirmForm,
     SpreadsheetFormat,
     SpreadsheetImportForm,
 )
+from orders.batch_access import may_edit_batch, may_send_or_cancel_batch
 from orders.batches import BatchActionRefused, batch_cancel, batch_send
 from orders.dispatch import account_sending_resume
+from orders.exports import OrderExportResource
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
 from orders.provider_queries import order_card_details_refresh
 from orders.selectors import waiting_products_no_longer_offered
@@ -93,6 +96,12 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
     def has_import_permission(self, request):
         return request.user.has_perm("orders.add_batch")
 
+    def has_change_permission(self, request, obj=None):
+        # A batch: only its uploader, an approver or an administrator, and never once sent
+        # (read-only page; a forged POST gets 403 from the admin's own check).
+        allowed = super().has_change_permission(request, obj)
+        return allowed if obj is None or not allowed else may_edit_batch(request.user, obj)
+
     # --- Columns -------------------------------------------------------------------------
 
     @admin.display(description="Orders")
@@ -115,7 +124,8 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = self.get_object(request, object_id)
         if batch is not None:
-            extra_context = {**(extra_context or {}), "orders_table": self.orders_table(batch)}
+            extra_context = {**(extra_context or {}), "orders_table": self.orders_table(batch),
+                             "may_send_or_cancel": may_send_or_cancel_batch(request.user, batch)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def orders_table(self, batch):
@@ -157,8 +167,37 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
                 "batch_name": data.get("batch_name", ""),
                 "sender_name": data.get("sender_name", ""),
                 "campaign": data.get("campaign", ""),
+                # A ticket bound to this user instead of import-export's bare file name.
+                "import_file_name": uploads.upload_ticket(initial["import_file_name"], user_id=request.user.pk),
             })
         return initial
+
+    def get_confirm_form_kwargs(self, request, import_form=None):
+        return {**super().get_confirm_form_kwargs(request, import_form), "user": request.user}
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        # An upload shown without a confirm button (refused, or no valid row) can never be
+        # confirmed: its file (recipients' personal data) goes now, not at the sweep.
+        # (import-export marks the uploaded file object with the name it stored it under.)
+        context = getattr(response, "context_data", None) or {}
+        token = getattr(request.FILES.get("import_file"), "tmp_storage_name", None)
+        preview = getattr(context.get("result"), "giftdesk_preview", None)
+        if token and not (context.get("confirm_form") and preview and preview.valid_rows):
+            uploads.upload_discard(token)
+        return response
+
+    def process_import(self, request, **kwargs):
+        # A confirm whose ticket is refused (not this user's upload, expired, already
+        # imported) goes back to the upload form saying why; import-export's own page would
+        # show an empty preview. Nothing is read, created or deleted.
+        if request.method == "POST" and self.has_import_permission(request):
+            form = self.create_confirm_form(request)
+            if not form.is_valid():
+                problems = [str(error) for errors in form.errors.values() for error in errors]
+                self.message_user(request, " ".join(problems), messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:orders_batch_import"))
+        return super().process_import(request, **kwargs)
 
     def add_data_read_fail_error_to_form(self, form, e):
         if isinstance(e, spreadsheet.FileRefused):
@@ -192,6 +231,10 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
         ] + super().get_urls()
 
     def _run(self, request, batch, service, verb):
+        if not may_send_or_cancel_batch(request.user, batch):
+            self.message_user(request, f"“{batch}” was not touched: only its uploader, an approver or an "
+                                       "administrator may send or cancel it.", messages.ERROR)
+            return 0
         try:
             count = service(batch=batch, user=request.user)
         except BatchActionRefused as exc:
@@ -221,10 +264,9 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
         batch = get_object_or_404(Batch, pk=batch_id)
-        if not self.has_change_permission(request, batch):
-            messages.error(request, "You may not send or cancel batches.")
-        else:
-            self._run(request, batch, service, verb)
+        if not may_send_or_cancel_batch(request.user, batch):
+            raise PermissionDenied
+        self._run(request, batch, service, verb)
         return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
 
 
@@ -246,27 +288,6 @@ class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
         return format_html('<a href="#call-{}">{}</a>', call.pk, call) if call else "—"
 
 
-class OrderExportResource(resources.ModelResource):
-    """What finance exports: one line per card, with what it cost."""
-
-    batch = fields.Field(attribute="batch__name", column_name="batch")
-    account = fields.Field(attribute="batch__account__name", column_name="account")
-    recipient_name = fields.Field(attribute="recipient__name", column_name="recipient_name")
-    recipient_email = fields.Field(attribute="recipient__email", column_name="recipient_email")
-    product = fields.Field(attribute="product__title", column_name="product")
-    campaign = fields.Field(attribute="batch__campaign", column_name="campaign")
-
-    class Meta:
-        model = Order
-        fields = ["reference", "batch", "account", "campaign", "recipient_name", "recipient_email",
-                  "product", "amount", "currency", "status", "provider_order_id", "provider_card_id", "cost",
-                  "cost_currency", "last_error", "created_at", "completed_at"]
-        export_order = fields
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("batch__account", "recipient", "product")
-
-
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     list_display = ["reference", "recipient", "amount_display", "status_display", "batch",
@@ -276,11 +297,17 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     list_select_related = ["recipient", "batch__account"]
     show_full_result_count = False
     inlines = [OrderEventInline]
+    readonly_fields = ["card_code"]
     actions = ["refresh_card_details"]
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
 
     change_form_template = "admin/orders/order/change_form.html"
+
+    def has_export_permission(self, request):
+        # Its own permission (Finance, administrators), not "view": the action, the
+        # button and the export URL all ask this.
+        return request.user.has_perm("orders.export_order")
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
@@ -290,6 +317,16 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
         if order is not None and request.user.has_perm("orders.view_providercall"):
             extra_context = {**(extra_context or {}), "provider_calls_table": self.provider_calls_table(order)}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_fields(self, request, obj=None):
+        # The card's code is cash: only its masked form shows, next to the provider's order id.
+        fields = [name for name in super().get_fields(request, obj) if name != "card_code"]
+        at = fields.index("provider_order_id") + 1 if "provider_order_id" in fields else len(fields)
+        return [*fields[:at], "card_code", *fields[at:]]
+
+    @admin.display(description="Card code")
+    def card_code(self, order):
+        return order.card_code_masked or "—"
 
     def provider_calls_table(self, order):
         """Every call that carried the order, once each, however many orders it carried."""
@@ -308,7 +345,12 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     def account(self, order):
         return order.batch.account
 
-    @admin.action(description="Refresh the bought cards' details (balance, expiry)", permissions=["view"])
+    def has_refresh_card_details_permission(self, request):
+        # It calls the provider: Senders and administrators, never Finance (read-only).
+        return request.user.has_perm("orders.refresh_card_details")
+
+    @admin.action(description="Refresh the bought cards' details (balance, expiry)",
+                  permissions=["refresh_card_details"])
     def refresh_card_details(self, request, queryset):
         for order in queryset.select_related("batch__account")[:100]:
             self.message_user(request, order_card_details_refresh(order=order))
@@ -319,13 +361,17 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SubmissionAdmin(AdministratorsOnlyMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["idempotency_key", "account", "state", "attempts", "provider_reference",
                     "next_attempt_at", "last_error", "updated_at"]
     list_filter = ["state", "account"]
     search_fields = ["idempotency_key", "provider_reference"]
     list_select_related = ["account"]
     show_full_result_count = False
+
+
+# The task queue's pages (django-q2's own admin classes): administrators only.
+restrict_task_queue(admin.site)
 
 
 # providers/ never imports orders/, so the account admin is extended here, the way Django's

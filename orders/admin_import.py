@@ -2,7 +2,8 @@
 
 import-export owns the screens, the temporary file between preview and confirm, and the
 result shown; `orders.spreadsheet` owns reading and checking the file (tablib would drop
-blank rows and shift row numbers). Two deviations from import-export's defaults:
+blank rows and shift row numbers); `orders.uploads` stores the file and names it in the
+confirm form by a ticket bound to the uploader. Two deviations from import-export's defaults:
 - invalid rows do not block the confirm button: they are reported as skipped rows, listed
   with their reasons, and left out;
 - nothing is written per row: on confirm, the valid rows become a Batch and its Orders in
@@ -24,9 +25,10 @@ from import_export.formats.base_formats import Format
 from import_export.resources import Resource
 from import_export.results import Error, Result, RowResult
 
-from orders import spreadsheet
+from orders import spreadsheet, uploads
 from orders.batches import BatchActionRefused, batch_create
 from orders.provider_queries import rows_quote
+from orders.spreadsheet.read import format_size
 from providers.models import Product, ProviderAccount
 
 SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
@@ -118,18 +120,31 @@ class SpreadsheetImportForm(BatchOptionsMixin, ImportForm):
         limit = settings.GIFTDESK_IMPORT_MAX_BYTES
         # Refused before it is read, so a huge file fails at once with the limit named.
         if upload.size > limit:
+            # The same units as every other size message (format_size: 1 MB = 1024 KB).
             raise forms.ValidationError(
-                f"The file is {upload.size / 1_000_000:.1f} MB; the limit is {limit / 1_000_000:.0f} MB. "
+                f"The file is {format_size(upload.size)}; the limit is {format_size(limit)}. "
                 "Split it into smaller files."
             )
         return upload
 
 
 class SpreadsheetConfirmForm(BatchOptionsMixin, ConfirmImportForm):
-    def __init__(self, *args, **kwargs):
+    """`import_file_name` carries a ticket (`orders.uploads`), not a file name."""
+
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         for name in BatchOptionsMixin.base_fields:
             self.fields[name].widget = forms.HiddenInput()
+
+    def clean_import_file_name(self):
+        # Replaces import-export's basename() of whatever was posted: only a ticket issued
+        # for this user's own, still kept upload gets through, as the file's token.
+        try:
+            return uploads.upload_claim(self.cleaned_data["import_file_name"],
+                                        user_id=getattr(self.user, "pk", None))
+        except uploads.UploadRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class BatchImportResource(Resource):

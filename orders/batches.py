@@ -53,8 +53,11 @@ def batch_create(
             "reasons and upload the file again."
         )
     actor = user.get_username() if user else "system"
+    # A file name is whatever the browser sent: cut to the columns (PostgreSQL refuses a
+    # longer value), NUL removed (PostgreSQL cannot store it in text).
+    source_filename = _fits(source_filename, "source_filename")
     batch = Batch.objects.create(
-        name=name or source_filename or f"Batch of {timezone.localdate():%Y-%m-%d}",
+        name=_fits(name or source_filename or f"Batch of {timezone.localdate():%Y-%m-%d}", "name"),
         created_by=user,
         account=account,
         default_product=default_product,
@@ -88,6 +91,11 @@ def batch_create(
         message=f"Imported from {source_filename or 'a spreadsheet'}.",
     )
     return batch
+
+
+def _fits(text: str, field: str) -> str:
+    limit = Batch._meta.get_field(field).max_length
+    return text.replace("\x00", "")[:limit]
 
 
 @transaction.atomic

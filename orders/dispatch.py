@@ -258,9 +258,11 @@ def _apply_results(
             fields["submitted_at"] = now
         if card is not None:
             fields.update({key: value for key, value in {
-                "provider_order_id": card.provider_order_id, "provider_card_id": card.provider_card_id,
+                "provider_order_id": card.provider_order_id,
                 "provider_details": card.details, "cost": card.cost, "cost_currency": card.cost_currency,
             }.items() if value not in ("", None, {})})
+            if card.provider_card_id:  # a code is cash: stored encrypted, shown as its last 4
+                fields.update(Order.card_code_columns(card.provider_card_id))
         if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
                 [order], to_status=new_status, actor=worker_name(), submission=submission, provider_call=cause,
@@ -620,7 +622,7 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
             if update.details:
                 fields["provider_details"] = {**order.provider_details, **update.details}
             if update.provider_card_id:
-                fields["provider_card_id"] = update.provider_card_id
+                fields.update(Order.card_code_columns(update.provider_card_id))
             if Order.objects.filter(pk=order.pk, status=order.status).update(**fields):
                 events.record_transition([order], to_status=new_status, actor=actor,
                                          message=update.error or "Reported by the provider's webhook.")

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from providers import crypto
 from providers.models import Product, ProviderAccount
 
 
@@ -148,9 +149,10 @@ class Order(models.Model):
         Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
     provider_order_id = models.CharField(max_length=100, blank=True)
-    provider_card_id = models.CharField(
-        max_length=100, blank=True, help_text="The provider's own card, e.g. a Gifty gift card code."
-    )
+    # The provider's own card (e.g. a Gifty gift card code) is cash: stored only encrypted,
+    # kept because the balance lookup needs it; staff see its last 4 characters.
+    card_code_encrypted = models.TextField(blank=True, editable=False)
+    card_code_last4 = models.CharField("card code (last 4)", max_length=4, blank=True, editable=False)
     provider_details = models.JSONField(
         default=dict, blank=True, help_text="What the provider reports of the card (balance, expiry…)."
     )
@@ -175,9 +177,34 @@ class Order(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),
         ]
+        # Exporting takes every recipient's data out of GiftDesk: a permission of its own,
+        # not a side effect of "view" (Finance and administrators).
+        # Asking a provider about bought cards is for Senders and administrators, not Finance
+        # (read-only) nor Approvers: a permission of its own (orders/migrations/0012).
+        permissions = [("export_order", "Can export orders"),
+                       ("refresh_card_details", "Can ask the provider for bought cards' details")]
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.amount} {self.currency} to {self.recipient.email}"
+
+    @staticmethod
+    def card_code_columns(code: str) -> dict[str, str]:
+        """The stored form of a card code: encrypted, and its last 4 characters to show."""
+        code = (code or "").strip()
+        return {"card_code_encrypted": crypto.encrypt_text(code) if code else "", "card_code_last4": code[-4:]}
+
+    def set_card_code(self, code: str) -> None:
+        for name, value in self.card_code_columns(code).items():
+            setattr(self, name, value)
+
+    def card_code(self) -> str:
+        """The clear card code ("" when none): only for asking the provider about the card."""
+        return crypto.decrypt_text(self.card_code_encrypted)
+
+    @property
+    def card_code_masked(self) -> str:
+        """What staff and exports may see of the card code: "••••WXYZ", or "" when none."""
+        return f"••••{self.card_code_last4}" if self.card_code_last4 else ""
 
 
 class ProviderCall(models.Model):

@@ -3,7 +3,7 @@
 Each is safe to run twice; the database state decides what happens.
 """
 
-from orders import dispatch
+from orders import dispatch, uploads
 
 
 def pump_account(account_id: int) -> str:
@@ -12,9 +12,12 @@ def pump_account(account_id: int) -> str:
 
 
 def sweep() -> str:
-    """Every minute: release submissions of dead workers, wake accounts with work due."""
+    """Every minute: release submissions of dead workers, wake accounts with work due, and
+    delete uploads nobody confirmed in time (one directory listing, on this machine)."""
     released = dispatch.stale_submissions_release()
     accounts = dispatch.accounts_with_work()
     for account_id in accounts:
         dispatch.wake_worker(account_id)
-    return f"{released} stale submissions released, {len(accounts)} accounts woken"
+    expired = uploads.uploads_sweep()
+    return (f"{released} stale submissions released, {len(accounts)} accounts woken, "
+            f"{expired} expired uploads deleted")

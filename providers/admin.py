@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
+from auditlog.mixins import AuditlogHistoryAdminMixin
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from giftdesk.admin_restrictions import AdministratorsOnlyMixin
 from providers.checklist import account_checklist
 from providers.clients import client_class
 from providers.clients.base import ProviderError
@@ -23,6 +25,7 @@ from providers.models import Product, ProviderAccount, WebhookEvent
 from providers.services import (
     account_balance_refresh,
     account_check,
+    account_save,
     account_webhook_register,
     catalog_sync,
     credential_labels,
@@ -34,13 +37,13 @@ SENDING = ("Sending", {"fields": ["max_cards_per_request", "rate_limit_per_minut
 
 
 @admin.register(ProviderAccount)
-class ProviderAccountAdmin(admin.ModelAdmin):
+class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "environment", "connection", "sending", "wallet", "product_count", "is_active"]
     list_filter = ["kind", "environment", "is_active"]
     search_fields = ["name"]
     actions = ["test_connection", "sync_catalog", "refresh_balance", "register_webhook"]
     readonly_fields = ["connection", "last_checked_at", "sending", "blocked_at", "credentials_stored",
-                       "checklist", "wallet"]
+                       "checklist", "wallet", "changes"]
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
@@ -71,10 +74,22 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             ("Pre-launch checklist", {"fields": ["checklist"]}),
             ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at", "wallet"]}),
             ("Credentials", {"fields": ["credentials_stored", *credentials]}),
-            ENDPOINTS,
+            ("Endpoints", {"fields": [*ENDPOINTS[1]["fields"], "changes"], "description": (
+                "Changing the API or token URL clears the stored credentials: enter them again.")}),
             *([(f"{obj.get_kind_display()} settings", {"fields": settings_fields})] if settings_fields else []),
             SENDING,
         ]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, as configure_account: a changed URL clears the stored credentials.
+        for notice in account_save(account=obj, credentials=form.entered_credentials(obj.kind)):
+            self.message_user(request, notice, messages.WARNING)
+
+    @admin.display(description="History")
+    def changes(self, account):
+        # django-auditlog's page: who changed which URL or setting, when, old and new values.
+        url = reverse("admin:providers_provideraccount_auditlog", args=[account.pk])
+        return format_html('<a href="{}">Changes to this account (URLs, settings), by whom and when</a>', url)
 
     def response_add(self, request, obj, post_url_continue=None):
         # As Django's UserAdmin: the new account's page is where its settings are entered.
@@ -195,7 +210,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(AdministratorsOnlyMixin, admin.ModelAdmin):
     list_display = ["received_at", "account", "event_type", "event_id", "outcome"]
     list_filter = ["account", "event_type"]
     search_fields = ["event_id"]
@@ -207,3 +222,6 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # The stored event id is what refuses a replay: deleting it would let it in again.

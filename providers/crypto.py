@@ -1,4 +1,4 @@
-"""Encryption at rest for provider credentials (Fernet, with key rotation)."""
+"""Encryption at rest for provider credentials and gift-card codes (Fernet, with key rotation)."""
 
 import base64
 import hashlib
@@ -34,4 +34,21 @@ def decrypt_json(token: str) -> dict:
         raise CredentialsUnreadable(
             "The stored credentials cannot be decrypted: GIFTDESK_CREDENTIALS_KEY has changed. "
             "Restore the old key (list it after the new one) or enter the credentials again."
+        ) from exc
+
+
+def encrypt_text(text: str) -> str:
+    """One secret string (a gift card's code), with the credentials' keys."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def decrypt_text(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise CredentialsUnreadable(
+            "A stored gift card code cannot be decrypted: GIFTDESK_CREDENTIALS_KEY has changed. "
+            "Restore the old key (list it after the new one)."
         ) from exc

@@ -13,7 +13,7 @@ from django import forms
 from providers.clients import client_class
 from providers.clients.base import SettingField
 from providers.models import ProviderAccount
-from providers.services import credential_keys, credential_labels, credentials_merge
+from providers.services import account_save, credential_keys, credential_labels
 
 
 def credential_field_name(key: str) -> str:
@@ -85,18 +85,22 @@ class ProviderAccountForm(forms.ModelForm):
         return cleaned
 
     def save(self, commit=True):
+        """The account with this form's fields and settings. Credentials are applied by
+        `services.account_save` (with commit, or by the admin's `save_model`), which also
+        clears stored ones when the API or token URL changed; its notices are `self.notices`."""
         account = super().save(commit=False)
-        stored = account.credentials if account.has_credentials else {}
-        entered = {
-            key: self.cleaned_data[credential_field_name(key)]
-            for key in credential_keys(account.kind) if self.cleaned_data.get(credential_field_name(key))
-        }
-        if entered or not account.has_credentials:
-            account.set_credentials(credentials_merge(stored, entered))
         account.settings = self._settings(account.settings)
+        self.notices: list[str] = []
         if commit:
-            account.save()
+            self.notices = account_save(account=account, credentials=self.entered_credentials(account.kind))
         return account
+
+    def entered_credentials(self, kind: str) -> dict[str, str]:
+        """The credentials typed into this form (blank fields keep what is stored)."""
+        return {
+            key: self.cleaned_data[credential_field_name(key)]
+            for key in credential_keys(kind) if self.cleaned_data.get(credential_field_name(key))
+        }
 
     def _settings(self, stored: dict) -> dict:
         """The stored settings with this form's fields applied: a blank field removes its key

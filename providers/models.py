@@ -94,6 +94,12 @@ class ProviderAccount(models.Model):
     def is_blocked(self) -> bool:
         return bool(self.blocked_reason)
 
+    def get_additional_data(self) -> dict | None:
+        """What the audit log keeps beside a change's fields (django-auditlog asks): the names,
+        never the values, of credentials a URL change cleared (services.account_save)."""
+        cleared = getattr(self, "credentials_cleared", None)
+        return {"credentials_cleared": cleared} if cleared else None
+
 
 class Product(models.Model):
     """One sellable unit of a provider's catalog (for GoGift: one SKU of a product)."""

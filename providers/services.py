@@ -18,6 +18,11 @@ from providers.ratelimit import throttle_for
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
 # Credentials every kind has besides its own (key -> label).
 COMMON_CREDENTIALS = {"webhook_secret": "Webhook secret"}
+# Settings every kind takes besides its declared ones: the delivery engine hands the
+# account's sender name to every client as the default of a batch's sender.
+COMMON_SETTINGS = {"sender_name"}
+# Where an account sends requests (and so its credentials), with how staff call them.
+ENDPOINT_LABELS = {"api_base_url": "API URL", "auth_url": "token URL"}
 
 
 def credential_keys(kind: str) -> set[str]:
@@ -53,6 +58,90 @@ class AccountConfigError(ValueError):
     """Configuration values that cannot be applied; the message says which and why."""
 
 
+def known_keys(kind: str) -> dict[str, list[str]]:
+    """The `configure_account --set` keys of `kind`, grouped as the refusal lists them."""
+    declared = client_class(kind).setting_fields
+    return {
+        "credentials (stored encrypted)": sorted(credential_keys(kind)),
+        "settings": sorted({*declared, *COMMON_SETTINGS}),
+        "sending": sorted(FIELD_KEYS),
+    }
+
+
+def values_check(kind: str, values: dict[str, str]) -> None:
+    """Refuse keys `kind` does not know, before anything is saved: a typo such as
+    `client_secrt`, or another provider's credential, would otherwise land in the visible
+    settings in clear. The message names keys only, never a value."""
+    known = known_keys(kind)
+    allowed = {key for keys in known.values() for key in keys}
+    unknown = [key for key in values if key not in allowed]
+    if not unknown:
+        return
+    others = {key: ProviderKind(other).label for other in ProviderKind.values if other != kind
+              for key in client_class(other).credential_keys}
+    reasons = [f"{key} is a {others[key]} credential" if key in others else f"{key!r} is not a known key"
+               for key in unknown]
+    listing = "; ".join(f"{group}: {', '.join(keys)}" for group, keys in known.items())
+    raise AccountConfigError(
+        f"{'; '.join(reasons)}. Nothing was saved. A {ProviderKind(kind).label} account knows {listing}."
+    )
+
+
+def endpoints_changed(before: ProviderAccount | None, account: ProviderAccount) -> list[str]:
+    """The endpoints (API URL, token URL) `account` changes from the stored `before`, as staff
+    call them. A trailing slash is no change: the clients strip it."""
+    if before is None:
+        return []
+    return [label for field, label in ENDPOINT_LABELS.items()
+            if (getattr(before, field) or "").strip().rstrip("/") != (getattr(account, field) or "").strip().rstrip("/")]
+
+
+@transaction.atomic
+def account_save(*, account: ProviderAccount, credentials: dict[str, str]) -> list[str]:
+    """Save an account edited in the admin or by `configure_account`, with the credentials
+    entered (a blank value keeps the stored one). Returns notices for the user.
+
+    Changing where the account sends requests (its API or token URL) clears the stored
+    credentials it would send there, so nobody can read a secret back by pointing the
+    account at a listener and testing the connection: they must be entered again. Webhook
+    secrets stay: they are never sent anywhere, they check what the provider sends us.
+    The change itself is in the account's audit log (providers/audit.py)."""
+    before = ProviderAccount.objects.select_for_update().filter(pk=account.pk).first() if account.pk else None
+    stored = before.credentials if before is not None and before.has_credentials else {}
+    notices, cleared = [], []
+    changed = endpoints_changed(before, account)
+    if changed:
+        outbound = set(client_class(account.kind).credential_keys)
+        cleared = sorted(key for key in stored if key in outbound and not credentials.get(key))
+        stored = {key: value for key, value in stored.items() if key not in outbound}
+        if cleared:
+            labels = client_class(account.kind).credential_fields
+            notices.append(
+                f"Credentials cleared because the {' and the '.join(changed)} changed: enter them again "
+                f"({', '.join(labels.get(key, key) for key in cleared)})."
+            )
+    account.set_credentials(credentials_merge(stored, credentials))
+    # Recorded with the change by the audit log (ProviderAccount.get_additional_data), this save only.
+    account.credentials_cleared = cleared
+    try:
+        account.save()
+    finally:
+        account.credentials_cleared = []
+    return notices
+
+
+@dataclass(frozen=True)
+class Configured:
+    """What `account_configure` did. Unpacks as (account, created), as it always has."""
+
+    account: ProviderAccount
+    created: bool
+    notices: tuple[str, ...] = ()
+
+    def __iter__(self):
+        return iter((self.account, self.created))
+
+
 @transaction.atomic
 def account_configure(
     *,
@@ -62,14 +151,15 @@ def account_configure(
     api_base_url: str | None = None,
     auth_url: str | None = None,
     values: dict[str, str] | None = None,
-) -> tuple[ProviderAccount, bool]:
-    """Create or update an account by name. Returns (account, created)."""
+) -> Configured:
+    """Create or update an account by name; unknown keys are refused (`values_check`)."""
     if kind not in ProviderKind.values:
         raise AccountConfigError(f"Unknown kind {kind!r}; choose one of {', '.join(ProviderKind.values)}.")
     if environment not in Environment.values:
         raise AccountConfigError(
             f"Unknown environment {environment!r}; choose one of {', '.join(Environment.values)}."
         )
+    values_check(kind, values or {})
     account = ProviderAccount.objects.select_for_update().filter(name=name).first()
     created = account is None
     if created:
@@ -84,7 +174,6 @@ def account_configure(
         account.api_base_url = api_base_url
     if auth_url is not None:
         account.auth_url = auth_url
-    stored = account.credentials if account.has_credentials else {}
     credentials: dict[str, str] = {}
     settings = dict(account.settings or {})
     for key, value in (values or {}).items():
@@ -101,10 +190,9 @@ def account_configure(
         else:
             settings[key] = value
     account.settings = settings
-    account.set_credentials(credentials_merge(stored, credentials))
     account.full_clean()
-    account.save()
-    return account, created
+    notices = account_save(account=account, credentials=credentials)
+    return Configured(account=account, created=created, notices=tuple(notices))
 
 
 @dataclass(frozen=True)

@@ -10,3 +10,6 @@ from unittest import mock
 
 with mock.patch.dict(os.environ, {"GIFTDESK_EMULATORS": "true"}):
     from giftdesk.settings import *  # noqa: F403
+
+# The emulators the tests start listen on loopback; production accounts may reach them.
+GIFTDESK_PROVIDER_HOSTS_ALLOWED = ["127.0.0.1", "localhost"]

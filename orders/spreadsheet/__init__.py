@@ -19,32 +19,38 @@ One job per module:
 - ``rows``: ``Table`` -> ``ImportPreview``: every rule a row must meet, and the warnings;
 - ``context``: what validation needs from the database (``ImportContext.for_account``,
   the only read), the preview's types, and the download of the invalid rows;
-- ``errors``: ``FileRefused``, which all of them raise.
+- ``errors``: ``FileRefused``, which all of them raise;
+- ``limits``: the limits a file is read under, as plain values;
+- ``bounded``: a workbook parsed in a child process with bounded memory and time.
 """
 
-from orders.spreadsheet.context import (
-    ImportContext,
-    ImportPreview,
-    InvalidRow,
-    RowError,
-    ValidRow,
-    invalid_rows_csv,
-)
-from orders.spreadsheet.errors import FileRefused
-from orders.spreadsheet.headers import SourceRow, Table
-from orders.spreadsheet.read import read_table
-from orders.spreadsheet.rows import validate
+from __future__ import annotations
 
-__all__ = [
-    "FileRefused",
-    "ImportContext",
-    "ImportPreview",
-    "InvalidRow",
-    "RowError",
-    "SourceRow",
-    "Table",
-    "ValidRow",
-    "invalid_rows_csv",
-    "read_table",
-    "validate",
-]
+import importlib
+from typing import Any
+
+# Imported on first use, not here: the bounded reader's child process imports ``read``
+# without setting Django up, and ``context`` needs the models (so the app registry).
+EXPORTS = {
+    "FileRefused": "errors",
+    "ImportContext": "context",
+    "ImportPreview": "context",
+    "InvalidRow": "context",
+    "RowError": "context",
+    "SourceRow": "headers",
+    "Table": "headers",
+    "ValidRow": "context",
+    "invalid_rows_csv": "context",
+    "read_table": "read",
+    "validate": "rows",
+}
+
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

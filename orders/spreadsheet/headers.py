@@ -10,6 +10,11 @@ or no name or email column, refuses the file.
 
 Rows are numbered from the header (row 1); blank rows are skipped but keep their
 numbers; the row limit counts data rows only and stops reading as soon as it is passed.
+A second bound, on the row number itself (blank rows included), stops reading a sheet of
+endless empty rows: the data-row limit alone would read every one of them.
+
+No Django here: the limits come as arguments (``ReadLimits``), so the bounded reader's
+child process can build the table without setting Django up.
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from orders.spreadsheet.errors import FileRefused
+from orders.spreadsheet.limits import ReadLimits
 
 # field -> accepted header spellings (normalized with `normalize_header`).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -36,6 +40,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "reference": ("reference",),
     "send_on": ("send_on",),
 }
+
+
+MAX_CELLS_KEPT = 16_384  # Excel's last column, XFD
 
 
 @dataclass
@@ -72,7 +79,7 @@ class HeaderMap:
     width: int  # columns up to the last named header
 
 
-def build_table(records: Iterator[list[str]], *, file_format: str) -> Table:
+def build_table(records: Iterator[list[str]], *, file_format: str, limits: ReadLimits) -> Table:
     """Map the header (row 1) and collect the data rows with their spreadsheet numbers."""
     header = next(records, [])
     header_map = map_header(header)
@@ -83,8 +90,11 @@ def build_table(records: Iterator[list[str]], *, file_format: str) -> Table:
         format=file_format,
         headers=list(header[: header_map.width]),
     )
-    limit = settings.GIFTDESK_IMPORT_MAX_ROWS
+    limit = limits.max_rows
     for number, record in enumerate(records, start=2):
+        if number > limits.max_sheet_rows:
+            # Checked before the row is looked at: the rest of the sheet is never read.
+            raise refuse_too_many_sheet_rows(limits.max_sheet_rows)
         if is_blank(record):
             # Skipped but counted: later rows keep the numbers the spreadsheet shows.
             table.blank_rows += 1
@@ -103,6 +113,14 @@ def refuse_too_many_rows(limit: int) -> FileRefused:
     )
 
 
+def refuse_too_many_sheet_rows(limit: int) -> FileRefused:
+    return FileRefused(
+        f"The file goes on past row {limit:,}, the last row GiftDesk reads (blank rows "
+        "included). Remove the empty rows below your list, or split it into several files, "
+        "and upload it again."
+    )
+
+
 def source_row(number: int, record: list[str], header_map: HeaderMap) -> SourceRow:
     cells = {
         name: (record[index] if index < len(record) else "")
@@ -113,7 +131,9 @@ def source_row(number: int, record: list[str], header_map: HeaderMap) -> SourceR
         number=number,
         cells=cells,
         extra_cells_error=extra_cells_error(filled, header_map.width),
-        values=tuple(record[:filled]),
+        # Kept for the download of invalid rows, up to a spreadsheet's width: a CSV row of
+        # ten million cells would otherwise be copied whole (hundreds of MB).
+        values=tuple(record[: min(filled, MAX_CELLS_KEPT)]),
     )
 
 
@@ -156,7 +176,7 @@ def map_header(header: list[str]) -> HeaderMap:
         if name:
             positions[name].append(index)
         elif text.strip():
-            ignored.append(text.strip())
+            ignored.append(shortened(text))
     refuse_duplicate_columns(positions)
     refuse_missing_columns(positions, header)
     indexes = {name: found[0] for name, found in positions.items()}
@@ -194,11 +214,17 @@ def refuse_missing_columns(positions: dict[str, list[int]], header: list[str]) -
 
 
 def found_columns(header: list[str], shown: int = 20) -> str:
-    names = [f"'{text.strip()}'" for text in header if text.strip()]
+    names = [f"'{shortened(text)}'" for text in header if text.strip()]
     if not names:
         return "none (row 1 is empty)"
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
+
+
+def shortened(text: str, limit: int = 60) -> str:
+    """A header as messages show it: a cell can hold megabytes, a message should not."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def column_letter(index: int) -> str:

@@ -7,6 +7,10 @@ broken workbooks, binary files and files over the byte limit raise ``FileRefused
 "save it as CSV or XLSX" message a staff member can act on. Each format yields records
 (lists of cell texts, one per spreadsheet row); ``headers.build_table`` makes the
 ``Table``.
+
+A workbook is checked here (its zip directory) and then parsed in a child process with
+bounded memory and time (``bounded``), which calls ``read_xlsx`` below. No Django in this
+module: the limits come as arguments, so that child never sets Django up.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
+from xml.etree import ElementTree
 
-import openpyxl
-from django.conf import settings
+from openpyxl.reader.excel import ExcelReader
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+from orders.spreadsheet import bounded
 from orders.spreadsheet.errors import FileRefused
 from orders.spreadsheet.headers import Table, build_table, last_filled_index, map_header
+from orders.spreadsheet.limits import ReadLimits
 
 SAVE_AS_ADVICE = (
     "GiftDesk reads CSV and XLSX files. Save the spreadsheet as CSV (UTF-8) or as an "
@@ -36,17 +43,20 @@ ZIP_MAX_UNCOMPRESSED_FACTOR = 10  # total inflated size <= 10 x the upload byte 
 ZIP_MAX_RATIO = 200  # real workbooks inflate 5-50x; deflate bombs reach ~1000x
 ZIP_RATIO_MIN_SIZE = 1024 * 1024  # tiny members may have any ratio
 ZIP_MAX_MEMBERS = 10_000
+EXPAT_NO_MEMORY = 1  # xml.parsers.expat.errors.codes[XML_ERROR_NO_MEMORY]
 
 # Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; tab, LF and CR excepted.
 # Many of them mean a binary file here; one in a cell is a row error (rows.py).
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def read_table(data: bytes, filename: str = "") -> Table:
+def read_table(data: bytes, filename: str = "", limits: ReadLimits | None = None) -> Table:
     """Read an uploaded file; raise FileRefused when it is not something we can read."""
-    refuse_if_too_large(data)
+    limits = limits or ReadLimits.from_settings()
+    refuse_if_too_large(data, limits)
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return read_zip(data, filename)
+        check_workbook_archive(data, filename, limits)
+        return bounded.read_workbook(data, filename, limits)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         # OLE2 compound file: Excel 97-2003 .xls, or an .xlsx encrypted with a password
         # (Excel wraps encrypted workbooks in OLE2, whatever the extension says).
@@ -54,15 +64,15 @@ def read_table(data: bytes, filename: str = "") -> Table:
             f"{describe(filename)} looks like an old Excel .xls file or a password-protected "
             f"workbook. {SAVE_AS_ADVICE}"
         )
-    return read_csv(data)
+    return read_csv(data, limits)
 
 
 def describe(filename: str) -> str:
     return f"“{filename}”" if filename else "This file"
 
 
-def refuse_if_too_large(data: bytes) -> None:
-    limit = settings.GIFTDESK_IMPORT_MAX_BYTES
+def refuse_if_too_large(data: bytes, limits: ReadLimits) -> None:
+    limit = limits.max_bytes
     if len(data) > limit:
         raise FileRefused(f"The file is {format_size(len(data))}; the limit is {format_size(limit)}.")
 
@@ -79,11 +89,11 @@ def format_size(size: int) -> str:
 # --- CSV --------------------------------------------------------------------------------
 
 
-def read_csv(data: bytes) -> Table:
+def read_csv(data: bytes, limits: ReadLimits) -> Table:
     text, encoding = decode_text(data)
     delimiter = detect_delimiter(text)
-    records = csv_records(text, delimiter)
-    table = build_table(records, file_format="csv")
+    records = csv_records(text, delimiter, limits)
+    table = build_table(records, file_format="csv", limits=limits)
     table.encoding = encoding
     table.delimiter = delimiter
     return table
@@ -145,12 +155,12 @@ def detect_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
+def csv_records(text: str, delimiter: str, limits: ReadLimits) -> Iterator[list[str]]:
     """Yield each CSV record (one spreadsheet row each, blank lines included as [])."""
     # The csv module caps a field at 131,072 characters by default and raises past it.
     # No field can be longer than the (size-limited) file, so lift the cap to that; an
     # over-long field then becomes a row error in validation instead of a crash.
-    ensure_csv_field_limit(settings.GIFTDESK_IMPORT_MAX_BYTES + 1)
+    ensure_csv_field_limit(limits.max_bytes + 1)
     # newline="" hands line endings to the csv module, which only breaks rows on \r and
     # \n outside quotes. str.splitlines() would also split on \x0b, \x0c, \x1c-\x1e,
     # \x85, \u2028 and \u2029 and shift every row number after them.
@@ -180,8 +190,8 @@ def ensure_csv_field_limit(minimum: int) -> None:
 # --- XLSX -------------------------------------------------------------------------------
 
 
-def read_zip(data: bytes, filename: str) -> Table:
-    """A zip file: an XLSX workbook is read; ODS, other zips and broken ones are refused."""
+def check_workbook_archive(data: bytes, filename: str, limits: ReadLimits) -> None:
+    """A zip file: refuse bombs, ODS, other zips and broken ones before anything is inflated."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -189,7 +199,7 @@ def read_zip(data: bytes, filename: str) -> Table:
             f"{describe(filename)} looks like a damaged workbook or zip file. {SAVE_AS_ADVICE}"
         ) from None
     with archive:
-        refuse_zip_bomb(archive)
+        refuse_zip_bomb(archive, limits)
         names = set(archive.namelist())
         if is_ods(archive, names):
             raise FileRefused(
@@ -199,30 +209,130 @@ def read_zip(data: bytes, filename: str) -> Table:
             raise FileRefused(
                 f"{describe(filename)} is a zip archive, not an Excel workbook. {SAVE_AS_ADVICE}"
             )
-    return read_xlsx(data, filename)
 
 
-def refuse_zip_bomb(archive: zipfile.ZipFile) -> None:
+def refuse_zip_bomb(archive: zipfile.ZipFile, limits: ReadLimits) -> None:
     """Refuse a zip whose members would inflate to far more than any real workbook.
 
     Checked on the zip directory before anything is inflated: a few hundred KB of
-    deflated XML can otherwise take gigabytes of memory in openpyxl. Lying sizes in the
-    directory do not help an attacker: zipfile stops at the declared size and the CRC
-    check then fails, which we report as a damaged workbook.
+    deflated XML can otherwise take gigabytes of memory in openpyxl. The directory may
+    lie; ``CappedZipFile`` holds each part to the same cap while it is inflated.
     """
     members = archive.infolist()
-    limit = settings.GIFTDESK_IMPORT_MAX_BYTES * ZIP_MAX_UNCOMPRESSED_FACTOR
+    limit = limits.max_bytes * ZIP_MAX_UNCOMPRESSED_FACTOR
     total = sum(member.file_size for member in members)
     suspicious = any(
         member.file_size > ZIP_RATIO_MIN_SIZE
         and member.file_size > ZIP_MAX_RATIO * max(member.compress_size, 1)
         for member in members
     )
-    if len(members) > ZIP_MAX_MEMBERS or total > limit or suspicious:
+    if len(members) > ZIP_MAX_MEMBERS:
+        raise FileRefused(
+            f"This workbook is made of {len(members):,} parts, far more than a recipient list "
+            f"needs; GiftDesk does not open it. {SAVE_AS_ADVICE}"
+        )
+    if total > limit or suspicious:
         raise FileRefused(
             f"This workbook would unpack to {format_size(total)}, far more than a recipient "
             f"list needs; GiftDesk does not open it. {SAVE_AS_ADVICE}"
         )
+    largest = max((member.file_size for member in members), default=0)
+    if largest > limits.max_unzipped_bytes:
+        raise refuse_part_too_large(largest, limits.max_unzipped_bytes)
+
+
+def refuse_part_too_large(size: int | None, limit: int) -> FileRefused:
+    unpacks = f"unpacks to {format_size(size)}" if size else "unpacks to more than that"
+    return FileRefused(
+        f"One part of this workbook {unpacks}; GiftDesk reads at most {format_size(limit)} "
+        "per part. Save it as CSV, or remove the empty rows and unused cells, and upload it again."
+    )
+
+
+class CappedPart(io.RawIOBase):
+    """A zip member being inflated that refuses to give more than `cap` bytes in all."""
+
+    def __init__(self, part: Any, cap: int) -> None:
+        super().__init__()
+        self._part = part
+        self._cap = cap
+        self._left = cap
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        # Ask for one byte past what is left: getting it proves the part is too big.
+        wanted = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data = self._part.read(wanted)
+        self._left -= len(data)
+        if self._left < 0:
+            raise refuse_part_too_large(None, self._cap)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._part.close()
+        super().close()
+
+
+class CappedZipFile(zipfile.ZipFile):
+    """A zip whose members are held to `cap` inflated bytes while they are read.
+
+    CPython's zipfile stops at the size its directory declares, but that is its own
+    detail; the cap is ours, counted on the bytes actually inflated.
+    """
+
+    def __init__(self, file: Any, cap: int) -> None:
+        super().__init__(file)
+        self.cap = cap
+
+    def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, **kwargs: Any) -> Any:
+        part = super().open(name, mode, pwd, **kwargs)
+        return CappedPart(part, self.cap) if mode == "r" else part
+
+
+class UnsizedSheet(ReadOnlyWorksheet):
+    """openpyxl's read-only sheet, minus the size scan it makes when opened.
+
+    Looking for ``<dimension>``, openpyxl parses up to the end of ``<sheetData>`` when
+    the element is missing, keeping every parsed row element: the whole sheet, read
+    before the first row is asked for (3.3 GB for 200 MB of blank rows). We ignore that
+    size anyway (``reset_dimensions``), so the scan is skipped.
+    """
+
+    def _get_size(self) -> None:
+        pass
+
+
+class BoundedExcelReader(ExcelReader):
+    """openpyxl's reader, read-only, over a ``CappedZipFile``, opening ``UnsizedSheet``s."""
+
+    def __init__(self, data: bytes, limits: ReadLimits) -> None:
+        # read_only streams rows instead of building every cell object; data_only gives
+        # the values Excel last computed instead of formulas.
+        super().__init__(io.BytesIO(data), read_only=True, data_only=True)
+        self.archive.close()
+        self.archive = CappedZipFile(io.BytesIO(data), limits.max_unzipped_bytes)
+        self.valid_files = self.archive.namelist()
+
+    def read_worksheets(self) -> None:
+        # As openpyxl does in read-only mode; chart sheets are no worksheets, so skipped.
+        for sheet, rel in self.parser.find_sheets():
+            if rel.target in self.valid_files and "chartsheet" not in rel.Type:
+                worksheet = UnsizedSheet(self.wb, sheet.name, rel.target, self.shared_strings)
+                worksheet.sheet_state = sheet.state
+                self.wb._sheets.append(worksheet)
+
+
+def open_workbook(data: bytes, limits: ReadLimits) -> Any:
+    reader = BoundedExcelReader(data, limits)
+    reader.read()
+    return reader.wb
 
 
 def is_ods(archive: zipfile.ZipFile, names: set[str]) -> bool:
@@ -233,22 +343,27 @@ def is_ods(archive: zipfile.ZipFile, names: set[str]) -> bool:
     return mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet")
 
 
-def read_xlsx(data: bytes, filename: str) -> Table:
-    """Read the first sheet whose header row has the required columns."""
+def read_xlsx(data: bytes, filename: str, limits: ReadLimits) -> Table:
+    """Read the first sheet whose header row has the required columns.
+
+    Run by ``bounded`` in its child process, after ``check_workbook_archive``.
+    """
     try:
-        # read_only streams rows instead of building every cell object; data_only gives
-        # the values Excel last computed instead of formulas.
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises KeyError, zip, XML and its own errors alike
+        workbook = open_workbook(data, limits)
+    except FileRefused:
+        raise
+    except Exception as exc:  # openpyxl raises KeyError, zip, XML and its own errors alike
+        refuse_if_out_of_memory(exc)
         raise FileRefused(
             f"{describe(filename)} could not be opened as an Excel workbook; it may be damaged. "
             f"{SAVE_AS_ADVICE}"
         ) from None
     try:
-        return read_first_matching_sheet(workbook.worksheets)
+        return read_first_matching_sheet(workbook.worksheets, limits)
     except FileRefused:
         raise
-    except Exception:  # a damaged sheet part surfaces only while streaming rows
+    except Exception as exc:  # a damaged sheet part surfaces only while streaming rows
+        refuse_if_out_of_memory(exc)
         raise FileRefused(
             f"{describe(filename)} could not be read to the end; the workbook may be damaged. "
             f"{SAVE_AS_ADVICE}"
@@ -257,7 +372,22 @@ def read_xlsx(data: bytes, filename: str) -> Table:
         workbook.close()  # read-only workbooks keep the archive open until closed
 
 
-def read_first_matching_sheet(sheets: list[Any]) -> Table:
+def refuse_if_out_of_memory(exc: BaseException) -> None:
+    """Re-raise running out of memory as MemoryError, however the parser reported it.
+
+    expat reports a failed allocation as an XML error ("out of memory"), and openpyxl
+    may wrap it in its own; either would otherwise read as a damaged workbook.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MemoryError) or (
+            isinstance(seen, ElementTree.ParseError) and seen.code == EXPAT_NO_MEMORY
+        ):
+            raise MemoryError from exc
+        seen = seen.__cause__ or seen.__context__
+
+
+def read_first_matching_sheet(sheets: list[Any], limits: ReadLimits) -> Table:
     first_refusal: FileRefused | None = None
     for sheet in sheets:
         # Some writers store a wrong <dimension>; without it openpyxl reads every row.
@@ -274,7 +404,7 @@ def read_first_matching_sheet(sheets: list[Any]) -> Table:
         width = max(last_filled_index(header) + 1, 1)
         rows = sheet.iter_rows(min_row=2, max_col=width, values_only=True)
         records = (cell_texts(row) for row in rows)
-        table = build_table(prepend(header, records), file_format="xlsx")
+        table = build_table(prepend(header, records), file_format="xlsx", limits=limits)
         table.sheet = sheet.title
         return table
     if first_refusal is None:

@@ -184,6 +184,10 @@ def check_texts(check: RowCheck, limits: dict[str, int]) -> None:
             check.unusable.add(name)
 
 
+# U+202A-U+202E (embeddings, overrides) and U+2066-U+2069 (isolates): Unicode category Cf.
+DIRECTION_OVERRIDE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def text_problem(name: str, value: str, limit: int) -> str | None:
     if len(value) > limit:
         return f"This cell is {len(value):,} characters long; the limit is {limit:,}."
@@ -192,6 +196,13 @@ def text_problem(name: str, value: str, limit: int) -> str | None:
     control = CONTROL_CHARACTER.search(value)
     if control:
         return f"This cell contains an invisible control character ({char_name(control.group())}); retype it."
+    # Explicit text-direction overrides make "Ana \u202egpj.exe" read as "Ana exe.jpg":
+    # names and emails that show something other than what they hold. Right-to-left text
+    # itself (Arabic, Hebrew) needs none of them.
+    direction = DIRECTION_OVERRIDE.search(value)
+    if direction:
+        return (f"This cell contains an invisible text-direction character ({char_name(direction.group())}) "
+                "that makes it read differently from what it holds; retype it.")
     if name not in MULTILINE_FIELDS and LINE_BREAK.search(value.strip()):
         return "This cell contains a line break; only the message may span several lines."
     return None

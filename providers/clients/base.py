@@ -8,7 +8,8 @@ own vocabulary, and a client never sees the ORM.
 never bought twice" depends on it: timeouts, `Accept: application/json`, the idempotency
 header, which failures are an account refusal, which are transient and how long to wait
 (`Retry-After`), when the outcome of a request is unknown, HTML where JSON was expected,
-secret redaction, and recording every exchange. A provider module supplies hooks only.
+and recording every exchange with only the provider's safe fields. A provider module
+supplies hooks only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import enum
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ import requests
 from django.conf import settings
 from django.db.models.enums import TextChoices
 from urllib3.exceptions import NewConnectionError
+from urllib3.util import parse_url
 
 # --- Errors --------------------------------------------------------------------------------
 
@@ -76,6 +77,12 @@ class OutcomeUnknown(ProviderError):
 
 class AccountError(ProviderError):
     """The provider refuses the whole account (credentials, funds, IP allow list)."""
+
+
+class HostNotAllowed(AccountError):
+    """GiftDesk refused to send a request (and so the account's credentials) to a host: a
+    production account's URL names a host its provider does not document, or the provider
+    answered with a redirect. Nothing was sent there."""
 
 
 class WebhookRejected(Exception):
@@ -224,7 +231,7 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One HTTP exchange, secrets already redacted, for the record of provider calls."""
+    """One HTTP exchange, only its safe fields kept, for the record of provider calls."""
 
     method: str
     url: str
@@ -286,15 +293,22 @@ def signature_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.strip().lower().encode(), given.strip().lower().encode())
 
 
-def webhook_event(body: bytes) -> tuple[str, str, dict[str, Any]]:
-    """A verified webhook body that is one JSON event {"id", "type", ...}: its id and type
-    (stripped; a numeric id as text) and the whole object. Raises WebhookRejected otherwise."""
+def webhook_json_object(body: bytes) -> dict[str, Any]:
+    """A verified webhook body that is one JSON object. Raises WebhookRejected (400)
+    otherwise: a signed body of another shape must not be retried forever."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise WebhookRejected("The body is not JSON.") from None
     if not isinstance(payload, dict):
         raise WebhookRejected("The body is not a JSON object.")
+    return payload
+
+
+def webhook_event(body: bytes) -> tuple[str, str, dict[str, Any]]:
+    """A verified webhook body that is one JSON event {"id", "type", ...}: its id and type
+    (stripped; a numeric id as text) and the whole object. Raises WebhookRejected otherwise."""
+    payload = webhook_json_object(body)
     event_id, event_type = payload.get("id"), payload.get("type")
     if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id).strip():
         raise WebhookRejected("The event has no id.")
@@ -342,15 +356,24 @@ class ProviderClient:
     supports_status: ClassVar[bool] = False
     # The provider's documented request limit per minute, if it has one.
     max_requests_per_minute: ClassVar[int | None] = None
+    # The JSON field names (any depth, any case) whose values are safe to keep in a recorded
+    # request or answer and in a stored webhook: ids, statuses, amounts, errors, times. Every
+    # other value is kept as REDACTED (see `keep_safe_fields`). Never a code, PIN or claim
+    # link, a card number, a secret or token, nor a recipient's personal data.
+    recorded_fields: ClassVar[frozenset[str]] = frozenset()
 
     # Derived from the declarations above, for the engine and the checklist.
     credential_keys: ClassVar[tuple[str, ...]] = ()
     required_settings: ClassVar[dict[str, str]] = {}
+    # The hosts of `documented_urls`: where a production account may send its credentials.
+    documented_hosts: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.credential_keys = tuple(cls.credential_fields)
         cls.required_settings = {key: declared.label for key, declared in cls.setting_fields.items() if declared.required}
+        cls.recorded_fields = frozenset(name.lower() for name in cls.recorded_fields)
+        cls.documented_hosts = frozenset(url_host(url) for urls in cls.documented_urls.values() for url in urls if url)
 
     def __init__(
         self,
@@ -370,6 +393,12 @@ class ProviderClient:
             declared = self.setting_fields.get(key)
             return declared.default if declared else ""
         return str(value)
+
+    @classmethod
+    def recordable(cls, value: Any) -> Any:
+        """A request, answer or webhook body (JSON) as it may be stored: only this provider's
+        safe fields keep their values."""
+        return keep_safe_fields(value, cls.recorded_fields)
 
     def verify(self) -> VerifyResult:
         """Check the credentials and the account's health with one cheap call."""
@@ -412,6 +441,19 @@ class ProviderClient:
         raise NotImplementedError(f"{self.display_name} webhooks are not registered through its API.")
 
 
+# --- Where credentials may go -----------------------------------------------------------------
+
+
+def url_host(url: str) -> str:
+    """The host a URL connects to, lower-case, parsed as requests (urllib3) parses it."""
+    return (parse_url(url).host or "").lower().strip("[]")
+
+
+def hosts_allowed() -> set[str]:
+    """GIFTDESK_PROVIDER_HOSTS_ALLOWED: hosts an operator lets production accounts reach."""
+    return {host.strip().lower().strip("[]") for host in settings.GIFTDESK_PROVIDER_HOSTS_ALLOWED if host.strip()}
+
+
 # --- Reading providers' numbers ---------------------------------------------------------------
 
 
@@ -431,7 +473,6 @@ def parse_decimal(value: Any) -> Decimal | None:
 
 USER_AGENT = "GiftDesk/1.0 (+self-hosted gift card back-office)"
 REDACTED = "[redacted]"
-SECRET_FIELDS = re.compile(r"(secret|password|token|api[_-]?key|authorization)", re.IGNORECASE)
 MAX_RECORDED_BODY = 8_000
 # Reset headers at least this large are Unix times, not seconds to wait: no rate-limit
 # window lasts 31 years (1e9 s is 2001-09-09); 1e12 and more are epoch milliseconds.
@@ -446,16 +487,26 @@ def to_json_number(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def redact(value: Any) -> Any:
-    """A JSON value with every secret-looking field's value replaced."""
+def keep_safe_fields(value: Any, safe: frozenset[str], *, kept: bool = False, parent: str = "") -> Any:
+    """A JSON value with only the values of `safe` fields: lower-case names, at any depth, or
+    "parent.name" for a name only inside `parent` (a map of translations or prices). Every
+    other text or number becomes REDACTED, its key kept so the shape stays readable; objects
+    and lists are walked (a list's items count as its field's); null and booleans reveal
+    nothing and stay.
+
+    An allow-list, not a deny-list: a field nobody vetted (a provider's new `claimLink`)
+    is never stored."""
     if isinstance(value, dict):
-        return {
-            key: (REDACTED if SECRET_FIELDS.search(str(key)) else redact(item))
-            for key, item in value.items()
-        }
+        walked = {}
+        for key, item in value.items():
+            name = str(key).lower()
+            walked[key] = keep_safe_fields(item, safe, kept=name in safe or f"{parent}.{name}" in safe, parent=name)
+        return walked
     if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
+        return [keep_safe_fields(item, safe, kept=kept, parent=parent) for item in value]
+    if kept or value is None or isinstance(value, bool):
+        return value
+    return REDACTED
 
 
 def rate_limit_wait(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -552,12 +603,35 @@ class HttpProviderClient(ProviderClient):
         """The provider's error body as one readable sentence; "" when it says nothing."""
         return ""
 
+    def recorded_url(self, url: str) -> str:
+        """A request's URL as it may be stored: a provider whose paths carry a card's code
+        masks it here."""
+        return url
+
     def refine_error(self, error: ProviderError, reply: Reply, reason: str, call: Call) -> ProviderError:
         """The provider's own words for a refusal (what to do in its dashboard), and the
         deviations its documents call for. `error` is the default classification."""
         return error
 
     # --- Requests ------------------------------------------------------------------------
+
+    def check_host(self, url: str) -> None:
+        """Refuse, before anything is sent, a production account's request to a host its
+        provider does not document and GIFTDESK_PROVIDER_HOSTS_ALLOWED does not list, so its
+        credentials cannot be sent to a listener. Sandbox accounts may point anywhere (an
+        emulator, a mock): their credentials buy nothing, and changing an account's URL
+        clears its stored credentials anyway (services.account_save)."""
+        if self.account.environment != "production":
+            return
+        host = url_host(url)
+        if host in self.documented_hosts or host in hosts_allowed():
+            return
+        raise HostNotAllowed(
+            f"GiftDesk did not send the request to {host or url}: a production {self.display_name} account "
+            f"talks only to {self.display_name}'s documented hosts ({', '.join(sorted(self.documented_hosts))}). "
+            f"If {host or 'this host'} is your proxy or emulator, add it to GIFTDESK_PROVIDER_HOSTS_ALLOWED; "
+            "otherwise correct the account's URLs."
+        )
 
     def api(
         self,
@@ -604,6 +678,7 @@ class HttpProviderClient(ProviderClient):
         if json_body is not None:
             content = json.dumps(json_body, default=to_json_number)
             send_headers["Content-Type"] = "application/json"
+        self.check_host(url)
         if self.throttle is not None:
             self.throttle()  # the account's rate limit, shared by every worker
         sent = json_body if form is None else form
@@ -611,11 +686,16 @@ class HttpProviderClient(ProviderClient):
         try:
             response = self.session.request(
                 method, url, data=content if form is None else form, headers=send_headers, timeout=self.timeout,
+                # A redirect would resend custom auth headers (X-API-Key) and, for 307/308, a
+                # token request's client secret to a host nobody checked: never followed.
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             self._record(method, url, sent, None, "", started, exc)
             raise self._network_error(exc, commits) from exc
         self._record(method, url, sent, response.status_code, response.text, started, None)
+        if response.is_redirect:
+            raise self._redirect_error(response)
         if _looks_like_html(response):
             raise self._html_error(response)
         return Reply(status=response.status_code, data=self._decode(response), headers=response.headers,
@@ -668,6 +748,14 @@ class HttpProviderClient(ProviderClient):
             "It will be checked with the same idempotency key, never sent again as new."
         )
 
+    def _redirect_error(self, response: requests.Response) -> ProviderError:
+        target = url_host(response.headers.get("Location", "")) or "another address"
+        return HostNotAllowed(
+            f"{self.display_name} answered with a redirect (HTTP {response.status_code}) to {target}. GiftDesk "
+            "does not follow redirects with the account's credentials: check the account's URLs.",
+            status_code=response.status_code,
+        )
+
     def _html_error(self, response: requests.Response) -> ProviderError:
         name, status = self.display_name, response.status_code
         if status >= 500 or status == 429:
@@ -689,13 +777,24 @@ class HttpProviderClient(ProviderClient):
             return
         self.recorder(CallRecord(
             method=method,
-            url=url,
+            url=self.recorded_url(url),
             status=status,
-            request_body=json.dumps(redact(body), default=to_json_number) if body else "",
-            response_body=_redacted_text(text)[:MAX_RECORDED_BODY],
+            request_body=json.dumps(self.recordable(body), default=to_json_number) if body else "",
+            response_body=self._recorded_text(text)[:MAX_RECORDED_BODY],
             duration_ms=int((time.monotonic() - started) * 1000),
             error=_short(exc),
         ))
+
+    def _recorded_text(self, text: str) -> str:
+        """An answer as it may be stored: its safe fields, or only its length when it is
+        not JSON (nothing in free text can be vouched for)."""
+        if not text:
+            return ""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return f"[not JSON: {len(text)} characters, not recorded]"
+        return json.dumps(self.recordable(data), default=to_json_number)
 
 
 def _looks_like_html(response: requests.Response) -> bool:
@@ -703,13 +802,6 @@ def _looks_like_html(response: requests.Response) -> bool:
         return True
     head = response.text[:200].lstrip().lower()
     return head.startswith("<!doctype html") or head.startswith("<html")
-
-
-def _redacted_text(text: str) -> str:
-    try:
-        return json.dumps(redact(json.loads(text)))
-    except ValueError:
-        return text
 
 
 def _is_connect_refused(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from providers.clients.base import (AccountError, Call, CardRequest, CardResult,
                                     PricingKind, ProductInfo, ProviderError, Reply, SettingField,
                                     StatusRequest, SubmitRequest, SubmitResult, TransientError, VerifyResult,
                                     parse_decimal)
-from providers.clients.tokens import OAuthClient
+from providers.clients.tokens import TOKEN_EXCHANGE_FIELDS, OAuthClient
 
 # Seed 002, "Before you begin": one base URL; the credentials decide the environment.
 API_BASE_URL = "https://api.giftronaut.com"
@@ -98,6 +98,14 @@ class GiftronautClient(OAuthClient):
     }
     documented_urls = DOCUMENTED_URLS
     idempotency_headers = ("X-Idempotency-Key",)
+    # Seed 002's ids, statuses, counts, amounts, catalog and errors. Not the recipients
+    # (firstName, lastName, email).
+    recorded_fields = TOKEN_EXCHANGE_FIELDS | {
+        "orderId", "productId", "status", "type", "cardType", "cardName", "brandName", "faceValueType",
+        "amount", "totalCost", "currency", "currencyCode", "denominations", "minAmount", "maxAmount", "stepAmount",
+        "recipientCount", "sentCount", "bouncedCount", "bounceReason", "senderName", "subject",
+        "createdAt", "scheduledAt", "message",
+    }
     token_scope = SCOPES
     default_token_lifetime = 3600
     # One order request is for one productId and carries one email message.

@@ -54,6 +54,7 @@ CONFIGURATION_TTL_SECONDS = 3600
 CONFIGURATION_STALE_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # seed 003, Idempotency
 GIFT_CARD_CODE = re.compile(r"^[A-Za-z0-9]{16}$")  # "16 characters long"
+GIFT_CARD_IN_PATH = re.compile(r"(/v1/giftcards/)([^/?#]+)")
 CENTS = Decimal(100)
 
 # Webhooks (assumptions 11 to 13 below).
@@ -166,6 +167,20 @@ class GiftyClient(HttpProviderClient):
     submission_group = ("currency",)
     supports_status = True  # the create answer is "pending" (seed 003)
     max_requests_per_minute = 120  # seed 003, "Rate Limiting"
+    # Seed 003's ids, statuses, amounts (cents), catalog and errors. Not the gift card
+    # `code`, nor the customer (our recipient: name, email, phone), nor the message's
+    # customisation `value`, nor any `url`, nor the webhook `secret`.
+    recorded_fields = frozenset({
+        "id", "product_id", "external_reference", "source", "package",
+        "status", "type", "mode", "model", "application", "events", "is_active", "notifications_enabled",
+        "is_redeemable", "is_issuable", "is_extendable", "is_capturable", "promotional", "required", "accepted",
+        "amount", "balance", "currency", "quantity", "line_items", "customisations", "shipping", "service_fee",
+        "subtotal", "tax", "total", "including_tax", "excluding_tax", "minimum", "maximum", "suggested_amounts",
+        "max_length", "supported_currencies", "supported_locales", "locale", "version", "fulfillment_modes",
+        "available_for", "title", "description", "endpoint",
+        "created_at", "expires_at", "captured_at",
+        "message", "detail",
+    })
 
     def __init__(self, account: AccountConfig, **kwargs: Any) -> None:
         super().__init__(account, **kwargs)
@@ -301,12 +316,13 @@ class GiftyClient(HttpProviderClient):
         code = re.sub(r"[\s-]", "", provider_card_id or "")
         if "*" in code:
             raise PermanentError(
-                f"Gifty only showed part of this gift card's code ({provider_card_id}), so "
+                f"Gifty only showed part of this gift card's code (ending {code[-4:]}), so "
                 "GiftDesk cannot look it up. Find the card in the Gifty dashboard."
             )
         if not GIFT_CARD_CODE.match(code):
+            # Never the code itself in a message: it is cash.
             raise PermanentError(
-                f"{provider_card_id!r} is not a Gifty gift card code (16 letters and digits)."
+                f"The card code ending {code[-4:]} is not a Gifty gift card code (16 letters and digits)."
             )
         reply = self.api("GET", GIFT_CARD_PATH.format(code=code), refusal="could not show the gift card")
         data = reply.fields.get("data") or {}
@@ -333,6 +349,9 @@ class GiftyClient(HttpProviderClient):
             order = payload.get("data")
             if not isinstance(order, dict) or not order.get("id"):
                 raise WebhookRejected(f"The {event_type} event carries no external order.")
+            problem = _external_order_shape_problem(order)
+            if problem:  # signed but shaped like nothing Gifty documents: 400, so it is not retried
+                raise WebhookRejected(f"The {event_type} event's external order {problem}.")
             status = EVENT_STATUS.get(event_type)
             if status is not None:
                 updates.append(_card_update(order, status))
@@ -484,6 +503,10 @@ class GiftyClient(HttpProviderClient):
         return body
 
     # --- Hooks -------------------------------------------------------------------------------
+
+    def recorded_url(self, url: str) -> str:
+        # GET /v1/giftcards/{code}: the path carries the card's code.
+        return GIFT_CARD_IN_PATH.sub(lambda match: f"{match[1]}****{match[2][-4:]}", url)
 
     def auth_headers(self) -> dict[str, str]:
         if not self.token:
@@ -665,6 +688,20 @@ def _card_result(card: CardRequest, order: dict[str, Any]) -> CardResult:
 
 def _gift_card(order: dict[str, Any]) -> dict[str, Any] | None:
     return next((item for item in order.get("gift_cards") or [] if isinstance(item, dict)), None)
+
+
+def _external_order_shape_problem(order: dict[str, Any]) -> str:
+    """What is wrong with the shape of a webhook's external order (seed 003), or ""."""
+    if not isinstance(order.get("id"), str):
+        return "has an id that is not text"
+    if not isinstance(order.get("metadata", {}), dict | None):
+        return "has metadata that is not an object"
+    cards = order.get("gift_cards")
+    if cards is not None and (not isinstance(cards, list) or not all(isinstance(card, dict) for card in cards)):
+        return "has gift_cards that are not a list of gift cards"
+    if any(not isinstance(card.get("code", ""), str | None) for card in cards or []):
+        return "has a gift card code that is not text"
+    return ""
 
 
 def _gift_card_details(gift_card: dict[str, Any], currency: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,8 +20,8 @@ from providers.clients.base import (AccountError, Call, CardResult, CardStatus, 
                                     ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError,
                                     Reply, SettingField, SubmitRequest, SubmitResult, TransientError,
                                     VerifyResult, WebhookRejected, WebhookRequest, parse_decimal,
-                                    signature_matches)
-from providers.clients.tokens import OAuthClient
+                                    signature_matches, webhook_json_object)
+from providers.clients.tokens import TOKEN_EXCHANGE_FIELDS, OAuthClient
 
 # Seed 000, "Sandbox vs. production".
 DOCUMENTED_URLS = {
@@ -48,6 +47,12 @@ WEBHOOK_TOLERANCE_SECONDS = 60  # Seed 001: "sent no later than 60 seconds".
 # - A basket already finalized (by an attempt whose answer was lost) is refused with a
 #   message saying so: the outcome is then unknown, never a failure.
 REFERENCE_REQUIRED = "require order reference"
+# Seed 001's maps: a LocalizedString (language -> text) and a price per currency (lower case).
+TRANSLATED_FIELDS = ("title", "shortDescription", "label", "discountTitle")
+LANGUAGES = ("en", "da", "sv", "no", "fi", "de", "ru", "fr", "nl", "it", "es", "pl", "cs", "ro", "hu", "bg", "pt",
+             "ja", "el", "tr", "sk", "sl")
+PRICE_FIELDS = ("salesPriceNoTax", "salesPriceMinNoTax", "salesPriceMaxNoTax", "salesPriceStepNoTax")
+PRICE_CURRENCIES = ("dkk", "sek", "nok", "isk", "eur", "gbp", "chf", "pln", "usd", "cad", "aud")
 
 
 class GoGiftClient(OAuthClient):
@@ -71,6 +76,26 @@ class GoGiftClient(OAuthClient):
         "buyer_country_code": SettingField("Buyer country", default=DEFAULT_COUNTRY),
     }
     documented_urls = DOCUMENTED_URLS
+    # Seed 001's ids, states, amounts, catalog, paging and errors. Not a card's
+    # `giftcardUri` or `pin`, nor the recipients' or the buyer's contact details, nor a
+    # payment window or voucher.
+    recorded_fields = TOKEN_EXCHANGE_FIELDS | {
+        "id", "basketId", "orderId", "publicOrderId", "lineId", "deliveryId", "webhookId", "productId",
+        "stockKeepingUnit", "sku", "reference", "deliveryReference", "salesChannelId", "salesChannel",
+        "accountId", "accountType", "targetId", "targetType", "relatedToProductLine",
+        "purchasePhase", "nextStep", "responseStatus", "deliveryMethod", "availableDeliveryMethods",
+        "withDeliveryMethod", "paymentMethod", "doClearProducts", "countryCode", "redeemableInCountries",
+        "redeemableInCoutries", "giftcardValue", "valueCurrency", "paymentCurrency", "priceCurrency",
+        "amountInDecimal", "currencyCode", "quantity", "exchangeRate", "discountPercentage", "taxType",
+        "taxRateMultiplier", "totalTaxAmount", "totalPurchaseAmountWithTax", "totalPaymentAmountWithTax",
+        "totalPaymentAmountWithDiscountNoTax", "totalPaymentDiscountAmount", "totalPaymentTaxAmount",
+        "totalPriceDiscountAmount", "totalPriceTaxAmount", "totalPriceWithDiscountNoTax",
+        "paymentDiscountAmount", "paymentTaxAmount", "paymentAmountWithDiscountNoTax", "priceDiscountAmount",
+        "priceTaxAmount", "priceWithDiscountNoTax", "page", "perPage", "totalItems", "totalPages",
+        "createdAt", "lastUpdatedAt", "deliveryDate", "expiresAt", "timeStamp",
+        "message", "errorCode", "fieldName",
+    } | {f"{name}.{language}" for name in TRANSLATED_FIELDS for language in LANGUAGES} | {
+        f"{name}.{currency}" for name in PRICE_FIELDS for currency in PRICE_CURRENCIES}
     # One basket is paid in one currency.
     submission_group = ("currency",)
 
@@ -139,8 +164,15 @@ class GoGiftClient(OAuthClient):
             raise WebhookRejected(f"Unsupported signature algorithm {params.get('algorithm')!r}.", status=401)
         sent_at, client_id, request_id = (request.header(name) for name in
                                           ("X-Request-Datetime", "X-Client-ID", "X-Request-ID"))
+        # They are signed: without them nothing can be verified (401, as a wrong signature).
         if not (sent_at and client_id and request_id):
-            raise WebhookRejected("X-Request-Datetime, X-Client-ID and X-Request-ID are required.")
+            raise WebhookRejected("X-Request-Datetime, X-Client-ID and X-Request-ID are required.", status=401)
+        # The signature first: what is said of an unverified request must not depend on the
+        # account (a 400 here but a 401 for an unknown account would reveal that it exists).
+        content = base64.b64encode(hashlib.sha256(request.body).digest()).decode()
+        token = f"{request.method}{sent_at}{client_id}{request_id}{content}".encode()
+        if not any(signature_matches(_gogift_signature(secret, token), params["signature"]) for secret in secrets):
+            raise WebhookRejected("The signature does not match: check the account's webhook secret.", status=401)
         if client_id.lower() != self.client_id.lower():
             raise WebhookRejected("The webhook was sent for another GoGift client.", status=401)
         moment = _parse_time(sent_at)
@@ -148,21 +180,14 @@ class GoGiftClient(OAuthClient):
             raise WebhookRejected(f"X-Request-Datetime {sent_at!r} is not a date.")
         if abs((request.received_at - moment).total_seconds()) > WEBHOOK_TOLERANCE_SECONDS:
             raise WebhookRejected("The webhook is too old (or from the future): it may be a replay.")
-        content = base64.b64encode(hashlib.sha256(request.body).digest()).decode()
-        token = f"{request.method}{sent_at}{client_id}{request_id}{content}".encode()
-        if not any(signature_matches(_gogift_signature(secret, token), params["signature"]) for secret in secrets):
-            raise WebhookRejected("The signature does not match: check the account's webhook secret.", status=401)
-        try:
-            payload = json.loads(request.body)
-        except ValueError:
-            raise WebhookRejected("The body is not JSON.") from None
+        payload = _delivery_payload(request.body)
         updates = [
             CardUpdate(
-                status=CardStatus.DELIVERED, provider_order_id=str(item.get("orderId")),
+                status=CardStatus.DELIVERED, provider_order_id=str(item["orderId"]),
                 details={key: str(item[key]) for key in ("deliveryId", "amountInDecimal", "currencyCode", "expiresAt")
-                         if item.get(key) is not None},
+                         if isinstance(item.get(key), str | int | float) and not isinstance(item.get(key), bool)},
             )
-            for item in payload.get("content") or [] if item.get("orderId") is not None
+            for item in payload["content"] if item.get("orderId") is not None
         ]
         # X-Request-ID identifies the delivery: stored under a unique constraint, a replay changes nothing.
         return ParsedWebhook(event_id=request_id, event_type="delivery", updates=updates, payload=payload)
@@ -282,6 +307,20 @@ def _gogift_signature(secret: str, token: bytes) -> str:
     except (ValueError, binascii.Error):
         key = secret.encode()  # Not base64: use it as given rather than reject every delivery.
     return base64.b64encode(hmac.new(key, token, hashlib.sha256).digest()).decode()
+
+
+def _delivery_payload(body: bytes) -> dict[str, Any]:
+    """A verified delivery body as seed 001 shows it: {"content": [{"orderId", ...}, ...]}.
+    Raises WebhookRejected (400: the provider stops retrying) for any other shape."""
+    payload = webhook_json_object(body)
+    content = payload.get("content")
+    if not isinstance(content, list) or not all(isinstance(item, dict) for item in content):
+        raise WebhookRejected("The delivery's content is not a list of gift cards.")
+    for item in content:
+        order_id = item.get("orderId")
+        if order_id is not None and (not isinstance(order_id, str | int) or isinstance(order_id, bool)):
+            raise WebhookRejected("A delivered gift card's orderId is not an id.")
+    return payload
 
 
 def _parse_time(text: str) -> datetime | None:

@@ -22,6 +22,9 @@ from providers.clients.base import (
     TransientError,
 )
 
+# What a token exchange may record (RFC 6749 names): never the client secret or the token.
+TOKEN_EXCHANGE_FIELDS = frozenset({"grant_type", "scope", "token_type", "expires_in", "error", "error_description"})
+
 # Renew this many seconds before the provider's expiry, so no request carries a token
 # that expires in flight.
 EXPIRY_MARGIN_SECONDS = 60

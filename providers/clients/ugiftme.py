@@ -37,7 +37,6 @@ from providers.clients.base import (
     WebhookRequest,
     hmac_sha256_hex,
     parse_decimal,
-    redact,
     signature_matches,
     webhook_event,
 )
@@ -122,6 +121,15 @@ class UGiftMeClient(HttpProviderClient):
     display_name = "UGiftMe"
     credential_fields = {"api_key": "API key"}
     documented_urls = DOCUMENTED_URLS
+    # Seed 004's ids, statuses, amounts, catalog, webhook types and errors. Not a card's
+    # code, PIN, number or claim link (`claimLink`, `cardNumber`...), nor the recipient,
+    # nor a webhook's `secret` or `url`, nor the API key's prefix.
+    recorded_fields = frozenset({
+        "id", "_id", "orderRequestId", "reference", "webhookId", "productId", "productName", "status", "type",
+        "event", "events", "validEvents", "isActive", "description", "amount", "charged", "currency", "balance",
+        "denominations", "minAmount", "maxAmount", "required", "available",
+        "createdAt", "updatedAt", "error", "message", "reason", "failureReason",
+    })
     # No documented cap on POST /orders/bulk; 100 is what the emulator allows.
     max_cards_per_submission = 100
     # One request is paid from one wallet; one currency per request keeps costs readable.
@@ -221,6 +229,10 @@ class UGiftMeClient(HttpProviderClient):
             order = data.get("order") if isinstance(data, dict) else None
             if not isinstance(order, dict):
                 raise WebhookRejected(f"The {event_type} event carries no data.order.")
+            # Signed but shaped like nothing UGiftMe sends: 400, so it is not retried forever.
+            if any(order.get(key) is not None and (not isinstance(order[key], str | int) or isinstance(order[key], bool))
+                   for key in ("id", "reference")):
+                raise WebhookRejected(f"The {event_type} event's order id or reference is not an id.")
             update = _webhook_update(event_type, order, data)
             if update is not None:
                 updates.append(update)
@@ -243,7 +255,7 @@ class UGiftMeClient(HttpProviderClient):
             raise PermanentError(
                 f"UGiftMe answered HTTP {reply.status} without the new webhook's id. Check the "
                 f"webhooks in the UGiftMe dashboard, delete any for {url}, then register again.",
-                status_code=reply.status, response_body=json.dumps(redact(data))[:500])
+                status_code=reply.status, response_body=json.dumps(self.recordable(data))[:500])
         if not provider_secret:
             self._delete_webhook_quietly(webhook_id)
             raise PermanentError(

@@ -4,12 +4,10 @@ A person's whole path: log in, upload the example spreadsheet, read the preview,
 send, and watch every valid order become delivered while a real worker process runs.
 """
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from orders.models import Batch, OrderStatus
 
@@ -17,30 +15,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "recipients.csv"
-CHROMIUM = shutil.which("chromium")
-
-
-@pytest.fixture
-def browser_page(live_server, monkeypatch):
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are
-    # still synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
-        # Inside Playwright's event loop Django keys connections by context: the ones the
-        # test opened here are closed here, or PostgreSQL cannot drop the test database.
-        connections.close_all()
 
 
 def log_in(page, live_server, admin_user):

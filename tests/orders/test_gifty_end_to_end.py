@@ -36,7 +36,8 @@ def test_a_csv_is_delivered_as_one_gifty_order_per_card_each_bought_once(
     for order in orders:
         [entry] = [entry for entry in gifty_emulator.ledger if entry.reference == order.reference]
         assert entry.amount == order.amount and entry.recipient_email == order.recipient.email
-        assert order.provider_order_id == entry.order_id and order.provider_card_id == entry.extra["code"]
+        assert order.provider_order_id == entry.order_id and order.card_code() == entry.extra["code"]
+        assert order.card_code_last4 == entry.extra["code"][-4:] and entry.extra["code"] not in order.card_code_encrypted
         assert order.provider_details["balance"] == str(entry.amount)
     assert len(gifty_emulator.ledger) == 6
     assert len({entry.order_id for entry in gifty_emulator.ledger}) == 6

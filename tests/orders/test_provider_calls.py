@@ -56,7 +56,8 @@ def test_a_three_card_basket_stores_each_call_once_linked_to_all_three_orders(
     assert all(GOGIFT_TEST_CLIENT_SECRET not in c.request_body + c.response_body for c in calls)
     for order in batch.orders.all():
         assert list(order.provider_calls.order_by("id")) == calls
-        assert order.recipient.email in calls[2].request_body  # the basket's lines, as sent
+        # The basket's lines, as sent: each card's reference, never its recipient's address.
+        assert order.reference in calls[2].request_body and order.recipient.email not in calls[2].request_body
 
 
 def test_the_state_changes_point_at_the_call_that_caused_them(emulated_gogift_account):

@@ -201,7 +201,7 @@ def account_with_secret(emulated_gifty_account):
 def processing_order(account_with_secret):
     order = make_batch(account_with_secret, ["25"], sku=GIFTY_VARIABLE_CARD).orders.get()
     order.status, order.provider_order_id = OrderStatus.PROCESSING, ORDER_ID
-    order.provider_card_id = "************" + CODE[-4:]
+    order.set_card_code("************" + CODE[-4:])
     order.save()
     return order
 
@@ -240,10 +240,11 @@ def test_a_completed_event_marks_the_order_delivered(client, account_with_secret
     assert processing_order.provider_details == {
         "gift_card_id": "gc_q13RLDOQwjdp6EvK5JXxYaBZ", "currency": "EUR", "balance": "25.00",
     }
-    assert processing_order.provider_card_id == CODE  # the code is the card's id, never a detail
+    assert processing_order.card_code() == CODE  # the code is the card's id, never a detail
+    assert processing_order.card_code_masked == "••••" + CODE[-4:] and CODE not in processing_order.card_code_encrypted
     stored = WebhookEvent.objects.get()
     assert stored.event_id == "evt_1" and stored.event_type == "external_order.completed"
-    assert stored.payload["data"]["gift_cards"][0]["code"] == "[removed]"  # never stored from the payload
+    assert stored.payload["data"]["gift_cards"][0]["code"] == "[redacted]"  # never stored from the payload
 
 
 def test_a_cancelled_event_fails_the_order_with_the_reason(client, account_with_secret, processing_order):
@@ -417,5 +418,5 @@ def test_the_emulator_delivers_a_signed_event_the_view_accepts(client, account_w
     assert b"nothing changed" in post(client, account_with_secret, headers, again.body).content
     order.refresh_from_db()
     assert order.status == OrderStatus.DELIVERED
-    assert order.provider_card_id == gifty_emulator.card_code(order_id)
+    assert order.card_code() == gifty_emulator.card_code(order_id)
     assert WebhookEvent.objects.get().event_id.startswith("evt_")

@@ -13,11 +13,13 @@ import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
 from orders import spreadsheet
+from orders.spreadsheet.read import format_size
 from orders.models import Order, OrderStatus, TERMINAL_STATUSES
 from orders.batches import BatchActionRefused, batch_create, batch_send
 from providers.models import Product, ProviderAccount
@@ -59,10 +61,7 @@ class Command(BaseCommand):
         product = self._product(account, options["product"])
         amount = self._amount(options["amount"])
         path: Path = options["file"]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise _Refused(f"cannot read {path}: {exc.strerror}.") from exc
+        data = self._read(path)
         try:
             table = spreadsheet.read_table(data, path.name)
         except spreadsheet.FileRefused as exc:
@@ -100,6 +99,20 @@ class Command(BaseCommand):
         if options["wait"] and not self._wait(batch.pk, options["timeout"]):
             return EXIT_FAILED_ORDERS
         return code
+
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes; one over the size limit is refused before it is read (a huge
+        file, or a device such as /dev/zero, must not be read into memory)."""
+        limit = settings.GIFTDESK_IMPORT_MAX_BYTES
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                raise _Refused(f"The file is {format_size(size)}; the limit is {format_size(limit)}. "
+                               "Split it into smaller files.")
+            with path.open("rb") as file:
+                return file.read(limit + 1)  # what is not a regular file may not say its size
+        except OSError as exc:
+            raise _Refused(f"cannot read {path}: {exc.strerror}.") from exc
 
     # --- Options ------------------------------------------------------------------------------
 

@@ -1,0 +1,35 @@
+"""Who may touch a batch (DESIGN.md "Roles"), read by the admin before it offers or does
+anything. Two rules:
+
+- Sending and cancelling: the batch's uploader, an approver (the Approvers group) or an
+  administrator, and only with the permission to change batches (which Finance lacks).
+- Editing (name, campaign, message...): the same people, and only before it is sent. A batch
+  that has been sent, or any of whose orders has left "pending", is part of the books: no
+  one edits it, administrators included.
+"""
+
+from __future__ import annotations
+
+from orders.models import Batch, BatchState, OrderStatus
+
+APPROVERS_GROUP = "Approvers"  # created by orders/migrations/0002_groups_and_schedules.py
+SENT_STATES = (BatchState.SENDING, BatchState.COMPLETED, BatchState.CANCELLED)
+
+
+def batch_is_sent(batch: Batch) -> bool:
+    """Sent (or closed): in a sending state, or any order past pending."""
+    return batch.state in SENT_STATES or batch.orders.exclude(status=OrderStatus.PENDING).exists()
+
+
+def is_approver(user) -> bool:
+    return user.groups.filter(name=APPROVERS_GROUP).exists()
+
+
+def may_send_or_cancel_batch(user, batch: Batch) -> bool:
+    if not (user.is_active and user.has_perm("orders.change_batch")):
+        return False
+    return user.is_superuser or batch.created_by_id == user.pk or is_approver(user)
+
+
+def may_edit_batch(user, batch: Batch) -> bool:
+    return may_send_or_cancel_batch(user, batch) and not batch_is_sent(batch)

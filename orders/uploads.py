@@ -1,0 +1,139 @@
+"""Uploaded spreadsheets between preview and confirm: stored by GiftDesk, claimed by ticket.
+
+django-import-export keeps the uploaded file between the preview and the confirm step and
+sends its name through the browser in a hidden field (`import_file_name`); its default
+storage then reads, and deletes, whatever file under the system's temporary directory the
+posted name points at. Here instead:
+- a file is stored under a random token in GIFTDESK_UPLOAD_DIR (0700, files 0600), never
+  under a name that came from the browser;
+- the confirm form carries a ticket: the token signed together with the uploader's id
+  (django.core.signing, timestamped), so only the user who uploaded a file can confirm it,
+  and only while it is kept; anything else is refused before a file is touched;
+- a file is removed on confirm or when its upload is refused, and `uploads_sweep` removes
+  previews nobody confirmed after GIFTDESK_UPLOAD_MAX_AGE_HOURS (it holds recipients'
+  personal data).
+A later retry of a failed upload can keep its file by token the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core import signing
+from import_export.tmp_storages import BaseStorage
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}\Z")  # secrets.token_urlsafe(24)
+_TICKET_SALT = "giftdesk.orders.uploads.ticket"
+
+NOT_YOURS = ("This confirmation does not match a file you uploaded, so nothing was imported. "
+             "Upload the file again and confirm its preview.")
+EXPIRED = ("This preview is older than {hours:g} hours and its file has been deleted, so nothing was "
+           "imported. Upload the file again.")
+GONE = ("The file of this preview is no longer kept: it was already imported or has expired. "
+        "Nothing more was imported; check the batch list, and upload the file again if you need it.")
+
+
+class UploadRefused(Exception):
+    """A confirm step that names no upload of this user's that is still kept; the message says what to do."""
+
+
+def upload_dir() -> Path:
+    directory = Path(settings.GIFTDESK_UPLOAD_DIR)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir's mode is reduced by the umask and an existing directory may be looser: only
+    # GiftDesk's own user may list or read recipients' files.
+    if stat.S_IMODE(directory.stat().st_mode) != 0o700:
+        directory.chmod(0o700)
+    return directory
+
+
+def _path(token: str) -> Path:
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise UploadRefused(NOT_YOURS)
+    return upload_dir() / token
+
+
+def _max_age_seconds() -> float:
+    return settings.GIFTDESK_UPLOAD_MAX_AGE_HOURS * 3600
+
+
+class UploadStorage(BaseStorage):
+    """import-export's storage between preview and confirm (IMPORT_EXPORT_TMP_STORAGE_CLASS).
+
+    `name` is the token; import-export sets it from the confirm form, which only lets a
+    token through from a valid ticket (see `upload_claim`), and `_path` refuses anything
+    that is not a token shape, so no name can reach outside the directory.
+    """
+
+    def save(self, data) -> None:
+        uploads_sweep()  # Cheap, and it also keeps a web server without a worker clean.
+        if isinstance(data, str):
+            data = data.encode(self.encoding or "utf-8")
+        self.name = secrets.token_urlsafe(24)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(_path(self.name), flags, 0o600), "wb") as file:
+            file.write(data)
+
+    def read(self):
+        data = _path(self.name).read_bytes()
+        return data if "b" in self.read_mode else data.decode(self.encoding or "utf-8")
+
+    def remove(self) -> None:
+        upload_discard(self.name)
+
+
+def upload_discard(token: str) -> None:
+    try:
+        _path(token).unlink(missing_ok=True)
+    except UploadRefused:
+        pass  # Not a token: there is no file of ours to remove.
+
+
+def upload_ticket(token: str, *, user_id: int) -> str:
+    """What the confirm form carries instead of a file name."""
+    return signing.dumps({"token": token, "user": user_id}, salt=_TICKET_SALT)
+
+
+def upload_claim(ticket: str, *, user_id: int | None) -> str:
+    """The token of this user's own upload named by `ticket`, if it is still kept.
+
+    Raises UploadRefused (with a message for the user) for anything else: a path, a made-up
+    or altered value, another user's ticket, an expired one, or a file already imported.
+    """
+    try:
+        data = signing.loads(ticket, salt=_TICKET_SALT, max_age=_max_age_seconds())
+    except signing.SignatureExpired:
+        raise UploadRefused(EXPIRED.format(hours=settings.GIFTDESK_UPLOAD_MAX_AGE_HOURS)) from None
+    except signing.BadSignature:
+        raise UploadRefused(NOT_YOURS) from None
+    if user_id is None or not isinstance(data, dict) or data.get("user") != user_id:
+        raise UploadRefused(NOT_YOURS)
+    token = data.get("token")
+    if not _path(token).is_file():
+        raise UploadRefused(GONE)
+    return token
+
+
+def uploads_sweep() -> int:
+    """Remove uploads older than GIFTDESK_UPLOAD_MAX_AGE_HOURS; return how many.
+
+    Only token-named files are touched, so a directory shared with anything else is safe.
+    """
+    directory = Path(settings.GIFTDESK_UPLOAD_DIR)
+    if not directory.is_dir():
+        return 0  # Nothing was ever uploaded on this machine (e.g. a worker-only host).
+    cutoff = time.time() - _max_age_seconds()
+    removed = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if (_TOKEN.match(entry.name) and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    return removed

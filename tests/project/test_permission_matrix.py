@@ -1,0 +1,439 @@
+"""Who may do what (issue 8, finding 6; DESIGN.md "Roles"), through the admin over HTTP.
+
+`MATRIX` is the whole policy: each action, the roles allowed to do it. Every (action, role)
+cell is one test that does the action as a user of that role and checks what happened:
+allowed means the page answered 200/302 *and* the effect is there (the batch renamed, the
+orders queued, the emulator called...); denied means 403, or the action is not offered and
+nothing changed (no row written, no request reached the provider's emulator).
+
+Not in the matrix: approving a batch (issue 9 builds approval; there is nothing to test yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.forms import CheckboxInput
+from django.test import Client
+from django.urls import reverse
+
+from orders.models import Batch, BatchState, Order, OrderStatus, Submission
+from providers.models import ProviderAccount, WebhookEvent
+from tests.fixtures.data import make_batch
+from tests.fixtures.emulators_gifty import GIFTY_VARIABLE_CARD
+
+ROLES = ("sender", "approver", "finance", "staff", "admin")
+GROUP_OF = {"sender": "Senders", "approver": "Approvers", "finance": "Finance"}
+READERS = {"sender", "approver", "finance", "admin"}
+UPLOADERS = {"sender", "approver", "admin"}
+
+MATRIX: dict[str, set[str]] = {
+    "view batches": READERS,
+    "view orders": READERS,
+    "view accounts": READERS,
+    "add account": {"admin"},
+    "change own pending batch": UPLOADERS,
+    "change another's pending batch": {"approver", "admin"},
+    "change a sent batch": set(),  # part of the books: nobody, administrators included
+    "change account": {"admin"},
+    "delete batch": set(),  # cancelled, never deleted
+    "delete order": set(),
+    "delete account": {"admin"},
+    "import": UPLOADERS,
+    "send own batch": UPLOADERS,
+    "send another's batch": {"approver", "admin"},
+    "cancel own batch": UPLOADERS,
+    "cancel another's batch": {"approver", "admin"},
+    "export orders": {"finance", "admin"},
+    "refresh card details": {"sender", "admin"},
+    "test connection": {"admin"},
+    "sync catalog": {"admin"},
+    "refresh balance": {"admin"},
+    "register webhook": {"admin"},
+    "resume sending": {"admin"},
+    "view task queue": {"admin"},
+    "view submissions": {"admin"},
+    "view webhook events": {"admin"},
+}
+
+ALLOWED, DENIED = "allowed", "denied"
+
+
+# --- The world one cell acts in -----------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    client: Client
+    user: User
+    admin: Client  # an administrator's session, to read forms the user may not see
+    request: pytest.FixtureRequest
+    other: User  # another Sender, the uploader of "another's" batch
+    cache: dict = field(default_factory=dict)
+
+    def account(self) -> ProviderAccount:
+        """A database-only account with a catalog (no provider is called)."""
+        if "account" not in self.cache:
+            self.request.getfixturevalue("global_gift_card")
+            self.cache["account"] = self.request.getfixturevalue("gogift_account")
+        return self.cache["account"]
+
+    def batch(self, *, uploader: User) -> Batch:
+        batch = make_batch(self.account(), ["100", "250"])
+        Batch.objects.filter(pk=batch.pk).update(created_by=uploader)
+        batch.refresh_from_db()
+        return batch
+
+    def emulated(self, kind: str):
+        """(account, emulator) for a provider emulated over HTTP on loopback."""
+        return self.request.getfixturevalue(f"emulated_{kind}_account"), self.request.getfixturevalue(f"{kind}_emulator")
+
+
+def make_user(role: str) -> User:
+    user = User.objects.create_user(f"{role}-user", is_staff=True, is_superuser=role == "admin")  # no password: fast
+    if role in GROUP_OF:
+        user.groups.add(Group.objects.get(name=GROUP_OF[role]))
+    return user
+
+
+@pytest.fixture
+def world(db, request, client, settings):
+    settings.GIFTDESK_PUBLIC_URL = "https://giftdesk.example/"  # providers register HTTPS webhooks only
+    role = request.node.callspec.params["role"]
+    user = make_user(role)
+    client.force_login(user)
+    admin = Client()
+    admin.force_login(user if role == "admin" else make_user("admin"))
+    other = User.objects.create_user("another-sender", is_staff=True)
+    other.groups.add(Group.objects.get(name="Senders"))
+    return World(client=client, user=user, admin=admin, request=request, other=other)
+
+
+def outcome(response, *, done: bool, untouched: bool) -> str:
+    """ALLOWED when the page answered and the effect is there; DENIED when refused (403, or
+    the action not offered) and nothing changed. Anything else is a defect of its own."""
+    assert response.status_code in (200, 302, 403), response.status_code
+    if response.status_code != 403 and done:
+        return ALLOWED
+    assert untouched, f"refused ({response.status_code}) but something changed"
+    return DENIED
+
+
+def form_data(page) -> dict:
+    """What the admin's change (or add) form would post back unchanged."""
+    form = page.context["adminform"].form
+    data = {}
+    for name, bound in ((name, form[name]) for name in form.fields):
+        value = bound.value()
+        if isinstance(form.fields[name].widget, CheckboxInput):
+            if value:
+                data[name] = "on"
+            continue
+        data[name] = "" if value is None else value
+    return data
+
+
+def changelist_action(world: World, model: str, action: str, ids: list[int]):
+    return world.client.post(reverse(f"admin:{model}_changelist"), {"action": action, "_selected_action": ids})
+
+
+# --- The actions ---------------------------------------------------------------------------------------
+
+
+def view_pages(world: World, model: str, obj) -> str:
+    listing = world.client.get(reverse(f"admin:{model}_changelist"))
+    page = world.client.get(reverse(f"admin:{model}_change", args=[obj.pk]))
+    if {listing.status_code, page.status_code} == {200}:
+        return ALLOWED
+    assert listing.status_code == page.status_code == 403, (listing.status_code, page.status_code)
+    return DENIED
+
+
+def view_batches(world):
+    return view_pages(world, "orders_batch", world.batch(uploader=world.other))
+
+
+def view_orders(world):
+    return view_pages(world, "orders_order", world.batch(uploader=world.other).orders.first())
+
+
+def view_accounts(world):
+    return view_pages(world, "providers_provideraccount", world.account())
+
+
+def add_account(world):
+    data = form_data(world.admin.get(reverse("admin:providers_provideraccount_add")))
+    data.update(name="Added by the matrix", kind="ugiftme", environment="sandbox", is_active="on")
+    response = world.client.post(reverse("admin:providers_provideraccount_add"), data)
+    exists = ProviderAccount.objects.filter(name="Added by the matrix").exists()
+    return outcome(response, done=exists, untouched=not exists)
+
+
+def change_batch(world, batch: Batch):
+    url = reverse("admin:orders_batch_change", args=[batch.pk])
+    data = {**(form_data(world.admin.get(url)) if batch.state == BatchState.PENDING else {}),
+            "name": "Renamed", "campaign": "Another campaign", "message": "", "sender_name": ""}
+    response = world.client.post(url, data)
+    batch.refresh_from_db()
+    return outcome(response, done=batch.name == "Renamed", untouched=batch.name != "Renamed")
+
+
+def change_own_pending_batch(world):
+    return change_batch(world, world.batch(uploader=world.user))
+
+
+def change_anothers_pending_batch(world):
+    return change_batch(world, world.batch(uploader=world.other))
+
+
+def change_a_sent_batch(world):
+    batch = world.batch(uploader=world.user)
+    batch.orders.update(status=OrderStatus.QUEUED)
+    Batch.objects.filter(pk=batch.pk).update(state=BatchState.SENDING)
+    # Even an administrator sees it read-only: no name field to type in.
+    page = world.admin.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+    assert page.count('name="name"') == 0
+    return change_batch(world, batch)
+
+
+def change_account(world):
+    account = world.account()
+    url = reverse("admin:providers_provideraccount_change", args=[account.pk])
+    data = {**form_data(world.admin.get(url)), "name": "Renamed account"}
+    response = world.client.post(url, data)
+    account.refresh_from_db()
+    return outcome(response, done=account.name == "Renamed account", untouched=account.name != "Renamed account")
+
+
+def delete(world, model_class, model: str, obj):
+    response = world.client.post(reverse(f"admin:{model}_delete", args=[obj.pk]), {"post": "yes"})
+    exists = model_class.objects.filter(pk=obj.pk).exists()
+    return outcome(response, done=not exists, untouched=exists)
+
+
+def delete_batch(world):
+    return delete(world, Batch, "orders_batch", world.batch(uploader=world.user))
+
+
+def delete_order(world):
+    return delete(world, Order, "orders_order", world.batch(uploader=world.user).orders.first())
+
+
+def delete_account(world):
+    spare = ProviderAccount.objects.create(name="Spare", kind="gogift", environment="sandbox")
+    return delete(world, ProviderAccount, "providers_provideraccount", spare)
+
+
+def import_page(world):
+    world.account()
+    response = world.client.get(reverse("admin:orders_batch_import"))
+    return outcome(response, done=response.status_code == 200 and 'name="import_file"' in response.content.decode(),
+                   untouched=not Batch.objects.exists())
+
+
+def batch_button(world, uploader_is_user: bool, verb: str, to_status: str):
+    batch = world.batch(uploader=world.user if uploader_is_user else world.other)
+    response = world.client.post(reverse(f"admin:orders_batch_{verb}", args=[batch.pk]))
+    statuses = set(batch.orders.values_list("status", flat=True))
+    return outcome(response, done=statuses == {to_status}, untouched=statuses == {OrderStatus.PENDING})
+
+
+def send_own_batch(world):
+    return batch_button(world, True, "send", OrderStatus.QUEUED)
+
+
+def send_anothers_batch(world):
+    return batch_button(world, False, "send", OrderStatus.QUEUED)
+
+
+def cancel_own_batch(world):
+    return batch_button(world, True, "cancel", OrderStatus.CANCELLED)
+
+
+def cancel_anothers_batch(world):
+    return batch_button(world, False, "cancel", OrderStatus.CANCELLED)
+
+
+def export_orders(world):
+    order_ids = list(world.batch(uploader=world.other).orders.values_list("pk", flat=True))
+    form_page = changelist_action(world, "orders_order", "export_admin_action", order_ids)
+    export = world.client.post(reverse("admin:orders_order_export"), {
+        "format": "0", "resource": "0", "export_items": order_ids, "orderexportresource_reference": "on"})
+    is_file = export.status_code == 200 and "text/csv" in export.get("Content-Type", "")
+    if form_page.status_code == 200 and 'name="format"' in form_page.content.decode() and is_file:
+        return ALLOWED
+    assert export.status_code == 403 and 'name="format"' not in form_page.content.decode(), export.status_code
+    return DENIED
+
+
+def provider_called(world, kind: str, do: Callable) -> str:
+    """Do `do(account)`; the effect looked for is a request reaching the provider's emulator."""
+    account, emulator = world.emulated(kind)
+    before = len(emulator.requests)
+    response = do(account)
+    called = len(emulator.requests) > before
+    return outcome(response, done=called, untouched=not called)
+
+
+def refresh_card_details(world):
+    def do(account):
+        order = make_batch(account, ["25"], sku=GIFTY_VARIABLE_CARD).orders.get()
+        order.status = OrderStatus.DELIVERED
+        order.set_card_code("ABCD2345EFGH6789")
+        order.save()
+        return changelist_action(world, "orders_order", "refresh_card_details", [order.pk])
+    return provider_called(world, "gifty", do)
+
+
+def account_action(action: str) -> Callable[[World], str]:
+    def act(world):
+        return provider_called(world, "ugiftme", lambda account: changelist_action(
+            world, "providers_provideraccount", action, [account.pk]))
+    return act
+
+
+def resume_sending(world):
+    account = world.account()
+    ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="UGiftMe refused the API key.")
+    response = changelist_action(world, "providers_provideraccount", "resume_sending", [account.pk])
+    account.refresh_from_db()
+    return outcome(response, done=account.blocked_reason == "", untouched=account.blocked_reason != "")
+
+
+QUEUE_PAGES = ["django_q_success", "django_q_failure", "django_q_schedule", "django_q_ormq"]
+
+
+def view_changelists(world, models: list[str]) -> str:
+    codes = {model: world.client.get(reverse(f"admin:{model}_changelist")).status_code for model in models}
+    index = world.client.get(reverse("admin:index")).content.decode()
+    listed = [model for model in models if reverse(f"admin:{model}_changelist") in index]
+    if set(codes.values()) == {200} and listed == models:
+        return ALLOWED
+    assert set(codes.values()) == {403} and listed == [], (codes, listed)  # hidden and refused
+    return DENIED
+
+
+def view_task_queue(world):
+    return view_changelists(world, QUEUE_PAGES)
+
+
+def view_submissions(world):
+    Submission.objects.create(account=world.account(), idempotency_key="matrix-key")
+    return view_changelists(world, ["orders_submission"])
+
+
+def view_webhook_events(world):
+    WebhookEvent.objects.create(account=world.account(), event_id="evt_matrix")
+    return view_changelists(world, ["providers_webhookevent"])
+
+
+ACTIONS: dict[str, Callable[[World], str]] = {
+    "view batches": view_batches,
+    "view orders": view_orders,
+    "view accounts": view_accounts,
+    "add account": add_account,
+    "change own pending batch": change_own_pending_batch,
+    "change another's pending batch": change_anothers_pending_batch,
+    "change a sent batch": change_a_sent_batch,
+    "change account": change_account,
+    "delete batch": delete_batch,
+    "delete order": delete_order,
+    "delete account": delete_account,
+    "import": import_page,
+    "send own batch": send_own_batch,
+    "send another's batch": send_anothers_batch,
+    "cancel own batch": cancel_own_batch,
+    "cancel another's batch": cancel_anothers_batch,
+    "export orders": export_orders,
+    "refresh card details": refresh_card_details,
+    "test connection": account_action("test_connection"),
+    "sync catalog": account_action("sync_catalog"),
+    "refresh balance": account_action("refresh_balance"),
+    "register webhook": account_action("register_webhook"),
+    "resume sending": resume_sending,
+    "view task queue": view_task_queue,
+    "view submissions": view_submissions,
+    "view webhook events": view_webhook_events,
+}
+CELLS = [(action, role) for action in MATRIX for role in ROLES]
+
+
+def test_every_action_in_the_matrix_is_performed():
+    assert set(ACTIONS) == set(MATRIX)
+
+
+@pytest.mark.parametrize("action, role", CELLS, ids=[f"{action}-{role}" for action, role in CELLS])
+def test_the_permission_matrix(world, action, role):
+    expected = ALLOWED if role in MATRIX[action] else DENIED
+    assert ACTIONS[action](world) == expected
+
+
+# --- What the matrix alone would not show ---------------------------------------------------------------
+
+
+def test_the_administrators_pages_stay_closed_to_staff_granted_their_permissions(db, client):
+    """Hidden and refused by role, not by which permissions a group happens to hold."""
+    user = User.objects.create_user("granted", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="django_q")
+                              | Permission.objects.filter(codename__in=["view_submission", "change_submission",
+                                                                        "view_webhookevent", "delete_webhookevent"]))
+    client.force_login(user)
+    for model in [*QUEUE_PAGES, "orders_submission", "providers_webhookevent"]:
+        assert client.get(reverse(f"admin:{model}_changelist")).status_code == 403, model
+    assert "django_q" not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_a_forged_change_of_a_sent_batch_is_refused_even_for_an_administrator(db, admin_client, gogift_account,
+                                                                              global_gift_card):
+    batch = make_batch(gogift_account, ["100"])
+    batch.orders.update(status=OrderStatus.DELIVERED)
+    Batch.objects.filter(pk=batch.pk).update(state=BatchState.COMPLETED, name="Christmas", campaign="HR-2026")
+
+    response = admin_client.post(reverse("admin:orders_batch_change", args=[batch.pk]),
+                                 {"name": "Renamed", "campaign": "Other", "message": "", "sender_name": ""})
+
+    assert response.status_code == 403
+    batch.refresh_from_db()
+    assert (batch.name, batch.campaign) == ("Christmas", "HR-2026")
+
+
+def test_a_batch_with_an_order_past_pending_counts_as_sent(db, admin_client, gogift_account, global_gift_card):
+    batch = make_batch(gogift_account, ["100", "200"])
+    first = batch.orders.first()
+    Order.objects.filter(pk=first.pk).update(status=OrderStatus.FAILED)  # the batch itself still says pending
+
+    response = admin_client.post(reverse("admin:orders_batch_change", args=[batch.pk]),
+                                 {"name": "Renamed", "campaign": "", "message": "", "sender_name": ""})
+
+    assert response.status_code == 403
+
+
+def test_a_sender_sees_anothers_batch_without_the_send_and_cancel_buttons(db, client, gogift_account,
+                                                                          global_gift_card):
+    owner, viewer = make_user("sender"), User.objects.create_user("second-sender", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="Senders"))
+    batch = make_batch(gogift_account, ["100"])
+    Batch.objects.filter(pk=batch.pk).update(created_by=owner)
+    client.force_login(viewer)
+
+    page = client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+
+    assert 'id="send-batch"' not in page and 'id="cancel-batch"' not in page
+    assert 'name="name"' not in page  # read-only
+    client.force_login(owner)
+    page = client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+    assert 'id="send-batch"' in page and 'name="name"' in page
+
+
+def test_finance_is_not_offered_any_action_that_calls_a_provider_or_writes(db, client, gogift_account,
+                                                                           global_gift_card):
+    make_batch(gogift_account, ["100"])
+    client.force_login(make_user("finance"))
+    for model in ("orders_order", "orders_batch", "providers_provideraccount"):
+        page = client.get(reverse(f"admin:{model}_changelist"))
+        offered = {value for value, _ in page.context["action_form"].fields["action"].choices if value} \
+            if page.context.get("action_form") else set()
+        assert offered <= {"export_admin_action"}, (model, offered)
