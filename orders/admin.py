@@ -233,7 +233,7 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
     def _run(self, request, batch, service, verb):
         if not may_send_or_cancel_batch(request.user, batch):
             self.message_user(request, f"“{batch}” was not touched: only its uploader, an approver or an "
-                                       "administrator may send or cancel it.", messages.ERROR)
+                                       "administrator may send or cancel it; ask one of them.", messages.ERROR)
             return 0
         try:
             count = service(batch=batch, user=request.user)

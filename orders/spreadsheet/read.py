@@ -245,7 +245,7 @@ def refuse_part_too_large(size: int | None, limit: int) -> FileRefused:
     unpacks = f"unpacks to {format_size(size)}" if size else "unpacks to more than that"
     return FileRefused(
         f"One part of this workbook {unpacks}; GiftDesk reads at most {format_size(limit)} "
-        "per part. Save it as CSV, or remove the empty rows and unused cells, and upload it again."
+        f"per part. {bounded.REMEDY}"
     )
 
 
