@@ -27,10 +27,15 @@ DROP_BEFORE = "drop_before"  # close the connection before doing any work
 DROP_AFTER_COMMIT = "drop_after_commit"  # do the work, commit, close without answering
 TIMEOUT_AFTER_COMMIT = "timeout_after_commit"  # do the work, then answer `delay` s late
 INSUFFICIENT_FUNDS = "insufficient_funds"  # the account cannot pay for the order
+# Refusals of the whole account, answered before any work in the provider's own words (each
+# emulator's `_fault_response`): 401, the credentials are refused; 403, the account or this
+# caller's IP address is not allowed.
+UNAUTHORIZED = "unauthorized"
+FORBIDDEN = "forbidden"
 
 FAULT_KINDS: tuple[str, ...] = (
     HTTP_500, HTTP_503, HTTP_429, HTML, DROP_BEFORE,
-    DROP_AFTER_COMMIT, TIMEOUT_AFTER_COMMIT, INSUFFICIENT_FUNDS,
+    DROP_AFTER_COMMIT, TIMEOUT_AFTER_COMMIT, INSUFFICIENT_FUNDS, UNAUTHORIZED, FORBIDDEN,
 )
 AFTER_COMMIT_KINDS = frozenset({DROP_AFTER_COMMIT, TIMEOUT_AFTER_COMMIT})
 

@@ -22,6 +22,7 @@ from typing import Any
 from emulators import oauth
 from emulators.base import Call, EmulatorBase, Handler, LedgerEntry, request_fingerprint, route
 from emulators.clock import Clock
+from emulators import faults as F
 from emulators.faults import Fault
 from emulators.loopback import EmulatorRequest, EmulatorResponse, json_response
 from emulators.values import CENT, EMAIL_RE, Pricing, decimal_text, is_blank, json_number
@@ -245,6 +246,20 @@ class GiftronautEmulator(EmulatorBase):
 
     def _server_error(self, request: EmulatorRequest, status: int) -> EmulatorResponse:
         return error_response(status, *SERVER_ERRORS[status])
+
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
+        # In the {"error", "message"} shape (DESIGN); the token endpoint as RFC 6749, 5.2 has it.
+        if fault.kind == F.UNAUTHORIZED:
+            if request.path == TOKEN_PATH:
+                return _oauth_error(401, "invalid_client", "Client authentication failed.")
+            return error_response(401, "invalid_token", "The access token is missing, invalid or expired.",
+                                  {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if fault.kind == F.FORBIDDEN:
+            if request.path == TOKEN_PATH:
+                return _oauth_error(403, "unauthorized_client", "The app is suspended.")
+            return error_response(403, "access_denied",
+                                  "The app may not call the API from this IP address, or it is suspended.")
+        return super()._fault_response(request, fault)
 
     def _method_not_allowed(self, request: EmulatorRequest, allowed: list[str]) -> EmulatorResponse:
         return error_response(405, "method_not_allowed",

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from emulators.base import Call, EmulatorBase, Handler, LedgerEntry, RateWindows, StoredAnswer, route
 from emulators.clock import Clock
+from emulators import faults as F
 from emulators.faults import Fault
 from emulators.loopback import EmulatorRequest, EmulatorResponse, json_response
 from emulators.oauth import bearer_token
@@ -512,6 +513,16 @@ class GiftyEmulator(EmulatorBase):
         language = _language(request.headers.get("Accept-Language"))
         key, kind = SERVER_ERRORS[status]
         return error_response(status, [Problem(MESSAGES[key][language], kind)], language)
+
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
+        # As `_dispatch` answers an unknown token (401) and one that may not do this (403).
+        language = _language(request.headers.get("Accept-Language"))
+        if fault.kind == F.UNAUTHORIZED:
+            return error_response(401, [Problem(MESSAGES["unauthenticated"][language], "authentication_error")],
+                                  language)
+        if fault.kind == F.FORBIDDEN:
+            return error_response(403, [Problem(MESSAGES["forbidden"][language], "forbidden")], language)
+        return super()._fault_response(request, fault)
 
     def _method_not_allowed(self, request: EmulatorRequest, allowed: list[str]) -> EmulatorResponse:
         language = _language(request.headers.get("Accept-Language"))

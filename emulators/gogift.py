@@ -27,6 +27,7 @@ from urllib.parse import unquote_plus
 from emulators import oauth
 from emulators.base import Call, EmulatorBase, LedgerEntry, route
 from emulators.clock import Clock
+from emulators import faults as F
 from emulators.faults import Fault
 from emulators.loopback import EmulatorRequest, EmulatorResponse, html_response, json_response
 from emulators.values import CENT, EMAIL_RE, decimal_text, is_blank, json_number
@@ -444,6 +445,21 @@ class GoGiftEmulator(EmulatorBase):
     def _server_error(self, request: EmulatorRequest, status: int) -> EmulatorResponse:
         code, message = SERVER_ERRORS[status]
         return error_response(request.path, status, code, message)
+
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
+        # Assumption: seed 001 documents no 401/403 body; they answer in the ServiceStack shape
+        # of its other errors, the token endpoint as OpenID servers do (RFC 6749, 5.2).
+        if fault.kind == F.UNAUTHORIZED:
+            if request.path == TOKEN_PATH:
+                return json_response(401, {"error": "invalid_client"})
+            return error_response(request.path, 401, "Unauthorized", "The access token is missing, invalid or expired.",
+                                  headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if fault.kind == F.FORBIDDEN:
+            if request.path == TOKEN_PATH:
+                return json_response(403, {"error": "unauthorized_client"})
+            return error_response(request.path, 403, "Forbidden",
+                                  "The client is not allowed to call the API from this IP address.")
+        return super()._fault_response(request, fault)
 
     def _method_not_allowed(self, request: EmulatorRequest, allowed: list[str]) -> EmulatorResponse:
         return error_response(request.path, 405, "MethodNotAllowed",

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 from emulators.base import Call, EmulatorBase, LedgerEntry, RateWindows, route
 from emulators.clock import Clock
+from emulators import faults as F
 from emulators.faults import Fault
 from emulators.loopback import EmulatorRequest, EmulatorResponse, json_response
 from emulators.values import CENT, EMAIL_RE, Pricing, decimal_text, is_blank, json_number
@@ -401,6 +402,17 @@ class UGiftMeEmulator(EmulatorBase):
 
     def _server_error(self, request: EmulatorRequest, status: int) -> EmulatorResponse:
         return _error(status, *SERVER_ERRORS[status])
+
+    def _fault_response(self, request: EmulatorRequest, fault: Fault) -> EmulatorResponse:
+        # Seed 004's error table, as `_dispatch` answers a revoked key and an address off the
+        # key's IP allow list.
+        if fault.kind == F.UNAUTHORIZED:
+            return _error(401, "Invalid API key", reason="This API key has been revoked.")
+        if fault.kind == F.FORBIDDEN:
+            caller = request.headers.get("X-Forwarded-For", CALLER_IP).split(",")[0].strip()
+            return _error(403, f"IP address {caller} is not allowed for this API key",
+                          "Add the address to the key's IP whitelist in the dashboard.")
+        return super()._fault_response(request, fault)
 
     def _method_not_allowed(self, request: EmulatorRequest, allowed: list[str]) -> EmulatorResponse:
         return _error(405, "Method not allowed", f"{request.method} is not allowed on {request.path}; "

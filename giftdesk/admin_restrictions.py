@@ -8,6 +8,22 @@ from __future__ import annotations
 from django.contrib import admin
 
 
+class ReadOnlyAdminMixin:
+    """Put before a ModelAdmin class: history written by the application (the engine, the
+    audit trail), never edited by hand. No add, change or delete, administrators included:
+    the change page is a read-only view, a forged POST is refused (403), and "delete
+    selected" is not offered."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def is_administrator(request) -> bool:
     user = request.user
     return user.is_active and user.is_superuser

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "auditlog",
+    "audit",
     "providers",
     "orders",
     *(["emulators"] if GIFTDESK_EMULATORS else []),
@@ -63,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication: the signed-in user is the actor of audit log entries.
     "auditlog.middleware.AuditlogMiddleware",
+    # The address each of our own audit entries records (audit.context).
+    "audit.middleware.AuditAddressMiddleware",
     # Last, as axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -164,6 +167,15 @@ GIFTDESK_STALE_AFTER_SECONDS = env.float("GIFTDESK_STALE_AFTER_SECONDS", default
 GIFTDESK_POLL_SECONDS = env.float("GIFTDESK_POLL_SECONDS", default=10.0)
 # Lookups of one provider order back off (doubling) up to this, to spare the rate limit.
 GIFTDESK_POLL_MAX_SECONDS = env.float("GIFTDESK_POLL_MAX_SECONDS", default=300.0)
+
+# --- Money controls (DESIGN.md "Approvals and limits") --------------------------------------
+# Per currency, e.g. "DKK=10000,EUR=1500,USD=1500": a batch whose total in a currency
+# reaches its threshold needs an approver who is not its uploader. Once set, a currency not
+# listed always needs approval; 0 means every batch. Unset: no batch needs approval.
+GIFTDESK_APPROVAL_THRESHOLDS = env.str("GIFTDESK_APPROVAL_THRESHOLDS", default=None)
+# A provider's wallet balance older than this is asked again before it is compared with a
+# batch's total (preview, approval, Send).
+GIFTDESK_BALANCE_MAX_AGE_SECONDS = env.float("GIFTDESK_BALANCE_MAX_AGE_SECONDS", default=300.0)
 
 # --- Spreadsheet limits ------------------------------------------------------------------
 GIFTDESK_IMPORT_MAX_ROWS = env.int("GIFTDESK_IMPORT_MAX_ROWS", default=50_000)

@@ -11,24 +11,29 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from giftdesk.admin_restrictions import AdministratorsOnlyMixin, restrict_task_queue
+from giftdesk.admin_restrictions import AdministratorsOnlyMixin, ReadOnlyAdminMixin, restrict_task_queue
 from orders import spreadsheet, uploads
+from orders.admin_approval import BatchApprovalMixin
+from orders.admin_order_actions import BatchActionsMixin, OrderActionsMixin
 from orders.admin_import import (
     BatchImportResource,
     SpreadsheetConfirmForm,
     SpreadsheetFormat,
     SpreadsheetImportForm,
 )
+from orders.audit import export_record
 from orders.batch_access import may_edit_batch, may_send_or_cancel_batch
-from orders.batches import BatchActionRefused, batch_cancel, batch_send
-from orders.dispatch import account_sending_resume
+from orders.batches import BatchActionRefused, FundsShort, SendOutcome, batch_cancel, batch_send
+from orders.dispatch import ResumeRefused, account_sending_resume
 from orders.exports import OrderExportResource
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
 from orders.provider_queries import order_card_details_refresh
 from orders.selectors import waiting_products_no_longer_offered
+from orders.spending import limit_waits, month_summary
 from providers.admin import ProviderAccountAdmin
 from providers.models import ProviderAccount
 
@@ -40,30 +45,18 @@ def status_badge(status: str, label: str):
     return format_html('<span class="status status-{}">{}</span>', status, label)
 
 
-class ReadOnlyAdminMixin:
-    """History is written by the engine, never edited by hand."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Batch)
-class BatchAdmin(ImportMixin, admin.ModelAdmin):
+class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.ModelAdmin):
     list_display = ["name", "account", "state", "progress", "total", "created_by", "created_at"]
     list_filter = ["state", "account"]
     search_fields = ["name", "source_filename", "campaign"]
     list_select_related = ["account", "created_by"]
     date_hierarchy = "created_at"
-    actions = ["send_batches", "cancel_batches"]
+    actions = ["send_batches", "cancel_batches", "retry_failed_orders"]
     readonly_fields = ["account", "state", "progress", "total", "default_product", "default_amount",
-                       "created_by", "created_at", "source_filename", "source_checksum", "blocked_notice"]
-    fields = ["name", "blocked_notice", "account", "state", "progress", "total", "message",
+                       "created_by", "created_at", "source_filename", "source_checksum", "blocked_notice",
+                       "limit_notice"]
+    fields = ["name", "blocked_notice", "limit_notice", "account", "state", "progress", "total", "message",
               "sender_name", "campaign", "default_product", "default_amount", "created_by",
               "created_at", "source_filename", "source_checksum"]
     change_form_template = "admin/orders/batch/change_form.html"
@@ -148,6 +141,15 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
             )
         return "Ready"
 
+    @admin.display(description="Monthly limit")
+    def limit_notice(self, batch):
+        waiting, reason = limit_waits(batch.orders.all())
+        if not waiting:
+            return "No order of this batch waits for a spending limit."
+        return format_html('<div class="giftdesk-blocked">{} queued order{} wait{} for a monthly spending '
+                           "limit. {}</div>", waiting, "" if waiting == 1 else "s", "s" if waiting == 1 else "",
+                           reason)
+
     # --- Import (django-import-export hooks) ------------------------------------------------
 
     def get_import_resource_kwargs(self, request, **kwargs):
@@ -167,6 +169,8 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
                 "batch_name": data.get("batch_name", ""),
                 "sender_name": data.get("sender_name", ""),
                 "campaign": data.get("campaign", ""),
+                # With its offset, so the hidden field reads back the same moment.
+                "scheduled_for": data["scheduled_for"].isoformat() if data.get("scheduled_for") else None,
                 # A ticket bound to this user instead of import-export's bare file name.
                 "import_file_name": uploads.upload_ticket(initial["import_file_name"], user_id=request.user.pk),
             })
@@ -236,13 +240,17 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
                                        "administrator may send or cancel it; ask one of them.", messages.ERROR)
             return 0
         try:
-            count = service(batch=batch, user=request.user)
+            outcome = service(batch=batch, user=request.user)
         except BatchActionRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return 0
-        self.message_user(request, f"{verb} {count} order{'s' if count != 1 else ''} of “{batch}”.",
+        if isinstance(outcome, SendOutcome):
+            self.message_user(request, outcome.message,
+                              messages.SUCCESS if outcome.queued else messages.WARNING)
+            return outcome.queued
+        self.message_user(request, f"{verb} {outcome} order{'s' if outcome != 1 else ''} of “{batch}”.",
                           messages.SUCCESS)
-        return count
+        return outcome
 
     @admin.action(description="Send the selected batches", permissions=["change"])
     def send_batches(self, request, queryset):
@@ -255,7 +263,25 @@ class BatchAdmin(ImportMixin, admin.ModelAdmin):
             self._run(request, batch, batch_cancel, "Cancelled")
 
     def send_view(self, request, batch_id):
-        return self._button_view(request, batch_id, batch_send, "Queued")
+        # "Send anyway (administrator)": offered after Send was refused for short funds
+        # (the message tagged "funds-short"); a superuser's choice, recorded by batch_send.
+        send_anyway = request.method == "POST" and request.POST.get("send_anyway") == "1"
+        if send_anyway and not request.user.is_superuser:
+            self.message_user(request, "Nothing was sent: only an administrator may send a batch the wallet "
+                                       "cannot pay for. Top up the wallet, then send.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
+
+        def send(*, batch, user):
+            try:
+                return batch_send(batch=batch, user=user, send_anyway=send_anyway)
+            except FundsShort:
+                if user.is_superuser:
+                    self.message_user(request, "As an administrator you may send it anyway with “Send anyway "
+                                               "(administrator)”; that choice is recorded in the audit trail.",
+                                      messages.WARNING, extra_tags="funds-short")
+                raise
+
+        return self._button_view(request, batch_id, send, "Queued")
 
     def cancel_view(self, request, batch_id):
         return self._button_view(request, batch_id, batch_cancel, "Cancelled")
@@ -289,7 +315,7 @@ class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
+class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     list_display = ["reference", "recipient", "amount_display", "status_display", "batch",
                     "account", "provider_order_id", "short_error", "updated_at"]
     list_filter = ["status", "batch__account", "currency", "created_at"]
@@ -298,7 +324,7 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
     show_full_result_count = False
     inlines = [OrderEventInline]
     readonly_fields = ["card_code"]
-    actions = ["refresh_card_details"]
+    actions = ["refresh_card_details", "retry_orders", "resend_order", "cancel_orders"]
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
 
@@ -308,6 +334,28 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
         # Its own permission (Finance, administrators), not "view": the action, the
         # button and the export URL all ask this.
         return request.user.has_perm("orders.export_order")
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        # import-export calls this once per file it makes: the audit entry of the export.
+        export_record(user=request.user, orders=queryset, count=queryset.count(),
+                      file_format=file_format.get_extension(), where="from the admin",
+                      chosen=self.export_chosen(request, kwargs.get("export_form")))
+        return data
+
+    @staticmethod
+    def export_chosen(request, form) -> str:
+        """Which orders an admin export took: the selection, the list's filters and search."""
+        parts = []
+        if form is not None and "export_items" in form.changed_data:
+            parts.append(f"{len(form.cleaned_data['export_items'])} selected in the list")
+        filters = [f"{key}={value}" for key, value in request.GET.items()
+                   if key not in ("q", "o", "p", "_changelist_filters")]
+        if filters:
+            parts.append(f"filtered by {', '.join(filters)}")
+        if request.GET.get("q"):
+            parts.append(f"search “{request.GET['q']}”")
+        return "; ".join(parts) or "all orders"
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
@@ -355,9 +403,11 @@ class OrderAdmin(ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
         for order in queryset.select_related("batch__account")[:100]:
             self.message_user(request, order_card_details_refresh(order=order))
 
-    @admin.display(description="Last error")
+    @admin.display(description="Last error / waiting for")
     def short_error(self, order):
-        return (order.last_error[:80] + "…") if len(order.last_error) > 80 else order.last_error
+        # A queued order held back (a spending limit, a paused account) says why it waits.
+        text = order.waiting_reason or order.last_error
+        return (text[:80] + "…") if len(text) > 80 else text
 
 
 @admin.register(Submission)
@@ -383,6 +433,23 @@ admin.site.unregister(ProviderAccount)
 @admin.register(ProviderAccount)
 class AccountAdmin(ProviderAccountAdmin):
     actions = [*ProviderAccountAdmin.actions, "resume_sending"]
+    list_display = [*ProviderAccountAdmin.list_display[:-1], "this_month", ProviderAccountAdmin.list_display[-1]]
+    readonly_fields = [*ProviderAccountAdmin.readonly_fields, "this_month"]
+
+    def get_fieldsets(self, request, obj=None):
+        # The month's spend against the limits, under the limits themselves.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [(name, {**options, "fields": [*options["fields"], "this_month"]})
+                if "monthly_limits" in options["fields"] else (name, options) for name, options in fieldsets]
+
+    @admin.display(description="This month")
+    def this_month(self, account):
+        lines = month_summary(account)
+        if not lines:
+            return "No monthly limit"
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     def products_no_longer_offered(self, account) -> list[str]:
         return waiting_products_no_longer_offered(account)
@@ -393,6 +460,10 @@ class AccountAdmin(ProviderAccountAdmin):
             if not account.blocked_reason:
                 self.message_user(request, f"{account}: sending was not paused.", messages.INFO)
                 continue
-            waiting = account_sending_resume(account=account)
+            try:
+                waiting = account_sending_resume(account=account, user=request.user)
+            except ResumeRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
             self.message_user(request, f"{account}: sending resumed; {waiting} waiting submissions will be retried.",
                               messages.SUCCESS)

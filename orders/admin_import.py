@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from decimal import Decimal
 
 import tablib
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 from import_export.fields import Field
 from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.formats.base_formats import Format
@@ -27,7 +29,10 @@ from import_export.results import Error, Result, RowResult
 
 from orders import spreadsheet, uploads
 from orders.batches import BatchActionRefused, batch_create
+from orders.funds import funds_check
+from orders.money import amount_text
 from orders.provider_queries import rows_quote
+from orders.spending import limit_remaining
 from orders.spreadsheet.read import format_size
 from providers.models import Product, ProviderAccount
 
@@ -35,7 +40,7 @@ SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "c
                        "phone", "message", "reference", "send_on"]
 # A 50,000-row file previews its first rows; the counts, totals and download cover all.
 PREVIEW_ROWS_SHOWN = 500
-PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Warnings"]
+PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Send on", "Warnings"]
 
 
 class SpreadsheetFormat(Format):
@@ -86,6 +91,23 @@ class BatchOptionsMixin(forms.Form):
     batch_name = forms.CharField(max_length=200, required=False, help_text="Default: the file's name.")
     sender_name = forms.CharField(max_length=200, required=False)
     campaign = forms.CharField(label="Cost center / campaign", max_length=100, required=False)
+    scheduled_for = forms.DateTimeField(
+        label="Send at", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional, in GiftDesk's time zone: the batch is queued at this time, not when Send is "
+                  "pressed (it still needs Send, and approval where its total asks for one).",
+    )
+
+    def clean_scheduled_for(self):
+        when = self.cleaned_data.get("scheduled_for")
+        if when is not None and when <= timezone.now():
+            now = timezone.localtime()
+            raise forms.ValidationError(
+                f"“Send at” must be in the future: {timezone.localtime(when):%Y-%m-%d %H:%M} has passed (it is "
+                f"{now:%Y-%m-%d %H:%M} {now.tzname()} now). Choose a later time, or leave it empty to send "
+                "when you press Send."
+            )
+        return when
 
     def clean(self):
         cleaned = super().clean()
@@ -108,12 +130,13 @@ class BatchOptionsMixin(forms.Form):
             "name": data.get("batch_name") or "",
             "sender_name": data.get("sender_name") or "",
             "campaign": data.get("campaign") or "",
+            "scheduled_for": data.get("scheduled_for"),
         }
 
 
 class SpreadsheetImportForm(BatchOptionsMixin, ImportForm):
     field_order = ["import_file", "account", "default_product", "default_amount", "message",
-                   "batch_name", "sender_name", "campaign"]
+                   "batch_name", "sender_name", "campaign", "scheduled_for"]
 
     def clean_import_file(self):
         upload = self.cleaned_data["import_file"]
@@ -185,7 +208,7 @@ class BatchImportResource(Resource):
         for row in preview.valid_rows[:PREVIEW_ROWS_SHOWN]:
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_NEW, [
                 row.row, row.name, row.email, f"{row.amount:f} {row.currency}", row.product.title,
-                row.message, " ".join(row.warnings),
+                row.message, row.send_on.isoformat() if row.send_on else "—", " ".join(row.warnings),
             ]))
         for row in preview.invalid_rows[:PREVIEW_ROWS_SHOWN]:
             # Skipped, not "invalid": import-export would otherwise refuse the confirm step.
@@ -194,6 +217,10 @@ class BatchImportResource(Resource):
             # Shown beside the confirm button where the provider prices orders up front.
             result.giftdesk_quote, result.giftdesk_quote_problem = rows_quote(
                 account=self.options["account"], rows=preview.valid_rows)
+            # Beside the totals: the month's spending limit and the wallet; warnings, not errors.
+            result.giftdesk_limits = limit_lines(self.options["account"], preview.totals)
+            result.giftdesk_funds = funds_check(self.options["account"], preview.totals) if preview.totals else None
+            result.giftdesk_scheduled_for = self.options.get("scheduled_for")
         result.totals[RowResult.IMPORT_TYPE_NEW] = len(preview.valid_rows)
         result.totals[RowResult.IMPORT_TYPE_SKIP] = len(preview.invalid_rows)
         result.total_rows = len(preview.valid_rows) + len(preview.invalid_rows)
@@ -204,11 +231,39 @@ class BatchImportResource(Resource):
                     user=kwargs.get("user"),
                     source_filename=kwargs.get("file_name") or "",
                     source_checksum=getattr(dataset, "giftdesk_checksum", ""),
+                    rejected_rows=preview.errors,
                     **self.options,
                 )
             except BatchActionRefused as exc:
                 result.append_base_error(Error(exc))
         return result
+
+
+@dataclass(frozen=True)
+class LimitLine:
+    """One currency of the preview's totals against the account's monthly spending limit."""
+
+    currency: str
+    text: str
+    over: bool
+
+
+def limit_lines(account: ProviderAccount, totals: dict[str, Decimal]) -> list[LimitLine]:
+    """What is left of each currency's monthly limit for these totals; none without a limit."""
+    lines = []
+    for currency, total in sorted(totals.items()):
+        remaining = limit_remaining(account, currency)
+        if remaining is None:
+            continue
+        if total > remaining:
+            text = (f"This batch's {amount_text(total, currency)} is over the monthly spending limit of {account} "
+                    f"by {amount_text(total - remaining, currency)} ({amount_text(remaining, currency)} left this "
+                    "month): the orders over it wait, with the reason, until the limit allows them.")
+        else:
+            text = (f"{amount_text(remaining, currency)} left of the monthly spending limit this month; this batch "
+                    f"uses {amount_text(total, currency)}.")
+        lines.append(LimitLine(currency=currency, text=text, over=total > remaining))
+    return lines
 
 
 def _row_result(import_type: str, values: list) -> RowResult:

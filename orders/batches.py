@@ -1,4 +1,5 @@
-"""What staff do to batches: create one from a checked spreadsheet, send it, cancel it.
+"""What staff do to batches: create one from a checked spreadsheet, send it (through
+approval where its total asks for one), approve or reject it, cancel it.
 
 Called by the admin and the management commands alike; nothing here is sent from
 `save()` or a signal, and nothing here talks to a provider: sending wakes a worker
@@ -9,15 +10,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import record as audit_record
 from orders import events
-from orders.dispatch import wake_worker
+from orders.approvals import approval_reasons, batch_fingerprint
+from orders.batch_access import approval_refusal
+from orders.dispatch import PAUSED_PREFIX, wake_worker
 from orders.models import Batch, BatchState, Order, OrderStatus, Recipient
+from orders.funds import FundsCheck, funds_check
+from orders.money import amount_text, totals_of, totals_text
 from providers.models import Product, ProviderAccount
+from providers.services import BalanceUnknown, account_balance_fresh
+
+# The upload's invalid rows kept on the batch for its approver; the count is always exact.
+REJECTED_ROWS_KEPT = 1000
 
 
 class BatchActionRefused(Exception):
@@ -42,10 +55,13 @@ def batch_create(
     campaign: str = "",
     source_filename: str = "",
     source_checksum: str = "",
+    scheduled_for=None,
+    rejected_rows: Sequence = (),
 ) -> Batch:
     """Create a batch and one pending order per valid row, all or nothing.
 
     `rows` are `spreadsheet.ValidRow`s: already checked against the account's catalog.
+    `rejected_rows` are the upload's `spreadsheet.RowError`s, kept for the approver.
     """
     if not rows:
         raise BatchActionRefused(
@@ -67,6 +83,10 @@ def batch_create(
         campaign=campaign,
         source_filename=source_filename,
         source_checksum=source_checksum,
+        scheduled_for=scheduled_for,
+        rejected_rows=[{"row": error.row, "column": error.column, "message": error.message}
+                       for error in rejected_rows[:REJECTED_ROWS_KEPT]],
+        rejected_row_count=len({error.row for error in rejected_rows}),
     )
     recipients = Recipient.objects.bulk_create(
         Recipient(name=row.name, email=row.email, phone=row.phone, reference=row.reference)
@@ -90,6 +110,9 @@ def batch_create(
         orders, from_status="", to_status=OrderStatus.PENDING, actor=actor,
         message=f"Imported from {source_filename or 'a spreadsheet'}.",
     )
+    audit_record(AuditAction.UPLOAD, user=user, target=batch, amounts=totals_of(batch.orders.all()),
+                 summary=f"Uploaded {source_filename or 'a spreadsheet'}: {len(orders)} orders on {account}"
+                         + (f", {batch.rejected_row_count} invalid rows left out." if batch.rejected_row_count else "."))
     return batch
 
 
@@ -98,33 +121,241 @@ def _fits(text: str, field: str) -> str:
     return text.replace("\x00", "")[:limit]
 
 
+def _username(user) -> str:
+    return user.get_username() if user else "system"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What pressing Send did: `queued` orders cleared to go now, or none, with why."""
+
+    state: str  # the batch's state afterwards
+    queued: int
+    message: str  # one sentence for the person who pressed Send
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.state == BatchState.AWAITING_APPROVAL
+
+
+def batch_send(*, batch: Batch, user=None, send_anyway: bool = False) -> SendOutcome:
+    """Send a batch's pending orders: queue them now, or at the batch's scheduled time, or
+    ask for approval first when their total reaches a threshold (orders.approvals).
+
+    `send_anyway`: an administrator's choice to send although the wallet looks short; it is
+    recorded. Refusals raise BatchActionRefused with the reason (FundsShort for the wallet)."""
+    _balance_refresh_if_old(batch)
+    return _batch_send(batch=batch, user=user, send_anyway=send_anyway)
+
+
 @transaction.atomic
-def batch_send(*, batch: Batch, user=None) -> int:
-    """Clear a batch's pending orders to send and wake a worker. Returns how many."""
-    batch = Batch.objects.select_for_update().get(pk=batch.pk)
-    if batch.state in (BatchState.CANCELLED, BatchState.COMPLETED):
+def _batch_send(*, batch: Batch, user, send_anyway: bool) -> SendOutcome:
+    batch = Batch.objects.select_for_update(of=("self",)).select_related("account").get(pk=batch.pk)
+    if batch.state in (BatchState.CANCELLED, BatchState.REJECTED):
         raise BatchActionRefused(f"Batch “{batch}” is {batch.get_state_display().lower()}: nothing to send.")
+    if batch.state == BatchState.AWAITING_APPROVAL:
+        raise BatchActionRefused(f"Batch “{batch}” is already waiting for an approver.")
     if not batch.account.is_active:
         raise BatchActionRefused(
             f"The account “{batch.account}” is switched off. Switch it on, then send again."
         )
-    pending = list(batch.orders.filter(status=OrderStatus.PENDING))
-    if not pending:
+    pending = batch.orders.filter(status=OrderStatus.PENDING)
+    totals = totals_of(pending)
+    if not totals:
         raise BatchActionRefused(f"Batch “{batch}” has no pending orders to send.")
+    if batch.state == BatchState.APPROVED and batch.approved_fingerprint != batch_fingerprint(batch):
+        batch_approval_void(batch=batch, user=user, what="the batch")
+        batch.refresh_from_db()
     now = timezone.now()
-    Order.objects.filter(pk__in=[order.pk for order in pending], status=OrderStatus.PENDING).update(
-        status=OrderStatus.QUEUED, queued_at=now, updated_at=now
-    )
-    events.record_transition(
-        pending, to_status=OrderStatus.QUEUED, actor=user.get_username() if user else "system",
-        message="Cleared to send.",
-    )
+    batch.send_requested_by, batch.send_requested_at = user, now
+    reasons = approval_reasons(totals)
+    funds = funds_check(batch.account, totals)
+    if reasons and batch.state != BatchState.APPROVED:
+        batch.state = BatchState.AWAITING_APPROVAL
+        batch.save(update_fields=["state", "send_requested_by", "send_requested_at", "updated_at"])
+        audit_record(AuditAction.APPROVAL_REQUESTED, user=user, target=batch, amounts=totals,
+                     summary=f"Asked to send {totals_text(totals)} on {batch.account}; approval needed: "
+                             + "; ".join(reasons) + ".")
+        return SendOutcome(state=batch.state, queued=0, message=(
+            f"“{batch}” needs approval before it is sent ({'; '.join(reasons)}). It waits for a member "
+            "of Approvers other than its uploader; nothing was queued."
+            + (f" Before it is approved: {funds.message}" if funds and funds.short else "")))
+    _funds_allow(batch, funds, user=user, send_anyway=send_anyway, totals=totals)
+    batch.save(update_fields=["send_requested_by", "send_requested_at", "updated_at"])
+    audit_record(AuditAction.SEND, user=user, target=batch, amounts=totals,
+                 summary=f"Sent {totals_text(totals)} on {batch.account}.")
+    return _queue_or_schedule(batch, actor=_username(user))
+
+
+class FundsShort(BatchActionRefused):
+    """The wallet cannot pay for the batch; `funds` says by how much."""
+
+    def __init__(self, message: str, funds: FundsCheck) -> None:
+        super().__init__(message)
+        self.funds = funds
+
+
+def _balance_refresh_if_old(batch: Batch) -> None:
+    """Ask the wallet before the batch is locked: a slow provider then holds no lock, and a
+    refused send does not roll the fresh balance back. funds_check reads it afterwards."""
+    account = ProviderAccount.objects.get(pk=batch.account_id)
+    try:
+        account_balance_fresh(account=account)
+    except BalanceUnknown:
+        pass  # funds_check says so in its message
+
+
+def _funds_allow(batch: Batch, funds: FundsCheck | None, *, user, send_anyway: bool, totals) -> None:
+    """Refuse to queue what the wallet cannot pay for, unless an administrator (superuser)
+    chose to send anyway: then record that choice with the balance and the total."""
+    if funds is None or not funds.short:
+        return
+    if not send_anyway:
+        raise FundsShort(funds.message, funds)
+    if not getattr(user, "is_superuser", False):
+        raise FundsShort(f"{funds.message} Only an administrator may send a batch the wallet cannot pay for.",
+                         funds)
+    audit_record(AuditAction.SEND_ANYWAY, user=user, target=batch, amounts=totals,
+                 summary=f"Sent anyway on {batch.account}: the wallet had "
+                         f"{amount_text(funds.balance, funds.currency)}, the batch needs "
+                         f"{amount_text(funds.needed, funds.currency)} (total {totals_text(totals)}).")
+
+
+def _queue_or_schedule(batch: Batch, *, actor: str) -> SendOutcome:
+    """The batch is cleared to send (under the thresholds, or approved): queue its pending
+    orders now, or leave them for the scheduled time (scheduled_batches_queue)."""
+    if batch.scheduled_for and batch.scheduled_for > timezone.now():
+        when = timezone.localtime(batch.scheduled_for)
+        return SendOutcome(state=batch.state, queued=0, message=(
+            f"“{batch}” is cleared to send and is scheduled: its orders are queued on "
+            f"{when:%Y-%m-%d at %H:%M} ({when.tzname()}), not before."))
+    # One statement for the whole batch (its row is locked, so no other send interleaves).
+    # A paused account: the orders say why they wait (cleared on resume).
+    queued = list(batch.orders.filter(status=OrderStatus.PENDING))
+    now = timezone.now()
+    account = batch.account
+    batch.orders.filter(pk__in=[order.pk for order in queued], status=OrderStatus.PENDING).update(
+        status=OrderStatus.QUEUED, queued_at=now, updated_at=now,
+        waiting_reason=PAUSED_PREFIX + account.blocked_reason if account.blocked_reason else "")
+    events.record_transition(queued, to_status=OrderStatus.QUEUED, actor=actor, message="Cleared to send.")
     batch.state = BatchState.SENDING
     batch.save(update_fields=["state", "updated_at"])
-    account_id = batch.account_id
+    account_id = account.pk
     # Only once the orders are committed can a worker see them.
     transaction.on_commit(lambda: wake_worker(account_id))
-    return len(pending)
+    count = len(queued)
+    message = f"Queued {count} order{'s' if count != 1 else ''} of “{batch}”."
+    if account.blocked_reason:
+        message = (f"{message} Sending on {account} is paused: {account.blocked_reason} "
+                   "The orders wait and go as soon as sending on the account is resumed.")
+    return SendOutcome(state=batch.state, queued=count, message=message)
+
+
+def batch_approve(*, batch: Batch, user, fingerprint: str | None = None, send_anyway: bool = False) -> SendOutcome:
+    """An approver signs a batch awaiting approval: it is queued (or scheduled).
+
+    `fingerprint`: what the approver saw (orders.approvals.batch_fingerprint), so a batch
+    changed while they read it is not approved unseen. Approving queues, so a wallet too
+    short for the batch refuses it (FundsShort), unless an administrator sends anyway."""
+    _balance_refresh_if_old(batch)
+    return _batch_approve(batch=batch, user=user, fingerprint=fingerprint, send_anyway=send_anyway)
+
+
+def _batch_to_decide(batch: Batch, *, user, fingerprint: str | None, verb: str) -> tuple[Batch, str]:
+    """The batch, locked, and its fingerprint, once `user` may decide on it now: an approver
+    who is not its uploader, a batch awaiting approval, and (`fingerprint`: what the approver
+    saw) not changed since it was shown. Call inside a transaction."""
+    batch = Batch.objects.select_for_update(of=("self",)).select_related("account").get(pk=batch.pk)
+    refusal = approval_refusal(user, batch)
+    if refusal:
+        raise BatchActionRefused(refusal)
+    if batch.state != BatchState.AWAITING_APPROVAL:
+        raise BatchActionRefused(f"Batch “{batch}” is {batch.get_state_display().lower()}, not awaiting "
+                                 f"approval: there is nothing to {verb}.")
+    current = batch_fingerprint(batch)
+    if fingerprint is not None and fingerprint != current:
+        raise BatchActionRefused(f"“{batch}” changed while you were reviewing it. Review it again, "
+                                 "then approve or reject.")
+    return batch, current
+
+
+@transaction.atomic
+def _batch_approve(*, batch: Batch, user, fingerprint: str | None, send_anyway: bool) -> SendOutcome:
+    batch, current = _batch_to_decide(batch, user=user, fingerprint=fingerprint, verb="approve")
+    totals = totals_of(batch.orders.filter(status=OrderStatus.PENDING))
+    _funds_allow(batch, funds_check(batch.account, totals), user=user, send_anyway=send_anyway, totals=totals)
+    batch.state = BatchState.APPROVED
+    batch.approved_by, batch.approved_at, batch.approved_fingerprint = user, timezone.now(), current
+    batch.save(update_fields=["state", "approved_by", "approved_at", "approved_fingerprint", "updated_at"])
+    audit_record(AuditAction.APPROVE, user=user, target=batch, amounts=totals,
+                 summary=f"Approved {totals_text(totals)} on {batch.account}, uploaded by "
+                         f"{_username(batch.created_by)}.")
+    return _queue_or_schedule(batch, actor=_username(user))
+
+
+@transaction.atomic
+def batch_reject(*, batch: Batch, user, reason: str, fingerprint: str | None = None) -> int:
+    """An approver refuses a batch awaiting approval, saying why: its pending orders are
+    cancelled with that reason. Returns how many. `fingerprint` as for batch_approve."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BatchActionRefused("Give a reason for the rejection: the uploader reads it.")
+    batch, _ = _batch_to_decide(batch, user=user, fingerprint=fingerprint, verb="reject")
+    pending = batch.orders.filter(status=OrderStatus.PENDING)
+    totals = totals_of(pending)
+    now = timezone.now()
+    message = f"Rejected by {user.get_username()}: {reason}"
+    stopped = list(pending)
+    pending.update(status=OrderStatus.CANCELLED, last_error=message, completed_at=now, updated_at=now)
+    events.record_transition(stopped, from_status=OrderStatus.PENDING, to_status=OrderStatus.CANCELLED,
+                             actor=user.get_username(), message=message)
+    batch.state = BatchState.REJECTED
+    batch.rejected_by, batch.rejected_at, batch.rejection_reason = user, now, reason
+    batch.save(update_fields=["state", "rejected_by", "rejected_at", "rejection_reason", "updated_at"])
+    audit_record(AuditAction.REJECT, user=user, target=batch, amounts=totals,
+                 summary=f"Rejected {totals_text(totals)} on {batch.account}: {reason}")
+    return len(stopped)
+
+
+def batch_approval_void(*, batch: Batch, user=None, what: str) -> bool:
+    """`what` changed on a batch before it was sent: an approval given for it no longer
+    holds. The batch goes back to waiting for an approver. Returns whether one was voided.
+    Call inside the transaction that makes the change."""
+    batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    if batch.state != BatchState.APPROVED:
+        return False
+    approver = _username(batch.approved_by)
+    batch.state = BatchState.AWAITING_APPROVAL
+    batch.approved_by, batch.approved_at, batch.approved_fingerprint = None, None, ""
+    batch.save(update_fields=["state", "approved_by", "approved_at", "approved_fingerprint", "updated_at"])
+    audit_record(AuditAction.APPROVAL_VOIDED, user=user, target=batch,
+                 amounts=totals_of(batch.orders.filter(status=OrderStatus.PENDING)),
+                 summary=f"The approval by {approver} no longer holds: {what} changed after it. "
+                         "The batch waits for an approver again.")
+    return True
+
+
+def scheduled_batches_queue() -> list[SendOutcome]:
+    """Queue the batches whose scheduled time has come and that are cleared to send: sent
+    under the thresholds, or approved (an approval the batch no longer matches is voided).
+    A batch whose schedule was cleared after Send goes now."""
+    now = timezone.now()
+    due = Batch.objects.filter(Q(scheduled_for__lte=now) | Q(scheduled_for__isnull=True),
+                               send_requested_at__isnull=False,
+                               state__in=[BatchState.PENDING, BatchState.APPROVED]).values_list("pk", flat=True)
+    outcomes = []
+    for batch_id in due:
+        with transaction.atomic():
+            batch = Batch.objects.select_for_update(of=("self",)).select_related("account").get(pk=batch_id)
+            if batch.state not in (BatchState.PENDING, BatchState.APPROVED) or not batch.send_requested_at:
+                continue
+            if batch.state == BatchState.APPROVED and batch.approved_fingerprint != batch_fingerprint(batch):
+                batch_approval_void(batch=batch, what="the batch")
+                continue
+            if not batch.orders.filter(status=OrderStatus.PENDING).exists():
+                continue
+            outcomes.append(_queue_or_schedule(batch, actor="schedule"))
+    return outcomes
 
 
 @transaction.atomic
@@ -133,21 +364,40 @@ def batch_cancel(*, batch: Batch, user=None) -> int:
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
     stoppable = list(batch.orders.filter(status__in=[OrderStatus.PENDING, OrderStatus.QUEUED]))
     if not stoppable:
-        raise BatchActionRefused(
-            f"Batch “{batch}” has no pending or queued orders left: the rest are already with the provider."
-        )
+        # Say what the rest are doing, counted: "the rest are with the provider" was not always true.
+        statuses = list(batch.orders.values_list("status", flat=True))
+        with_provider = statuses.count(OrderStatus.SENDING) + statuses.count(OrderStatus.PROCESSING)
+        delivered, failed = statuses.count(OrderStatus.DELIVERED), statuses.count(OrderStatus.FAILED)
+        rest = [
+            f"{with_provider} {'is' if with_provider == 1 else 'are'} with the provider (sending or processing)"
+            if with_provider else "",
+            f"{delivered + failed} finished ({delivered} delivered, {failed} failed)" if delivered + failed else "",
+            f"{statuses.count(OrderStatus.CANCELLED)} already cancelled" if OrderStatus.CANCELLED in statuses else "",
+        ]
+        raise BatchActionRefused(f"Batch “{batch}” has no pending or queued orders left to cancel: "
+                                 f"{', '.join(part for part in rest if part) or 'it has no orders'}.")
     now = timezone.now()
     cancelled = [
         order for order in stoppable
         if Order.objects.filter(pk=order.pk, status=order.status).update(
-            status=OrderStatus.CANCELLED, completed_at=now, updated_at=now
+            status=OrderStatus.CANCELLED, completed_at=now, updated_at=now, waiting_reason=""
         )
     ]
     events.record_transition(cancelled, to_status=OrderStatus.CANCELLED,
                              actor=user.get_username() if user else "system", message="Cancelled by staff.")
+    totals = totals_of(Order.objects.filter(pk__in=[order.pk for order in cancelled]))
+    audit_record(AuditAction.CANCEL, user=user, target=batch, amounts=totals,
+                 summary=f"Cancelled {len(cancelled)} orders not yet sent ({totals_text(totals)}).")
+    batch_state_after_cancel(batch)
+    return len(cancelled)
+
+
+def batch_state_after_cancel(batch: Batch) -> None:
+    """Some of `batch`'s orders were just cancelled: it is cancelled when nothing else is
+    left, completed when the rest are finished, and otherwise stays as it was. Call inside
+    the transaction that cancelled them, with the batch locked."""
     if not batch.orders.exclude(status__in=[OrderStatus.CANCELLED]).exists():
         batch.state = BatchState.CANCELLED
     elif not batch.orders.exclude(status__in=[OrderStatus.CANCELLED, OrderStatus.DELIVERED, OrderStatus.FAILED]).exists():
         batch.state = BatchState.COMPLETED
     batch.save(update_fields=["state", "updated_at"])
-    return len(cancelled)

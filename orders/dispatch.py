@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,7 +24,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from orders import events
+from audit.models import AuditAction
+from audit.services import record as audit_record
+from orders import events, spending
 from orders.models import (
     Batch,
     BatchState,
@@ -52,7 +54,7 @@ from providers.clients.base import (
     TransientError,
 )
 from providers.models import ProviderAccount
-from providers.services import account_block, account_client, account_resume
+from providers.services import account_block, account_check, account_client, account_resume
 
 def worker_name() -> str:
     """Who acts, for the event log: this host and process (asked each time: workers fork)."""
@@ -81,35 +83,63 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
     """Move up to `limit` queued orders that may travel together into a new submission.
 
     The key is created and committed with the claim, before any request uses it.
+
+    Monthly spending limits (engine rule 8): the account's row is locked first, so reading
+    the month's spend and claiming are one step that one worker at a time takes on an
+    account; an order that would take a currency over its limit is not claimed and says
+    why (orders.spending). The lock is taken with or without limits: a limit set while a
+    claim is under way then applies to the next claim, never halfway through one.
     """
     limit = limit or claim_limit(account)
     group = [GROUP_FIELDS[name] for name in client_class(account.kind).submission_group]
     with transaction.atomic():
+        now = timezone.now()
+        limits = spending.account_limits_locked(account)
+        spent = spending.month_spent_by_currency(account, limits, now=now)
+        remaining = {currency: cap - spent[currency] for currency, cap in limits.items()}
         candidates = Order.objects.filter(batch__account=account, status=OrderStatus.QUEUED)
+        over = Q()
+        for currency, left in remaining.items():
+            over |= Q(currency=currency, amount__gt=left)
+        if over:
+            candidates = candidates.exclude(over)
         if connection.features.has_select_for_update_skip_locked:
-            # Two workers never wait for, nor take, each other's rows.
+            # Two workers never take each other's rows, nor wait for rows someone else holds.
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         first = candidates.order_by("id").only("id", *group).first()
-        if first is None:
-            return None
-        same_group = {field: getattr(first, field) for field in group}
-        ids = list(candidates.filter(**same_group).order_by("id").values_list("id", flat=True)[:limit])
-        submission = Submission.objects.create(
-            account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
-            claimed_by=worker_name(), claimed_at=timezone.now(),
-        )
-        # Conditional: an order another worker took in the meantime is not taken again.
-        claimed = Order.objects.filter(id__in=ids, status=OrderStatus.QUEUED).update(
-            status=OrderStatus.SENDING, submission=submission, updated_at=timezone.now()
-        )
-        if not claimed:
-            submission.delete()
-            return None
-        events.record_transition(
-            submission.orders.all(), from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
-            actor=worker_name(), submission=submission,
-            message=f"Claimed into submission {submission.idempotency_key}.",
-        )
+        submission = None
+        if first is not None:
+            same_group = {field: getattr(first, field) for field in group}
+            rows = list(candidates.filter(**same_group).order_by("id").values_list("id", "currency", "amount")[:limit])
+            ids = spending.limits_fit(rows, remaining)
+            submission = Submission.objects.create(
+                account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
+                claimed_by=worker_name(), claimed_at=now,
+            )
+            # Conditional: an order another worker took in the meantime is not taken again.
+            # claimed_at: the month the order's amount counts against (orders.spending).
+            claimed = Order.objects.filter(id__in=ids, status=OrderStatus.QUEUED).update(
+                status=OrderStatus.SENDING, submission=submission, updated_at=now, claimed_at=now,
+                waiting_reason="",
+            )
+            if claimed == len(ids):
+                # The month's spend after this claim, without asking the database again.
+                taken = set(ids)
+                for order_id, currency, amount in rows:
+                    if currency in spent and order_id in taken:
+                        spent[currency] += amount
+            else:
+                spent = None  # another worker took some of them: wait_reasons_record asks
+            if claimed:
+                events.record_transition(
+                    submission.orders.all(), from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
+                    actor=worker_name(), submission=submission,
+                    message=f"Claimed into submission {submission.idempotency_key}.",
+                )
+            else:
+                submission.delete()
+                submission = None
+        spending.wait_reasons_record(account=account, limits=limits, now=now, spent=spent)
         return submission
 
 
@@ -166,7 +196,9 @@ def _submit_request(submission: Submission, orders: list[Order]) -> SubmitReques
         provider_reference=submission.provider_reference,
         remember_reference=remember_reference,
         sender_name=batch.sender_name or submission.account.settings.get("sender_name", ""),
-        send_at=batch.scheduled_for,
+        # No send_at from the batch's schedule: the engine queues a scheduled batch at its
+        # time (orders.batches.scheduled_batches_queue), and a time already past could be
+        # refused. Each card's own send_on date still goes with it.
         cards=_cards(orders),
     )
 
@@ -247,6 +279,10 @@ def _apply_results(
             new_status, error = OrderStatus.FAILED, "The provider's answer did not mention this card."
         else:
             new_status, error = CARD_STATUS[card.status], card.error
+        # Accepted for a later delivery date: processing, saying so, until that date.
+        held = _delivery_later(order) if new_status in (OrderStatus.DELIVERED, OrderStatus.PROCESSING) else None
+        if held:
+            new_status = OrderStatus.PROCESSING
         if new_status == from_status:
             still_processing += 1
             continue
@@ -263,18 +299,27 @@ def _apply_results(
             }.items() if value not in ("", None, {})})
             if card.provider_card_id:  # a code is cash: stored encrypted, shown as its last 4
                 fields.update(Order.card_code_columns(card.provider_card_id))
+        if card is not None and new_status == OrderStatus.FAILED and not submission.outcome_unknown:
+            # The provider itself says this card failed, in a definite answer: nothing was
+            # bought, so staff may retry it under a new key. Never for a card the answer left
+            # out, nor for a submission whose outcome was ever in doubt.
+            fields["definitely_refused"] = True
+        fields["waiting_reason"] = _scheduled_note(held) if held else ""
         if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
                 [order], to_status=new_status, actor=worker_name(), submission=submission, provider_call=cause,
-                message=error or _accepted_message(submission, card, new_status),
+                message=error or _accepted_message(submission, card, new_status, held_until=held),
             )
             still_processing += new_status == OrderStatus.PROCESSING
     return still_processing
 
 
-def _accepted_message(submission: Submission, card, status: str) -> str:
+def _accepted_message(submission: Submission, card, status: str, *, held_until: date | None = None) -> str:
     provider = submission.account.get_kind_display()
     order_id = card.provider_order_id if card and card.provider_order_id else submission.provider_reference
+    if held_until:
+        return (f"Accepted by {provider} (order {order_id}) for a later delivery date. "
+                f"{_scheduled_note(held_until)}: it stays processing until that date.")
     if status == OrderStatus.PROCESSING:
         return f"Accepted by {provider} (order {order_id}); {provider} is fulfilling it."
     return f"{'Delivered' if status == OrderStatus.DELIVERED else 'Done'} by {provider} (order {order_id})."
@@ -290,7 +335,8 @@ def _accept(submission: Submission, orders: list[Order], result: SubmitResult, *
         state=SubmissionState.ACCEPTED,
         provider_reference=result.provider_reference or submission.provider_reference,
         last_error="", next_attempt_at=None, updated_at=now,
-        next_poll_at=now + timedelta(seconds=settings.GIFTDESK_POLL_SECONDS) if processing else None,
+        next_poll_at=_poll_not_before_delivery(
+            submission, now + timedelta(seconds=settings.GIFTDESK_POLL_SECONDS)) if processing else None,
     )
     _complete_finished_batches({order.batch_id for order in orders})
     return SubmissionState.ACCEPTED
@@ -304,7 +350,10 @@ def _reject(submission: Submission, orders: list[Order], exc: PermanentError, *,
     if not _owned(submission).update(state=SubmissionState.REJECTED, last_error=exc.message,
                                      updated_at=timezone.now()):
         return SubmissionState.REJECTED
-    _fail_orders(submission, orders, exc.message, cause=cause)
+    # Read under the row lock just taken: a refusal after an unknown outcome proves nothing
+    # about the earlier attempt, so only a submission never in doubt marks its orders.
+    in_doubt = Submission.objects.filter(pk=submission.pk).values_list("outcome_unknown", flat=True).first()
+    _fail_orders(submission, orders, exc.message, cause=cause, definitely_refused=not in_doubt)
     _complete_finished_batches({order.batch_id for order in orders})
     return SubmissionState.REJECTED
 
@@ -330,12 +379,16 @@ def _split(submission: Submission, orders: list[Order], exc: PermanentError, *, 
     return SubmissionState.REJECTED
 
 
-def _fail_orders(submission: Submission, orders: list[Order], reason: str, *, cause: ProviderCall | None) -> None:
+def _fail_orders(submission: Submission, orders: list[Order], reason: str, *, cause: ProviderCall | None,
+                 definitely_refused: bool = False) -> None:
+    """`definitely_refused`: the provider refused the request, so it bought nothing and staff
+    may retry the orders under a new key (orders.order_actions)."""
     now = timezone.now()
     failed = [
         order for order in orders
         if Order.objects.filter(pk=order.pk, status__in=[OrderStatus.SENDING, OrderStatus.PROCESSING]).update(
-            status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now
+            status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now,
+            definitely_refused=definitely_refused,
         )
     ]
     events.record_transition(failed, to_status=OrderStatus.FAILED, actor=worker_name(),
@@ -367,6 +420,8 @@ def submission_poll(submission_id: int) -> int | None:
     if not orders:
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=None)
         return 0
+    if not client_class(submission.account.kind).supports_status:
+        return _scheduled_cards_deliver(submission, orders)
     client, calls = _client(submission, [order.pk for order in orders])
     delay = settings.GIFTDESK_POLL_SECONDS
     try:
@@ -375,8 +430,15 @@ def submission_poll(submission_id: int) -> int | None:
             idempotency_key=submission.idempotency_key,
         ))
     except AccountError as exc:
-        account_block(account_id=submission.account_id, reason=exc.message)
-        Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=delay))
+        # Refused for the account: an order would be too, so sending pauses. The cards are
+        # with the provider whatever the lookup says: asked again, seldom while the refusal
+        # lasts (not to hammer it), and at once when sending is resumed.
+        _pause_account(submission.account_id, exc.message)
+        events.record_note(orders, actor=worker_name(), submission=submission, provider_call=calls.last,
+                           message=f"Status lookup refused for the account: {exc.message} It is asked "
+                                   "again later, and as soon as sending on the account is resumed.")
+        later = max(settings.GIFTDESK_POLL_MAX_SECONDS, exc.retry_after or 0)
+        Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
         return len(orders)
     except ProviderError as exc:
         # The cards are with the provider whatever the lookup says: never fail them for a
@@ -389,11 +451,57 @@ def submission_poll(submission_id: int) -> int | None:
     with transaction.atomic():
         still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING, cause=calls.last)
         Submission.objects.filter(pk=submission.pk).update(
-            next_poll_at=timezone.now() + timedelta(seconds=poll_delay(submission.polls + 1)) if still else None,
+            next_poll_at=_poll_not_before_delivery(
+                submission, timezone.now() + timedelta(seconds=poll_delay(submission.polls + 1))) if still else None,
             polls=F("polls") + 1, updated_at=timezone.now(),
         )
         _complete_finished_batches({order.batch_id for order in orders})
     return still
+
+
+# --- Cards for a later delivery date -------------------------------------------------------------
+
+
+def _delivery_later(order: Order) -> date | None:
+    """The order's delivery date when it is after today (GiftDesk's time zone), else None."""
+    return order.send_on if order.send_on and order.send_on > timezone.localdate() else None
+
+
+def _scheduled_note(send_on: date) -> str:
+    return f"Scheduled for {send_on.isoformat()}"
+
+
+def _poll_not_before_delivery(submission: Submission, moment: datetime) -> datetime:
+    """When to ask about the submission's cards: `moment`, unless every card it is still
+    fulfilling waits for a later delivery date; then at the start of the first such date."""
+    processing = submission.orders.filter(status=OrderStatus.PROCESSING)
+    if processing.filter(Q(send_on__isnull=True) | Q(send_on__lte=timezone.localdate())).exists():
+        return moment
+    first = processing.order_by("send_on").values_list("send_on", flat=True).first()
+    if first is None:
+        return moment
+    return max(moment, timezone.make_aware(datetime.combine(first, datetime.min.time())))
+
+
+def _scheduled_cards_deliver(submission: Submission, orders: list[Order]) -> int:
+    """A provider without a status lookup accepted these cards for a later date: on that
+    date they count as delivered (there is nothing to ask). Returns how many still wait."""
+    provider = submission.account.get_kind_display()
+    now = timezone.now()
+    due = [order for order in orders if order.send_on and not _delivery_later(order)]
+    with transaction.atomic():
+        delivered = [order for order in due if Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(
+            status=OrderStatus.DELIVERED, waiting_reason="", completed_at=now, updated_at=now)]
+        events.record_transition(delivered, to_status=OrderStatus.DELIVERED, actor=worker_name(),
+                                 submission=submission,
+                                 message=f"Delivery date reached: {provider} accepted this card for today "
+                                         f"({provider} has no status lookup to ask).")
+        waiting = submission.orders.filter(status=OrderStatus.PROCESSING, send_on__isnull=False).exists()
+        # A card with no date cannot be asked about at this provider: it is not polled again.
+        Submission.objects.filter(pk=submission.pk).update(
+            next_poll_at=_poll_not_before_delivery(submission, now) if waiting else None, updated_at=now)
+        _complete_finished_batches({order.batch_id for order in orders})
+    return len(orders) - len(delivered)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -443,17 +551,58 @@ def _retry_later(
 def _block_account(
     submission: Submission, orders: list[Order], exc: AccountError, *, cause: ProviderCall | None
 ) -> str:
-    """The provider refused the account: every order of it waits until staff fix it."""
+    """The provider refused the account (401, 402, 403): pause it until staff fix it.
+
+    A refused request bought nothing, so its orders go back to waiting (`queued`, with the
+    reason): they can be cancelled, and after resume they are claimed under a new key. But
+    when an earlier attempt's outcome is unknown, that attempt may have bought the cards:
+    the submission then waits to be retried with its own key, never a new one (rule 4)."""
     now = timezone.now()
-    account_block(account_id=submission.account_id, reason=exc.message)
-    # An account refusal is not this submission's fault: the attempt does not count.
-    _owned(submission).update(
-        state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
-        last_error=exc.message, next_attempt_at=None, updated_at=now,
+    _pause_account(submission.account_id, exc.message)
+    if submission.outcome_unknown:
+        # An account refusal is not this submission's fault: the attempt does not count.
+        if _owned(submission).update(
+            state=SubmissionState.RETRY, attempts=max(submission.attempts - 1, 0),
+            last_error=exc.message, next_attempt_at=None, updated_at=now,
+        ):
+            events.record_note(
+                orders, actor=worker_name(), submission=submission, provider_call=cause,
+                message=f"Sending paused for the whole account: {exc.message} An earlier attempt may have "
+                "placed this order, so it waits to be asked again with the same idempotency key once "
+                "sending on the account is resumed.")
+        return SubmissionState.RETRY
+    if not _owned(submission).update(
+        state=SubmissionState.REJECTED, next_attempt_at=None, updated_at=now,
+        last_error=f"Refused for the account, so nothing was bought; its orders went back to waiting "
+                   f"and are sent again under a new key once sending is resumed. {exc.message}",
+    ):
+        return SubmissionState.REJECTED  # Another attempt holds it now and decides.
+    waiting = PAUSED_PREFIX + exc.message
+    requeued = [
+        order for order in orders
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING, submission=submission).update(
+            status=OrderStatus.QUEUED, submission=None, waiting_reason=waiting, last_error=exc.message,
+            updated_at=now,
+        )
+    ]
+    events.record_transition(
+        requeued, from_status=OrderStatus.SENDING, to_status=OrderStatus.QUEUED, actor=worker_name(),
+        submission=submission, provider_call=cause,
+        message=f"Back to waiting: {submission.account.get_kind_display()} refused the account, so nothing "
+                f"was bought. {exc.message}",
     )
-    events.record_note(orders, actor=worker_name(), submission=submission, provider_call=cause,
-                       message=f"Sending paused for the whole account: {exc.message}")
-    return SubmissionState.RETRY
+    return SubmissionState.REJECTED
+
+
+# Why a queued order waits while its account is paused; resuming clears only these.
+PAUSED_PREFIX = "Sending is paused for the account: "
+
+
+def _pause_account(account_id: int, reason: str) -> None:
+    """Pause the account's sending and say why on every order of it waiting to be sent."""
+    account_block(account_id=account_id, reason=reason)
+    Order.objects.filter(batch__account_id=account_id, status=OrderStatus.QUEUED).update(
+        waiting_reason=PAUSED_PREFIX + reason, updated_at=timezone.now())
 
 
 def _complete_finished_batches(batch_ids: set[int]) -> None:
@@ -486,9 +635,12 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
     report = PumpReport()
     while True:  # At least one pass, however small the budget.
         account = ProviderAccount.objects.filter(pk=account_id).first()
-        if account is None or account.is_blocked or not account.is_active:
+        if account is None or not account.is_active:
             return report
-        due = _due_submission_ids(account)
+        # A paused account buys nothing: no attempt, no claim. The cards its provider
+        # accepted are still looked up: a lookup buys nothing (DESIGN.md, engine rule 9).
+        paused = account.is_blocked
+        due = [] if paused else _due_submission_ids(account)
         for submission_id in due:
             if submission_attempt(submission_id) is not None:
                 report.attempted += 1
@@ -496,11 +648,15 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         for submission_id in polls:
             if submission_poll(submission_id) is not None:
                 report.polled += 1
-        submission = orders_claim(account=account)
-        if submission is not None:
-            report.claimed += 1
-            if submission_attempt(submission.pk) is not None:
-                report.attempted += 1
+        submission = None
+        if paused:
+            _unsent_claims_release(account)
+        else:
+            submission = orders_claim(account=account)
+            if submission is not None:
+                report.claimed += 1
+                if submission_attempt(submission.pk) is not None:
+                    report.attempted += 1
         if time.monotonic() >= deadline:
             return report
         if submission is not None or due or polls:
@@ -509,6 +665,28 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         if wait is None or time.monotonic() + wait >= deadline:
             return report
         time.sleep(max(wait, 0.05))
+
+
+def _unsent_claims_release(account: ProviderAccount) -> None:
+    """Claims taken just as the account was paused were never sent (prepared: no request
+    went out under their keys): their orders go back to waiting with the others, so they
+    can be cancelled, instead of staying `sending` while the account is paused."""
+    for submission in Submission.objects.filter(account=account, state=SubmissionState.PREPARED, attempts=0):
+        now = timezone.now()
+        with transaction.atomic():
+            if not Submission.objects.filter(pk=submission.pk, state=SubmissionState.PREPARED, attempts=0).update(
+                state=SubmissionState.REJECTED, updated_at=now,
+                last_error="Not sent: sending on the account was paused; its orders went back to waiting.",
+            ):
+                continue  # Attempted meanwhile (the account was resumed): that attempt decides.
+            orders = list(submission.orders.filter(status=OrderStatus.SENDING))
+            Order.objects.filter(pk__in=[order.pk for order in orders], status=OrderStatus.SENDING,
+                                 submission=submission).update(
+                status=OrderStatus.QUEUED, submission=None, updated_at=now,
+                waiting_reason=PAUSED_PREFIX + account.blocked_reason)
+            events.record_transition(orders, from_status=OrderStatus.SENDING, to_status=OrderStatus.QUEUED,
+                                     actor=worker_name(), submission=submission,
+                                     message="Back to waiting, not sent: sending on the account is paused.")
 
 
 def wake_worker(account_id: int) -> None:
@@ -538,7 +716,8 @@ def _due_poll_ids(account: ProviderAccount) -> list[int]:
 
 
 def _seconds_until_next_work(account: ProviderAccount) -> float | None:
-    retry = (
+    # A paused account only looks cards up: its retries are not due, however soon they were set.
+    retry = None if account.is_blocked else (
         Submission.objects.filter(account=account, state=SubmissionState.RETRY, next_attempt_at__isnull=False)
         .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     )
@@ -553,15 +732,16 @@ def _seconds_until_next_work(account: ProviderAccount) -> float | None:
 
 
 def accounts_with_work() -> list[int]:
-    """Accounts that have queued orders, or submissions due for an attempt or a lookup."""
+    """Accounts that have queued orders or submissions due for an attempt, unless paused, and
+    accounts with a status lookup due, paused or not (a lookup buys nothing)."""
     now = timezone.now()
     queued = Order.objects.filter(status=OrderStatus.QUEUED).values_list("batch__account_id", flat=True)
-    due = Submission.objects.filter(
-        (_due(now) & Q(state__in=ATTEMPTABLE)) | Q(state=SubmissionState.ACCEPTED, next_poll_at__lte=now)
-    ).values_list("account_id", flat=True)
+    attempts = Submission.objects.filter(_due(now), state__in=ATTEMPTABLE).values_list("account_id", flat=True)
+    polls = Submission.objects.filter(state=SubmissionState.ACCEPTED, next_poll_at__lte=now).values_list(
+        "account_id", flat=True)
+    sending = (Q(pk__in=queued) | Q(pk__in=attempts)) & Q(blocked_reason="")
     return sorted(
-        set(ProviderAccount.objects.filter(Q(pk__in=queued) | Q(pk__in=due), blocked_reason="",
-                                           is_active=True).values_list("pk", flat=True))
+        set(ProviderAccount.objects.filter(sending | Q(pk__in=polls), is_active=True).values_list("pk", flat=True))
     )
 
 
@@ -575,23 +755,51 @@ def stale_submissions_release(*, older_than: timedelta | None = None) -> int:
         released += Submission.objects.filter(
             pk=submission.pk, state=SubmissionState.IN_FLIGHT, claimed_at=submission.claimed_at
         ).update(
-            state=SubmissionState.RETRY, next_attempt_at=timezone.now(),
+            # The request may have reached the provider (rule 4): from now on only the same key
+            # or a lookup settles it, never a new key, whatever the provider answers next.
+            state=SubmissionState.RETRY, next_attempt_at=timezone.now(), outcome_unknown=True,
             last_error=f"The worker sending this ({submission.claimed_by}) stopped answering; "
             "retrying with the same idempotency key.",
         )
     return released
 
 
-@transaction.atomic
-def account_sending_resume(*, account: ProviderAccount) -> int:
-    """Staff fixed what blocked the account: clear the block and let its orders go on.
+class ResumeRefused(Exception):
+    """Sending on the account stays paused; the message says why and what to fix."""
+
+
+def account_sending_resume(*, account: ProviderAccount, user=None) -> int:
+    """Staff fixed what paused the account: check its connection, then clear the pause and let
+    its orders go on. A failed check refuses (ResumeRefused) and the account stays paused:
+    resumed, it would only be paused again by its next request.
 
     Returns how many waiting submissions will be retried (with their own keys).
     """
-    account_resume(account=account)
-    waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(
-        next_attempt_at=timezone.now())
-    transaction.on_commit(lambda: wake_worker(account.pk))
+    account = ProviderAccount.objects.get(pk=account.pk)
+    if not account.is_blocked:
+        return 0
+    # Before the transaction: a provider call must not hold the account's row locked.
+    check = account_check(account=account)
+    if not check.ok:
+        raise ResumeRefused(f"Sending on {account} stays paused: the connection check failed: "
+                            f"{check.message.rstrip('.')}. Fix it, then resume.")
+    with transaction.atomic():
+        reason = account_resume(account=account)
+        if not reason:
+            return 0  # Resumed by someone else meanwhile.
+        now = timezone.now()
+        waiting = Submission.objects.filter(account=account, state=SubmissionState.RETRY).update(next_attempt_at=now)
+        queued = Order.objects.filter(
+            batch__account=account, status=OrderStatus.QUEUED, waiting_reason__startswith=PAUSED_PREFIX,
+        ).update(waiting_reason="", updated_at=now)
+        # Lookups refused while the account was paused were put off: ask again now.
+        Submission.objects.filter(account=account, state=SubmissionState.ACCEPTED, next_poll_at__gt=now).update(
+            next_poll_at=now)
+        audit_record(AuditAction.RESUME, user=user, target=account, summary=(
+            f"Resumed sending on {account}, paused because: {reason} The connection check passed "
+            f"({check.message.rstrip('.')}). {queued} queued order{'s' if queued != 1 else ''} and "
+            f"{waiting} waiting submission{'s' if waiting != 1 else ''} (retried with their own keys) go on."))
+        transaction.on_commit(lambda: wake_worker(account.pk))
     return waiting
 
 
@@ -602,7 +810,7 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
     fulfilling. An order still `sending` is left to its own request (retried with the same
     key, it records the provider's ids and cost); a finished order stays as it is, so a late
     or replayed event can never undo a delivery."""
-    changed, ignored = 0, 0
+    changed, ignored, kept = 0, 0, 0
     for update in updates:
         orders = Order.objects.filter(batch__account=account)
         if update.order_reference:
@@ -614,6 +822,9 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
             continue
         new_status = CARD_STATUS[update.status]
         for order in orders.filter(status=OrderStatus.PROCESSING):
+            if new_status == OrderStatus.DELIVERED and _delivery_later(order):
+                kept += 1  # delivered on its date, not before: it stays processing until then
+                continue
             if new_status == order.status:
                 continue
             now = timezone.now()
@@ -623,9 +834,12 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
                 fields["provider_details"] = {**order.provider_details, **update.details}
             if update.provider_card_id:
                 fields.update(Order.card_code_columns(update.provider_card_id))
+            if new_status == OrderStatus.FAILED:
+                fields["definitely_refused"] = True  # the provider itself reports the card failed
             if Order.objects.filter(pk=order.pk, status=order.status).update(**fields):
                 events.record_transition([order], to_status=new_status, actor=actor,
                                          message=update.error or "Reported by the provider's webhook.")
                 changed += 1
                 _complete_finished_batches({order.batch_id})
-    return f"{changed} orders updated" + (f", {ignored} updates without an order reference" if ignored else "")
+    return (f"{changed} orders updated" + (f", {ignored} updates without an order reference" if ignored else "")
+            + (f", {kept} kept processing until their delivery date" if kept else ""))

@@ -25,8 +25,11 @@ class Recipient(models.Model):
 
 class BatchState(models.TextChoices):
     PENDING = "pending", "Pending (not sent)"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
     SENDING = "sending", "Sending"
     COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -47,14 +50,34 @@ class Batch(models.Model):
     sender_name = models.CharField(max_length=200, blank=True)
     campaign = models.CharField("cost center / campaign", max_length=100, blank=True)
     scheduled_for = models.DateTimeField(null=True, blank=True)
+    # Who pressed Send, and when: an approval or a schedule may stand between that and queueing.
+    send_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    send_requested_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    # What the approver signed (orders.approvals.batch_fingerprint): a batch that no longer
+    # matches it is not the batch that was approved.
+    approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
     state = models.CharField(max_length=20, choices=BatchState.choices, default=BatchState.PENDING)
     source_filename = models.CharField(max_length=255, blank=True)
     source_checksum = models.CharField("source SHA-256", max_length=64, blank=True)
+    # The upload's invalid rows, left out of the batch: shown to the approver. Capped
+    # (REJECTED_ROWS_KEPT); the count is exact.
+    rejected_rows = models.JSONField(default=list, blank=True, editable=False,
+                                     help_text="[{row, column, message}] of the upload's invalid rows.")
+    rejected_row_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +85,8 @@ class Batch(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
         indexes = [models.Index(fields=["state"])]
+        # Four eyes: the Approvers group (orders/migrations/0014); nobody approves their own.
+        permissions = [("approve_batch", "Can approve or reject others' batches")]
 
     def __str__(self) -> str:
         return self.name
@@ -145,6 +170,20 @@ class Order(models.Model):
     source_row = models.PositiveIntegerField(null=True, blank=True, help_text="Spreadsheet row.")
 
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    # Why a queued order is not being sent now (a monthly spending limit, a paused
+    # account); blank when nothing holds it back.
+    waiting_reason = models.TextField("waiting for", blank=True)
+    # When the engine last took it to send: the month its amount counts against the
+    # account's spending limit (orders.spending).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # The provider answered that it did not create this card: nothing was bought, so a
+    # retry under a new idempotency key is safe. Never set for an unknown outcome.
+    definitely_refused = models.BooleanField(default=False)
+    retries = models.PositiveIntegerField(default=0, help_text="Times staff retried it after a refusal.")
+    resend_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resends",
+        help_text="The failed order this one resends, to a corrected email.",
+    )
     submission = models.ForeignKey(
         Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
@@ -173,6 +212,9 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "batch"]),
             models.Index(fields=["created_at"]),
+            # The month's spend of an account in a currency (orders.spending); claimed_at
+            # first, so a lookup of queued orders by currency never picks it over (status, batch).
+            models.Index(fields=["claimed_at", "currency"]),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),

@@ -10,7 +10,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from orders.models import Order
-from providers.clients.base import CardRequest, ProviderError, Quote
+from providers.clients import client_class
+from providers.clients.base import CardRequest, ProviderClient, ProviderError, Quote
 from providers.crypto import CredentialsUnreadable
 from providers.models import ProviderAccount
 from providers.services import account_client
@@ -34,6 +35,42 @@ def rows_quote(*, account: ProviderAccount, rows: Sequence) -> tuple[Quote | Non
         return account_client(account).quote(cards), ""
     except ProviderError as exc:
         return None, f"{account.get_kind_display()} could not price this batch: {exc.message}"
+
+
+def account_quotes_prices(account: ProviderAccount) -> bool:
+    """Whether the account's provider prices cards before ordering (its client has a quote)."""
+    return client_class(account.kind).quote is not ProviderClient.quote
+
+
+def orders_quote(*, account: ProviderAccount, orders) -> tuple[dict[str, Quote], str]:
+    """What the provider will charge for these orders (a queryset of one account's orders),
+    fees included, one quote per currency (a provider prices one currency at a time).
+    Returns ({currency: quote}, a problem to show or ""); ({}, "") for a provider that does
+    not quote, which is never called."""
+    if not account_quotes_prices(account):
+        return {}, ""
+    by_currency: dict[str, list[CardRequest]] = {}
+    for order in orders.select_related("recipient", "product").order_by("id").iterator(chunk_size=2000):
+        by_currency.setdefault(order.currency, []).append(CardRequest(
+            order_reference=order.reference, recipient_name=order.recipient.name,
+            recipient_email=order.recipient.email, recipient_phone=order.recipient.phone,
+            amount=order.amount, currency=order.currency, product_id=order.product.provider_product_id,
+            sku=order.product.sku, message=order.message, send_on=order.send_on,
+        ))
+    if not by_currency:
+        return {}, ""
+    quotes: dict[str, Quote] = {}
+    try:
+        client = account_client(account)
+        for currency, cards in sorted(by_currency.items()):
+            quote = client.quote(cards)
+            if quote is not None:
+                quotes[currency] = quote
+    except CredentialsUnreadable as exc:
+        return quotes, f"{account.get_kind_display()} could not price this batch: {exc}"
+    except ProviderError as exc:
+        return quotes, f"{account.get_kind_display()} could not price this batch: {exc.message}"
+    return quotes, ""
 
 
 def order_card_details_refresh(*, order: Order) -> str:

@@ -3,7 +3,7 @@
 Each is safe to run twice; the database state decides what happens.
 """
 
-from orders import dispatch, uploads
+from orders import batches, dispatch, uploads
 
 
 def pump_account(account_id: int) -> str:
@@ -12,12 +12,15 @@ def pump_account(account_id: int) -> str:
 
 
 def sweep() -> str:
-    """Every minute: release submissions of dead workers, wake accounts with work due, and
-    delete uploads nobody confirmed in time (one directory listing, on this machine)."""
+    """Every minute: queue the scheduled batches whose time has come, release submissions of
+    dead workers, wake accounts with work due, and delete uploads nobody confirmed in time
+    (one directory listing, on this machine)."""
+    scheduled = batches.scheduled_batches_queue()
     released = dispatch.stale_submissions_release()
     accounts = dispatch.accounts_with_work()
     for account_id in accounts:
         dispatch.wake_worker(account_id)
     expired = uploads.uploads_sweep()
-    return (f"{released} stale submissions released, {len(accounts)} accounts woken, "
+    return (f"{len(scheduled)} scheduled batches queued, {released} stale submissions released, "
+            f"{len(accounts)} accounts woken, "
             f"{expired} expired uploads deleted")

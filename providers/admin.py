@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from giftdesk.admin_restrictions import AdministratorsOnlyMixin
+from providers.audit import account_action_record, account_change_record
 from providers.checklist import account_checklist
 from providers.clients import client_class
 from providers.clients.base import ProviderError
@@ -33,7 +34,7 @@ from providers.services import (
 
 BASICS = ["name", "kind", "environment", "is_active"]
 ENDPOINTS = ("Endpoints", {"fields": ["api_base_url", "auth_url"]})
-SENDING = ("Sending", {"fields": ["max_cards_per_request", "rate_limit_per_minute"]})
+SENDING = ("Sending", {"fields": ["max_cards_per_request", "rate_limit_per_minute", "monthly_limits"]})
 
 
 @admin.register(ProviderAccount)
@@ -82,8 +83,13 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Through the service, as configure_account: a changed URL clears the stored credentials.
-        for notice in account_save(account=obj, credentials=form.entered_credentials(obj.kind)):
+        before = ProviderAccount.objects.filter(pk=obj.pk).first() if change else None
+        entered = form.entered_credentials(obj.kind)
+        for notice in account_save(account=obj, credentials=entered):
             self.message_user(request, notice, messages.WARNING)
+        # In the admin's transaction: the change and its audit entry commit together.
+        account_change_record(account=obj, before=before, user=request.user, credentials_entered=entered,
+                              how="in the admin")
 
     @admin.display(description="History")
     def changes(self, account):
@@ -164,6 +170,8 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             level = messages.SUCCESS if result.ok else messages.ERROR
             prefix = "Connected" if result.ok else "Not connected"
             self.message_user(request, f"{account}: {prefix}. {result.message}", level)
+            account_action_record(account=account, user=request.user,
+                                  summary=f"Tested the connection: {prefix}. {result.message}")
 
     @admin.action(description="Sync catalog", permissions=["change"])
     def sync_catalog(self, request, queryset):
@@ -173,13 +181,19 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             except (ProviderError, LookupError) as exc:
                 self.message_user(request, f"{account}: catalog not synced. {getattr(exc, 'message', exc)}",
                                   messages.ERROR)
+                account_action_record(account=account, user=request.user,
+                                      summary=f"Tried to sync the catalog: not synced. {getattr(exc, 'message', exc)}")
                 continue
             self.message_user(request, f"{account}: catalog synced ({result}).", messages.SUCCESS)
+            account_action_record(account=account, user=request.user, summary=f"Synced the catalog ({result}).")
 
     @admin.action(description="Refresh wallet balance", permissions=["change"])
     def refresh_balance(self, request, queryset):
         for account in queryset:
-            self.message_user(request, account_balance_refresh(account=account))
+            outcome = account_balance_refresh(account=account)
+            self.message_user(request, outcome)
+            account_action_record(account=account, user=request.user,
+                                  summary=f"Refreshed the wallet balance: {outcome.removeprefix(f'{account}: ')}")
 
     @admin.action(description="Register webhook (order status updates)", permissions=["change"])
     def register_webhook(self, request, queryset):
@@ -188,6 +202,9 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             url = urljoin(base, reverse("provider-webhook", args=[account.pk]))
             ok, message = account_webhook_register(account=account, url=url)
             self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+            account_action_record(account=account, user=request.user,
+                                  summary=f"{'Registered' if ok else 'Tried to register'} the webhook {url}: "
+                                          f"{message.removeprefix(f'{account}: ')}")
 
 
 @admin.register(Product)

@@ -1,5 +1,10 @@
 """System checks that make `manage.py check --deploy` fail on settings that are fine for the
-local demo and dangerous in production. Plain `manage.py check` runs none of them."""
+local demo and dangerous in production. Plain `manage.py check` runs none of them, except
+the one that a malformed key fails.
+
+The ids are numbered across the project: giftdesk.W005 (no approval thresholds) and
+giftdesk.E006 (malformed thresholds) are in orders/checks.py, since providers do not read
+orders' settings."""
 
 from cryptography.fernet import Fernet
 from django.conf import settings

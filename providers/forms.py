@@ -13,7 +13,15 @@ from django import forms
 from providers.clients import client_class
 from providers.clients.base import SettingField
 from providers.models import ProviderAccount
-from providers.services import account_save, credential_keys, credential_labels
+from providers.services import (
+    MONTHLY_LIMITS_EXAMPLE,
+    AccountConfigError,
+    account_save,
+    credential_keys,
+    credential_labels,
+    monthly_limits_parse,
+    monthly_limits_text,
+)
 
 
 def credential_field_name(key: str) -> str:
@@ -53,20 +61,37 @@ class ProviderAccountForm(forms.ModelForm):
         help_text="GoGift and Giftronaut only. Blank: the provider's documented token URL.",
     )
 
+    # Stored as {currency: "amount"} (ProviderAccount.monthly_limits); typed as text.
+    monthly_limits = forms.CharField(
+        label="Monthly spending limits", required=False, strip=True,
+        help_text=(
+            f"Per currency and calendar month, e.g. “{MONTHLY_LIMITS_EXAMPLE}”. Cards being sent, being "
+            "fulfilled or delivered this month count; orders that would go over wait, saying why, until "
+            "the limit is raised or the next month begins. Blank: no limit."
+        ),
+    )
+
     # Set by `account_form`: the kind's settings this form shows.
     setting_keys: tuple[str, ...] = ()
 
     class Meta:
         model = ProviderAccount
         fields = ["name", "kind", "environment", "api_base_url", "auth_url",
-                  "max_cards_per_request", "rate_limit_per_minute", "is_active"]
+                  "max_cards_per_request", "rate_limit_per_minute", "monthly_limits", "is_active"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.initial["monthly_limits"] = monthly_limits_text(self.instance.monthly_limits)
         stored = self.instance.settings or {}
         for key in self.setting_keys:
             if stored.get(key) is not None:
                 self.initial.setdefault(setting_field_name(key), str(stored[key]))
+
+    def clean_monthly_limits(self) -> dict[str, str]:
+        try:
+            return monthly_limits_parse(self.cleaned_data.get("monthly_limits", ""))
+        except AccountConfigError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self):
         cleaned = super().clean()

@@ -49,6 +49,9 @@ class ProviderAccount(models.Model):
         blank=True,
         help_text="Provider settings: buyer details, sales channel, payment method, sender name…",
     )
+    # {currency: "amount"}: what the account may spend per calendar month in each currency
+    # (face value of cards claimed to send, delivered or in fulfilment). No entry: no limit.
+    monthly_limits = models.JSONField(default=dict, blank=True)
     max_cards_per_request = models.PositiveIntegerField(default=10)
     rate_limit_per_minute = models.PositiveIntegerField(default=60)
     is_active = models.BooleanField(default=True)
@@ -93,6 +96,10 @@ class ProviderAccount(models.Model):
     @property
     def is_blocked(self) -> bool:
         return bool(self.blocked_reason)
+
+    def monthly_limit(self, currency: str) -> Decimal | None:
+        value = (self.monthly_limits or {}).get(currency)
+        return Decimal(str(value)) if value not in (None, "") else None
 
     def get_additional_data(self) -> dict | None:
         """What the audit log keeps beside a change's fields (django-auditlog asks): the names,

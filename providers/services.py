@@ -3,19 +3,26 @@ resume sending, refresh the balance, register the webhook."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from providers.clients import client_class, client_for
-from providers.clients.base import ProviderClient, ProviderError, Recorder
+from providers.clients.base import Balance, ProviderClient, ProviderError, Recorder
 from providers.models import Environment, Product, ProviderAccount, ProviderKind
 from providers.ratelimit import throttle_for
 
 # `--set` keys stored as model fields rather than in `settings`.
 FIELD_KEYS = {"max_cards_per_request", "rate_limit_per_minute"}
+# `--set monthly_limit=DKK:50000,EUR:5000`: ProviderAccount.monthly_limits (engine rule 8).
+MONTHLY_LIMIT_KEY = "monthly_limit"
 # Credentials every kind has besides its own (key -> label).
 COMMON_CREDENTIALS = {"webhook_secret": "Webhook secret"}
 # Settings every kind takes besides its declared ones: the delivery engine hands the
@@ -64,7 +71,7 @@ def known_keys(kind: str) -> dict[str, list[str]]:
     return {
         "credentials (stored encrypted)": sorted(credential_keys(kind)),
         "settings": sorted({*declared, *COMMON_SETTINGS}),
-        "sending": sorted(FIELD_KEYS),
+        "sending": sorted({*FIELD_KEYS, MONTHLY_LIMIT_KEY}),
     }
 
 
@@ -85,6 +92,58 @@ def values_check(kind: str, values: dict[str, str]) -> None:
     raise AccountConfigError(
         f"{'; '.join(reasons)}. Nothing was saved. A {ProviderKind(kind).label} account knows {listing}."
     )
+
+
+MONTHLY_LIMITS_EXAMPLE = "DKK 50000, EUR 5000"
+MONTHLY_LIMIT_CEILING = Decimal("1e13")  # Beyond this it is a typo, and past Decimal's exact range.
+# Parts are split at a comma or semicolon followed by a currency, so "DKK 50,000" stays one
+# part and is refused for its thousands separator rather than read as two.
+_LIMIT_PARTS = re.compile(r"[,;]\s*(?=[A-Za-z])")
+_LIMIT_PART = re.compile(r"^([A-Za-z]+)\s*[:=\s]\s*(\S+)$")
+
+
+def monthly_limits_parse(text: str) -> dict[str, str]:
+    """"DKK:50000,EUR:5000" or "DKK 50000, EUR 5000" -> {"DKK": "50000.00", "EUR": "5000.00"};
+    blank -> {} (no limits). Raises AccountConfigError naming the part it cannot read."""
+    limits: dict[str, str] = {}
+    text = (text or "").strip()
+    if not text:
+        return limits
+    how = f"write each as CURRENCY AMOUNT, e.g. “{MONTHLY_LIMITS_EXAMPLE}”"
+    for part in (piece.strip() for piece in _LIMIT_PARTS.split(text)):
+        match = _LIMIT_PART.match(part.strip(",; "))
+        if not match:
+            raise AccountConfigError(f"Monthly limit “{part}” is not a currency and an amount; {how}.")
+        currency, value = match.group(1).upper(), match.group(2)
+        if len(currency) != 3:
+            raise AccountConfigError(
+                f"Monthly limit “{part}”: “{match.group(1)}” is not a currency code; write three letters, "
+                f"e.g. DKK."
+            )
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            amount = None
+        if amount is None or not amount.is_finite():
+            hint = " (write it without thousands separators, e.g. 50000)" if "," in value or "." in value else ""
+            raise AccountConfigError(f"Monthly limit “{part}”: “{value}” is not a number{hint}.")
+        if amount < 0:
+            raise AccountConfigError(f"Monthly limit “{part}”: a limit cannot be negative (0 stops all "
+                                     f"{currency} sending).")
+        if amount >= MONTHLY_LIMIT_CEILING:
+            raise AccountConfigError(f"Monthly limit “{part}”: {value} is more than any account may spend.")
+        if amount.as_tuple().exponent < -2:  # as written: "50.000" is a Dane's fifty thousand
+            raise AccountConfigError(f"Monthly limit “{part}”: {currency} amounts have at most two "
+                                     "decimals; write thousands without a separator, e.g. 50000.")
+        if currency in limits:
+            raise AccountConfigError(f"Monthly limit for {currency} is given twice; give each currency once.")
+        limits[currency] = f"{amount + 0:.2f}"  # + 0: "-0" is stored as 0.00
+    return limits
+
+
+def monthly_limits_text(limits: dict[str, str] | None) -> str:
+    """{"DKK": "50000.00"} -> "DKK 50000.00": how the admin's field shows what is stored."""
+    return ", ".join(f"{currency} {amount}" for currency, amount in sorted((limits or {}).items()))
 
 
 def endpoints_changed(before: ProviderAccount | None, account: ProviderAccount) -> list[str]:
@@ -187,6 +246,11 @@ def account_configure(
             if number < 1:
                 raise AccountConfigError(f"{key} must be at least 1.")
             setattr(account, key, number)
+        elif key == MONTHLY_LIMIT_KEY:
+            try:
+                account.monthly_limits = monthly_limits_parse(value)
+            except AccountConfigError as exc:
+                raise AccountConfigError(f"{exc} Nothing was saved.") from None
         else:
             settings[key] = value
     account.settings = settings
@@ -262,16 +326,71 @@ def catalog_sync(*, account: ProviderAccount) -> SyncResult:
 
 def account_balance_refresh(*, account: ProviderAccount) -> str:
     """Fetch the account's wallet balance, where the provider keeps one."""
+    return _balance_refresh(account)[1]
+
+
+def _balance_refresh(account: ProviderAccount) -> tuple[Balance | None, str]:
+    """Ask the provider for the balance and store it: (the balance, or None when it was not
+    read) and one sentence for staff."""
     try:
         balance = account_client(account).balance()
     except ProviderError as exc:
-        return f"{account}: balance not refreshed. {exc.message}"
+        return None, f"{account}: balance not refreshed. {exc.message}"
+    except LookupError as exc:  # no client for the kind, or no credentials
+        return None, f"{account}: balance not refreshed. {exc}"
     if balance is None:
-        return f"{account}: {account.get_kind_display()} keeps no balance."
+        return None, f"{account}: {account.get_kind_display()} keeps no balance."
     ProviderAccount.objects.filter(pk=account.pk).update(
         balance=balance.amount, balance_currency=balance.currency, balance_checked_at=timezone.now()
     )
-    return f"{account}: balance {balance.amount:.2f} {balance.currency}."
+    return balance, f"{account}: balance {balance.amount:.2f} {balance.currency}."
+
+
+class BalanceUnknown(Exception):
+    """The provider keeps a balance, but it could not be read and none was ever stored; the
+    message says why."""
+
+
+@dataclass(frozen=True)
+class StoredBalance(Balance):
+    """A balance as GiftDesk stored it: when it was read and, when asking again failed, why
+    (the stored balance is then older than the maximum age)."""
+
+    checked_at: datetime
+    problem: str = ""
+
+
+BALANCE_FIELDS = ("balance", "balance_currency", "balance_checked_at")
+
+
+def account_balance_fresh(*, account: ProviderAccount) -> Balance | None:
+    """The account's wallet balance (a `StoredBalance`), asked again from the provider when
+    the stored one is older than GIFTDESK_BALANCE_MAX_AGE_SECONDS. None when the provider
+    keeps no balance. When asking fails, the stored balance is returned with the reason and
+    its age in `problem`; with none stored either, BalanceUnknown is raised.
+
+    Call it outside a transaction that may roll back, or the refreshed balance goes with it.
+    """
+    if not client_class(account.kind).reports_balance:
+        return None
+    stored = ProviderAccount.objects.filter(pk=account.pk).values(*BALANCE_FIELDS).get()
+    max_age = timedelta(seconds=django_settings.GIFTDESK_BALANCE_MAX_AGE_SECONDS)
+    problem = ""
+    checked_at = stored["balance_checked_at"]
+    if stored["balance"] is None or checked_at is None or timezone.now() - checked_at > max_age:
+        balance, problem = _balance_refresh(account)
+        if balance is not None:
+            problem = ""
+            stored = ProviderAccount.objects.filter(pk=account.pk).values(*BALANCE_FIELDS).get()
+    checked_at = stored["balance_checked_at"]
+    if stored["balance"] is None or checked_at is None:
+        raise BalanceUnknown(f"{problem} No earlier balance is known.".strip())
+    for field in BALANCE_FIELDS:  # the caller's instance shows what was compared
+        setattr(account, field, stored[field])
+    if problem:
+        problem = f"{problem} The balance shown was read {timesince(checked_at)} ago."
+    return StoredBalance(amount=stored["balance"], currency=stored["balance_currency"],
+                         checked_at=checked_at, problem=problem)
 
 
 def account_block(*, account_id: int, reason: str) -> None:
@@ -280,10 +399,16 @@ def account_block(*, account_id: int, reason: str) -> None:
     ProviderAccount.objects.filter(pk=account_id).update(blocked_reason=reason, blocked_at=now, updated_at=now)
 
 
-def account_resume(*, account: ProviderAccount) -> None:
-    """Staff fixed what paused the account: clear the block. Retrying the orders that waited
-    is the delivery engine's part, which calls this."""
+@transaction.atomic
+def account_resume(*, account: ProviderAccount) -> str:
+    """Staff fixed what paused the account: clear the block. Returns the reason it was paused
+    for ("" when it was not). Checking the connection first and retrying the orders that
+    waited is the delivery engine's part (orders.dispatch.account_sending_resume)."""
+    # Locked: of two resumes at once, one clears the pause and the other finds none.
+    reason = (ProviderAccount.objects.select_for_update().filter(pk=account.pk)
+              .values_list("blocked_reason", flat=True).first()) or ""
     ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="", blocked_at=None, updated_at=timezone.now())
+    return reason
 
 
 def account_webhook_register(*, account: ProviderAccount, url: str) -> tuple[bool, str]:

@@ -354,6 +354,8 @@ class ProviderClient:
     submission_group: ClassVar[tuple[str, ...]] = ("currency",)
     # Whether `fetch_status` can look up orders the provider is still fulfilling.
     supports_status: ClassVar[bool] = False
+    # Whether `balance` can report a prepaid balance (a wallet) to compare a batch's total with.
+    reports_balance: ClassVar[bool] = False
     # The provider's documented request limit per minute, if it has one.
     max_requests_per_minute: ClassVar[int | None] = None
     # The JSON field names (any depth, any case) whose values are safe to keep in a recorded

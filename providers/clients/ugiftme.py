@@ -10,6 +10,7 @@ answers 201 with the created order(s).
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
@@ -56,7 +57,8 @@ DOCUMENTED_URLS = {
 #   Amounts are JSON numbers in major units (50, 12.5). The body is built in a fixed key
 #   order from the cards sorted by reference, so the same cards give byte-identical JSON
 #   under the same Idempotency-Key (UGiftMe answers 400 to a key reused with another body).
-# - No field for a delivery date or a sender is documented: cards go out when ordered.
+# - No field for a delivery date or a sender is documented: cards go out when ordered, so a
+#   card dated later is refused before anything is sent (as Gifty's), never emailed early.
 # - Catalog: GET /products -> {"products": [{"id", "name", "currency", "denominations"} or
 #   {"id", "name", "currency", "minAmount", "maxAmount"}]}; no SKU and no step (a range
 #   takes any amount with cents). Cards are delivered by email (recipient.email).
@@ -135,6 +137,7 @@ class UGiftMeClient(HttpProviderClient):
     # One request is paid from one wallet; one currency per request keeps costs readable.
     submission_group = ("currency",)
     supports_status = True
+    reports_balance = True  # GET /wallet
 
     # --- Interface -------------------------------------------------------------------------
 
@@ -166,6 +169,12 @@ class UGiftMeClient(HttpProviderClient):
             return self.fetch_status(StatusRequest(
                 request.provider_reference, request.cards, request.idempotency_key))
         cards = sorted(request.cards, key=lambda card: card.order_reference)
+        later = sorted({card.send_on for card in cards if card.send_on and card.send_on > date.today()})
+        if later:
+            raise PermanentError(
+                f"UGiftMe cannot schedule delivery: this card would be emailed at once, not on "
+                f"{later[0].isoformat()}. Send it on that day, or remove the send date."
+            )
         if len(cards) == 1:
             path, body = "/orders", _order_body(cards[0])
         else:

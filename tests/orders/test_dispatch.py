@@ -35,7 +35,7 @@ def ledger_count(emulator, order: Order) -> int:
 
 def test_a_sent_batch_is_delivered_with_one_card_per_order(emulated_gogift_account, gogift_emulator):
     batch = make_batch(emulated_gogift_account, ["100", "250", "50", "5000", "60"])
-    assert batch_send(batch=batch) == 5
+    assert batch_send(batch=batch).queued == 5
 
     report = dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
 
@@ -138,8 +138,13 @@ def test_an_account_refusal_pauses_the_account_and_resume_delivers(emulated_gogi
 
     account = ProviderAccount.objects.get(pk=emulated_gogift_account.pk)
     assert "credit" in account.blocked_reason.lower()
-    # Nothing failed one by one: the first submission waits, the rest stay queued.
-    assert sorted(statuses(batch)) == sorted([OrderStatus.SENDING] * 3 + [OrderStatus.QUEUED])
+    # Nothing failed one by one, and nothing was bought: the refused request's orders went
+    # back to waiting with the rest (issue 9: before, they stayed `sending`), saying why.
+    assert statuses(batch) == [OrderStatus.QUEUED] * 4
+    assert set(batch.orders.values_list("waiting_reason", flat=True)) == {
+        f"Sending is paused for the account: {account.blocked_reason}"}
+    refused = Submission.objects.get()
+    assert refused.state == SubmissionState.REJECTED and "went back to waiting" in refused.last_error
     assert gogift_emulator.ledger == []
 
     dispatch.account_sending_resume(account=account)
@@ -147,6 +152,10 @@ def test_an_account_refusal_pauses_the_account_and_resume_delivers(emulated_gogi
 
     assert statuses(batch) == [OrderStatus.DELIVERED] * 4
     assert len(gogift_emulator.ledger) == 4
+    for order in batch.orders.all():
+        assert ledger_count(gogift_emulator, order) == 1 and order.waiting_reason == ""
+        # Sent again under a new key: the refused one bought nothing.
+        assert order.submission.idempotency_key != refused.idempotency_key
 
 
 def test_bad_credentials_pause_the_account_with_what_to_fix(emulated_gogift_account):
@@ -161,8 +170,13 @@ def test_bad_credentials_pause_the_account_with_what_to_fix(emulated_gogift_acco
 
     account = ProviderAccount.objects.get(pk=emulated_gogift_account.pk)
     assert "invalid_client" in account.blocked_reason
-    assert statuses(batch) == [OrderStatus.SENDING]
-    assert Submission.objects.get().attempts == 0
+    # The token was refused before any order was sent: the order waits, cancellable (issue 9:
+    # before, it stayed `sending`), and its submission bought nothing.
+    assert statuses(batch) == [OrderStatus.QUEUED]
+    assert batch.orders.get().waiting_reason == f"Sending is paused for the account: {account.blocked_reason}"
+    submission = Submission.objects.get()
+    assert submission.state == SubmissionState.REJECTED and submission.attempts == 1
+    assert not submission.outcome_unknown and submission.orders.count() == 0
 
 
 def test_claiming_never_hands_an_order_to_two_submissions(emulated_gogift_account):

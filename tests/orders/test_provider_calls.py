@@ -106,11 +106,12 @@ def test_a_refusal_and_the_split_it_causes_point_at_the_refusing_call(emulated_g
     assert good.events.get(to_status=OrderStatus.DELIVERED).provider_call.submission == good.submission
 
 
-def test_an_account_refusal_note_points_at_the_refused_call(emulated_gogift_account, gogift_emulator):
+def test_an_account_refusal_event_points_at_the_refused_call(emulated_gogift_account, gogift_emulator):
     batch = send(emulated_gogift_account, ["100"], gogift_emulator, kind="insufficient_funds", path="/baskets/finalize")
 
-    note = batch.orders.get().events.get(kind=EventKind.NOTE, message__startswith="Sending paused")
-    assert note.provider_call.url.endswith("/baskets/finalize") and note.provider_call.http_status >= 400
+    # Issue 9: the refused order goes back to waiting (before, a note left it `sending`).
+    event = batch.orders.get().events.get(kind=EventKind.STATUS, to_status="queued", message__startswith="Back to waiting")
+    assert event.provider_call.url.endswith("/baskets/finalize") and event.provider_call.http_status == 402
 
 
 def test_the_order_page_lists_each_call_that_carried_it_once(admin_client, emulated_gogift_account):

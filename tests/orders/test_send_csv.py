@@ -93,3 +93,75 @@ def test_wait_exits_three_when_orders_fail(worker, emulated_gogift_account, gogi
     assert statuses == {"ana@example.com": OrderStatus.DELIVERED, "bo@example.com": OrderStatus.FAILED}
     assert "5010" in output and "Finished: 1 delivered, 1 failed." in output
     assert [entry.recipient_email for entry in gogift_emulator.ledger] == ["ana@example.com"]
+
+
+# --- Four eyes (issue 9): a batch reaching an approval threshold waits, and send_csv says so ----------
+
+
+@pytest.fixture
+def uploader(db):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user("uploader", is_staff=True)
+    user.groups.add(Group.objects.get(name="Senders"))
+    return user
+
+
+@pytest.mark.parametrize("extra", [[], ["--wait", "--timeout", "5"]], ids=["plain", "--wait"])
+def test_a_batch_needing_approval_exits_four_and_queues_nothing(settings, emulated_gogift_account, gogift_emulator,
+                                                                uploader, tmp_path, extra):
+    settings.GIFTDESK_APPROVAL_THRESHOLDS = "DKK=1000"
+    rows = tmp_path / "rows.csv"
+    rows.write_text("name,email,amount\nAna,ana@example.com,600\nBo,bo@example.com,400\n", encoding="utf-8")
+
+    code, output = send_csv(rows, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--user", "uploader", *extra)
+
+    assert code == 4, output
+    batch = Batch.objects.get()
+    assert (batch.state, batch.created_by, batch.send_requested_by) == ("awaiting_approval", uploader, uploader)
+    assert list(Order.objects.values_list("status", flat=True)) == [OrderStatus.PENDING] * 2
+    assert (
+        f"Batch {batch.pk} “rows.csv” needs approval before it is sent: 1,000.00 DKK reaches the approval "
+        "threshold of 1,000.00 DKK.\n"
+        f"Nothing was queued; an approver other than uploader runs `manage.py approve_batch {batch.pk} --user <name>`."
+    ) in output
+    assert "queued on" not in output and "Finished" not in output  # --wait has nothing to wait for
+    assert gogift_emulator.ledger == []
+
+
+def test_exit_four_wins_over_invalid_rows(settings, emulated_gogift_account, uploader):
+    settings.GIFTDESK_APPROVAL_THRESHOLDS = "DKK=10000"
+
+    code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--user", "uploader")
+
+    assert code == 4, output  # not 1: nothing was sent, which a script must know first
+    assert "Row 5, email" in output and "10 valid rows (11000.00 DKK), 2 invalid rows." in output
+    assert "11,000.00 DKK reaches the approval threshold of 10,000.00 DKK" in output
+    batch = Batch.objects.get()
+    assert batch.rejected_row_count == 2  # the approver sees what the upload left out
+    assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.PENDING}
+
+
+def test_under_the_threshold_send_csv_queues_as_before(settings, emulated_gogift_account, uploader, tmp_path):
+    settings.GIFTDESK_APPROVAL_THRESHOLDS = "DKK=1000"
+    rows = tmp_path / "rows.csv"
+    rows.write_text("name,email,amount\nAna,ana@example.com,990\n", encoding="utf-8")
+
+    code, output = send_csv(rows, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--user", "uploader")
+
+    assert code == 0, output
+    assert "1 orders queued on" in output
+    assert list(Order.objects.values_list("status", flat=True)) == [OrderStatus.QUEUED]
+
+
+def test_dry_run_and_strict_never_ask_for_approval(settings, emulated_gogift_account):
+    settings.GIFTDESK_APPROVAL_THRESHOLDS = "DKK=0"
+    for option in ("--dry-run", "--strict"):
+        code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name,
+                                "--product", GLOBAL_GIFT_CARD_ID, option)
+        assert code == 1, output
+        assert "approval" not in output
+    assert not Batch.objects.exists()

@@ -6,7 +6,9 @@ allowed means the page answered 200/302 *and* the effect is there (the batch ren
 orders queued, the emulator called...); denied means 403, or the action is not offered and
 nothing changed (no row written, no request reached the provider's emulator).
 
-Not in the matrix: approving a batch (issue 9 builds approval; there is nothing to test yet).
+Approving and rejecting (issue 9, four eyes) go through the approval screen
+(`admin:orders_batch_approval`) with the fingerprint of what the page showed; "own" is a
+batch the user uploaded, which nobody approves, administrators included.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from django.forms import CheckboxInput
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEntry
+from audit.services import record
+from orders.approvals import batch_fingerprint
+from orders.batches import batch_send
 from orders.models import Batch, BatchState, Order, OrderStatus, Submission
 from providers.models import ProviderAccount, WebhookEvent
 from tests.fixtures.data import make_batch
@@ -48,7 +54,22 @@ MATRIX: dict[str, set[str]] = {
     "send another's batch": {"approver", "admin"},
     "cancel own batch": UPLOADERS,
     "cancel another's batch": {"approver", "admin"},
+    "approve another's batch": {"approver", "admin"},
+    "approve own batch": set(),  # four eyes: nobody, administrators included
+    "reject another's batch": {"approver", "admin"},
+    "reject own batch": set(),
     "export orders": {"finance", "admin"},
+    "view audit trail": {"finance", "admin"},
+    "retry own batch's failed orders": UPLOADERS,
+    "retry another's batch's failed orders": {"approver", "admin"},
+    "retry own batch's failed orders (batch button)": UPLOADERS,
+    "retry another's batch's failed orders (batch button)": {"approver", "admin"},
+    "resend own batch's failed order": UPLOADERS,
+    "resend another's batch's failed order": {"approver", "admin"},
+    "cancel own batch's orders": UPLOADERS,
+    "cancel another's batch's orders": {"approver", "admin"},
+    "change audit entry": set(),  # append-only: nobody, administrators included
+    "delete audit entry": set(),
     "refresh card details": {"sender", "admin"},
     "test connection": {"admin"},
     "sync catalog": {"admin"},
@@ -258,6 +279,125 @@ def cancel_anothers_batch(world):
     return batch_button(world, False, "cancel", OrderStatus.CANCELLED)
 
 
+def awaiting_approval(world: World, *, own: bool) -> Batch:
+    """A batch its uploader asked to send, waiting for an approver (every batch needs one here)."""
+    world.request.getfixturevalue("settings").GIFTDESK_APPROVAL_THRESHOLDS = "DKK=0"
+    uploader = world.user if own else world.other
+    batch = world.batch(uploader=uploader)
+    assert batch_send(batch=batch, user=uploader).awaiting_approval
+    return batch
+
+
+def decide(world: World, *, own: bool, decision: str) -> str:
+    """Open the approval screen and approve or reject with the fingerprint it shows; a user not
+    offered the decision forges the same POST (with the right fingerprint) to prove it refused."""
+    batch = awaiting_approval(world, own=own)
+    url = reverse("admin:orders_batch_approval", args=[batch.pk])
+    page = world.client.get(url)
+    offered = page.status_code == 200 and f'id="{decision}-form"' in page.content.decode()
+    fingerprint = page.context["review"].fingerprint if offered else batch_fingerprint(batch)
+    response = world.client.post(url, {"decision": decision, f"{decision}-fingerprint": fingerprint,
+                                       "reject-reason": "Over the Q4 budget."})
+    batch.refresh_from_db()
+    statuses = set(batch.orders.values_list("status", flat=True))
+    if decision == "approve":
+        done = batch.approved_by == world.user and statuses == {OrderStatus.QUEUED}
+    else:
+        done = (batch.rejected_by == world.user and batch.rejection_reason == "Over the Q4 budget."
+                and statuses == {OrderStatus.CANCELLED})
+    untouched = (batch.state == BatchState.AWAITING_APPROVAL and statuses == {OrderStatus.PENDING}
+                 and batch.approved_by is None and batch.rejected_by is None)
+    assert offered == done or response.status_code == 403, (offered, done)  # offered exactly where allowed
+    return outcome(response, done=done, untouched=untouched)
+
+
+def approve_anothers_batch(world):
+    return decide(world, own=False, decision="approve")
+
+
+def approve_own_batch(world):
+    return decide(world, own=True, decision="approve")
+
+
+def reject_anothers_batch(world):
+    return decide(world, own=False, decision="reject")
+
+
+def reject_own_batch(world):
+    return decide(world, own=True, decision="reject")
+
+
+def view_audit_trail(world):
+    world.batch(uploader=world.other)  # its upload is an entry
+    return view_pages(world, "audit_auditentry", AuditEntry.objects.first())
+
+
+def failed_orders(world, *, own: bool) -> list[Order]:
+    """A batch whose orders the provider definitely refused (so a retry is safe)."""
+    batch = world.batch(uploader=world.user if own else world.other)
+    batch.orders.update(status=OrderStatus.FAILED, definitely_refused=True, last_error="Refused.")
+    Batch.objects.filter(pk=batch.pk).update(state=BatchState.COMPLETED)
+    return list(batch.orders.all())
+
+
+def confirmed_action(world, action: str, orders: list[Order], **fields):
+    """An order action as the admin does it: the confirmation page, then its POST."""
+    ids = [order.pk for order in orders]
+    page = changelist_action(world, "orders_order", action, ids)
+    plan = (getattr(page, "context", None) or {}).get("plan")
+    data = {"action": action, "_selected_action": ids, "post": "yes", **fields}
+    if plan is not None and getattr(plan, "digest", None):
+        data["plan"] = plan.digest
+    return world.client.post(reverse("admin:orders_order_changelist"), data)
+
+
+def retry_orders(world, *, own: bool):
+    orders = failed_orders(world, own=own)
+    response = confirmed_action(world, "retry_orders", orders)
+    retried = Order.objects.filter(pk__in=[o.pk for o in orders], retries=1).exclude(status=OrderStatus.FAILED)
+    return outcome(response, done=retried.count() == len(orders), untouched=not retried.exists())
+
+
+def retry_with_batch_button(world, *, own: bool):
+    orders = failed_orders(world, own=own)
+    url = reverse("admin:orders_batch_retry_failed", args=[orders[0].batch_id])
+    page = world.client.get(url)
+    plan = (getattr(page, "context", None) or {}).get("plan")
+    response = world.client.post(url, {"post": "yes", "plan": plan.digest if plan is not None else ""})
+    retried = Order.objects.filter(pk__in=[o.pk for o in orders]).exclude(status=OrderStatus.FAILED)
+    return outcome(response, done=retried.count() == len(orders), untouched=not retried.exists())
+
+
+def resend_order(world, *, own: bool):
+    order = failed_orders(world, own=own)[0]
+    response = confirmed_action(world, "resend_order", [order], email="corrected@example.com", name="")
+    resent = Order.objects.filter(resend_of=order, recipient__email="corrected@example.com").exists()
+    return outcome(response, done=resent, untouched=not Order.objects.filter(resend_of=order).exists())
+
+
+def cancel_orders(world, *, own: bool):
+    orders = list(world.batch(uploader=world.user if own else world.other).orders.all())
+    response = confirmed_action(world, "cancel_orders", orders)
+    cancelled = Order.objects.filter(pk__in=[o.pk for o in orders], status=OrderStatus.CANCELLED)
+    return outcome(response, done=cancelled.count() == len(orders), untouched=not cancelled.exists())
+
+
+def an_audit_entry(world) -> AuditEntry:
+    return record(AuditAction.UPLOAD, user=world.other, summary="Uploaded by the matrix")
+
+
+def change_audit_entry(world):
+    entry = an_audit_entry(world)
+    response = world.client.post(reverse("admin:audit_auditentry_change", args=[entry.pk]),
+                                 {"summary": "Rewritten", "action": "send"})
+    rewritten = AuditEntry.objects.filter(pk=entry.pk, summary="Rewritten").exists()
+    return outcome(response, done=rewritten, untouched=not rewritten)
+
+
+def delete_audit_entry(world):
+    return delete(world, AuditEntry, "audit_auditentry", an_audit_entry(world))
+
+
 def export_orders(world):
     order_ids = list(world.batch(uploader=world.other).orders.values_list("pk", flat=True))
     form_page = changelist_action(world, "orders_order", "export_admin_action", order_ids)
@@ -297,7 +437,8 @@ def account_action(action: str) -> Callable[[World], str]:
 
 
 def resume_sending(world):
-    account = world.account()
+    # Resume checks the connection first (issue 9): an account its emulator answers.
+    account, _ = world.emulated("ugiftme")
     ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="UGiftMe refused the API key.")
     response = changelist_action(world, "providers_provideraccount", "resume_sending", [account.pk])
     account.refresh_from_db()
@@ -350,7 +491,22 @@ ACTIONS: dict[str, Callable[[World], str]] = {
     "send another's batch": send_anothers_batch,
     "cancel own batch": cancel_own_batch,
     "cancel another's batch": cancel_anothers_batch,
+    "approve another's batch": approve_anothers_batch,
+    "approve own batch": approve_own_batch,
+    "reject another's batch": reject_anothers_batch,
+    "reject own batch": reject_own_batch,
     "export orders": export_orders,
+    "view audit trail": view_audit_trail,
+    "retry own batch's failed orders": lambda world: retry_orders(world, own=True),
+    "retry another's batch's failed orders": lambda world: retry_orders(world, own=False),
+    "retry own batch's failed orders (batch button)": lambda world: retry_with_batch_button(world, own=True),
+    "retry another's batch's failed orders (batch button)": lambda world: retry_with_batch_button(world, own=False),
+    "resend own batch's failed order": lambda world: resend_order(world, own=True),
+    "resend another's batch's failed order": lambda world: resend_order(world, own=False),
+    "cancel own batch's orders": lambda world: cancel_orders(world, own=True),
+    "cancel another's batch's orders": lambda world: cancel_orders(world, own=False),
+    "change audit entry": change_audit_entry,
+    "delete audit entry": delete_audit_entry,
     "refresh card details": refresh_card_details,
     "test connection": account_action("test_connection"),
     "sync catalog": account_action("sync_catalog"),

@@ -121,13 +121,15 @@ def test_adding_an_account_goes_on_to_its_page_for_the_settings(admin_client, db
     assert 'name="setting_language"' in admin_client.get(response.url).content.decode()
 
 
-def test_resume_sending_is_on_the_account_list_and_clears_the_pause(admin_client, gogift_account):
-    ProviderAccount.objects.filter(pk=gogift_account.pk).update(blocked_reason="GoGift refused the account.")
+def test_resume_sending_is_on_the_account_list_and_clears_the_pause(admin_client, emulated_gogift_account):
+    # Resume checks the connection first (issue 9): the account talks to the emulator.
+    account = emulated_gogift_account
+    ProviderAccount.objects.filter(pk=account.pk).update(blocked_reason="GoGift refused the account.")
     response = admin_client.post(reverse("admin:providers_provideraccount_changelist"), {
-        "action": "resume_sending", "_selected_action": [gogift_account.pk]}, follow=True)
-    assert "GoGift: sending resumed; 0 waiting submissions will be retried." in response.content.decode()
-    gogift_account.refresh_from_db()
-    assert gogift_account.blocked_reason == "" and gogift_account.blocked_at is None
+        "action": "resume_sending", "_selected_action": [account.pk]}, follow=True)
+    assert "GoGift emulated: sending resumed; 0 waiting submissions will be retried." in response.content.decode()
+    account.refresh_from_db()
+    assert account.blocked_reason == "" and account.blocked_at is None
 
 
 def test_the_account_page_checks_the_products_of_waiting_orders(admin_client, gogift_account):

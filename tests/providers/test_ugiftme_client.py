@@ -179,6 +179,20 @@ def test_an_unknown_order_request_is_a_permanent_error_that_says_what_to_check(u
     assert error.value.status_code == 404 and "order history" in error.value.message
 
 
+def test_a_card_dated_later_is_refused_before_anything_is_sent(ugiftme_server, ugiftme_emulator):
+    """UGiftMe documents no delivery date: a dated card would be emailed at once, early."""
+    from datetime import date, timedelta
+
+    later = date.today() + timedelta(days=3)
+    with pytest.raises(PermanentError) as error:
+        make_client(ugiftme_server).submit(submit_request([card("GD-1"), card("GD-2", send_on=later)]))
+    assert f"not on {later.isoformat()}" in error.value.message
+    assert order_posts(ugiftme_emulator) == [] and ugiftme_emulator.ledger == []
+    # Dated today: nothing to wait for, it goes.
+    make_client(ugiftme_server).submit(submit_request([card("GD-3", send_on=date.today())], key="gd-today"))
+    assert len(order_posts(ugiftme_emulator)) == 1
+
+
 # --- Sync orders (201) ----------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.context import os_user
+from orders.audit import export_record
 from orders.exports import (
     FORMATS,
     ExportCriteria,
@@ -49,6 +51,12 @@ class Command(BaseCommand):
             count = orders_export(criteria=criteria, file_format=options["file_format"], path=options["output"])
         except ExportRefused as exc:
             raise CommandError(str(exc), returncode=EXIT_REFUSED) from exc
+        # Once the file is there: an export that failed took nothing out.
+        chosen = [f"--{name.removeprefix('created_')} {options[name]}"
+                  for name in ("created_from", "created_to", "account", "status") if options[name] is not None]
+        export_record(user=None, orders=criteria.queryset(), count=count, file_format=options["file_format"],
+                      where=f"with export_orders to {Path(options['output']).resolve()} (run by the OS user {os_user()})",
+                      chosen=" ".join(chosen) or "all orders")
         self.stdout.write(f"Exported {count} order{'s' if count != 1 else ''} to {options['output']}")
 
 

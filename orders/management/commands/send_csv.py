@@ -2,7 +2,11 @@
 
 Exit status: 0 every row valid; 1 some rows invalid (the valid ones were queued unless
 --dry-run or --strict); 2 the file or an option refused, nothing created; 3 --wait ended
-with failed orders (or timed out before every order was finished).
+with failed orders (or timed out before every order was finished); 4 the batch was created
+but its total reaches an approval threshold (GIFTDESK_APPROVAL_THRESHOLDS), so it waits for
+an approver (`manage.py approve_batch`) and nothing was queued. 4 wins over 1 (what a script
+must know first is that nothing was sent), and --wait does not wait (there is nothing to
+wait for until someone approves).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from django.db.models import Count
 from orders import spreadsheet
 from orders.spreadsheet.read import format_size
 from orders.models import Order, OrderStatus, TERMINAL_STATUSES
+from orders.approvals import approval_reasons
 from orders.batches import BatchActionRefused, batch_create, batch_send
+from orders.money import totals_of
 from providers.models import Product, ProviderAccount
 
-EXIT_OK, EXIT_INVALID_ROWS, EXIT_REFUSED, EXIT_FAILED_ORDERS = 0, 1, 2, 3
+EXIT_OK, EXIT_INVALID_ROWS, EXIT_REFUSED, EXIT_FAILED_ORDERS, EXIT_AWAITING_APPROVAL = 0, 1, 2, 3, 4
 
 
 class Command(BaseCommand):
@@ -91,11 +97,21 @@ class Command(BaseCommand):
                 account=account, rows=preview.valid_rows, user=user, default_product=product,
                 default_amount=amount, message=options["message"], source_filename=path.name,
                 source_checksum=hashlib.sha256(data).hexdigest(),
+                rejected_rows=preview.errors,
             )
-            queued = batch_send(batch=batch, user=user)
+            sent = batch_send(batch=batch, user=user)
         except BatchActionRefused as exc:
             raise _Refused(str(exc)) from exc
-        self.stdout.write(f"Batch {batch.pk} “{batch}”: {queued} orders queued on {account}.")
+        if sent.awaiting_approval:
+            reasons = approval_reasons(totals_of(batch.orders.filter(status=OrderStatus.PENDING)))
+            uploader = f" other than {user.get_username()}" if user else ""
+            self.stdout.write(
+                f"Batch {batch.pk} “{batch}” needs approval before it is sent: {'; '.join(reasons)}.\n"
+                f"Nothing was queued; an approver{uploader} runs "
+                f"`manage.py approve_batch {batch.pk} --user <name>`."
+            )
+            return EXIT_AWAITING_APPROVAL
+        self.stdout.write(f"Batch {batch.pk} “{batch}”: {sent.queued} orders queued on {account}.")
         if options["wait"] and not self._wait(batch.pk, options["timeout"]):
             return EXIT_FAILED_ORDERS
         return code

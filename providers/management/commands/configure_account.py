@@ -3,8 +3,11 @@ import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from providers.models import Environment, ProviderKind
+from audit.context import os_user
+from providers.audit import account_change_record
+from providers.models import Environment, ProviderAccount, ProviderKind
 from providers.services import AccountConfigError, account_configure, credential_keys
 
 # Exit status of a refused configuration (nothing saved), as send_csv's refused file.
@@ -54,10 +57,19 @@ class Command(BaseCommand):
             key = options["secret_stdin"].strip()
             values[key] = self._read_stdin(key, options.get("stdin") or sys.stdin)
         try:
-            configured = account_configure(
-                name=options["name"], kind=options["kind"], environment=options["environment"],
-                api_base_url=options["api_base_url"], auth_url=options["auth_url"], values=values,
-            )
+            # The account as it was, the change and its audit entry: one transaction.
+            with transaction.atomic():
+                before = ProviderAccount.objects.select_for_update().filter(name=options["name"]).first()
+                configured = account_configure(
+                    name=options["name"], kind=options["kind"], environment=options["environment"],
+                    api_base_url=options["api_base_url"], auth_url=options["auth_url"], values=values,
+                )
+                account_change_record(
+                    account=configured.account, before=before,
+                    credentials_entered={key: value for key, value in values.items()
+                                         if key in credential_keys(options["kind"])},
+                    how=f"with configure_account (run by the OS user {os_user()})",
+                )
         except AccountConfigError as exc:
             raise refused(str(exc)) from exc
         account = configured.account
