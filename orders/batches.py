@@ -169,7 +169,7 @@ def _batch_send(*, batch: Batch, user, send_anyway: bool) -> SendOutcome:
     now = timezone.now()
     batch.send_requested_by, batch.send_requested_at = user, now
     reasons = approval_reasons(totals)
-    funds = funds_check(batch.account, totals)
+    funds = funds_check(batch.account, totals, refresh=False)  # asked before the lock
     if reasons and batch.state != BatchState.APPROVED:
         batch.state = BatchState.AWAITING_APPROVAL
         batch.save(update_fields=["state", "send_requested_by", "send_requested_at", "updated_at"])
@@ -283,7 +283,7 @@ def _batch_to_decide(batch: Batch, *, user, fingerprint: str | None, verb: str) 
 def _batch_approve(*, batch: Batch, user, fingerprint: str | None, send_anyway: bool) -> SendOutcome:
     batch, current = _batch_to_decide(batch, user=user, fingerprint=fingerprint, verb="approve")
     totals = totals_of(batch.orders.filter(status=OrderStatus.PENDING))
-    _funds_allow(batch, funds_check(batch.account, totals), user=user, send_anyway=send_anyway, totals=totals)
+    _funds_allow(batch, funds_check(batch.account, totals, refresh=False), user=user, send_anyway=send_anyway, totals=totals)
     batch.state = BatchState.APPROVED
     batch.approved_by, batch.approved_at, batch.approved_fingerprint = user, timezone.now(), current
     batch.save(update_fields=["state", "approved_by", "approved_at", "approved_fingerprint", "updated_at"])

@@ -41,12 +41,14 @@ class FundsCheck:
         return self.balance is not None
 
 
-def funds_check(account: ProviderAccount, totals: Mapping[str, Decimal]) -> FundsCheck | None:
+def funds_check(account: ProviderAccount, totals: Mapping[str, Decimal], *,
+                refresh: bool = True) -> FundsCheck | None:
     """Compare `totals` (currency -> amount) with the account's wallet; None when the
-    provider keeps no balance."""
+    provider keeps no balance. `refresh=False`: compare with the stored balance, asking the
+    provider nothing (the caller asked just before, outside its locks)."""
     provider = account.get_kind_display()
     try:
-        balance = account_balance_fresh(account=account)
+        balance = account_balance_fresh(account=account, refresh=refresh)
     except BalanceUnknown as exc:
         return FundsCheck(
             balance=None, currency="", needed=Decimal(0), short=False, checked_at=None,

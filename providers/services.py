@@ -363,13 +363,15 @@ class StoredBalance(Balance):
 BALANCE_FIELDS = ("balance", "balance_currency", "balance_checked_at")
 
 
-def account_balance_fresh(*, account: ProviderAccount) -> Balance | None:
+def account_balance_fresh(*, account: ProviderAccount, refresh: bool = True) -> Balance | None:
     """The account's wallet balance (a `StoredBalance`), asked again from the provider when
     the stored one is older than GIFTDESK_BALANCE_MAX_AGE_SECONDS. None when the provider
     keeps no balance. When asking fails, the stored balance is returned with the reason and
     its age in `problem`; with none stored either, BalanceUnknown is raised.
 
     Call it outside a transaction that may roll back, or the refreshed balance goes with it.
+    `refresh=False`: the stored balance only, for a caller that already asked (and holds
+    locks no provider call should wait under).
     """
     if not client_class(account.kind).reports_balance:
         return None
@@ -377,7 +379,10 @@ def account_balance_fresh(*, account: ProviderAccount) -> Balance | None:
     max_age = timedelta(seconds=django_settings.GIFTDESK_BALANCE_MAX_AGE_SECONDS)
     problem = ""
     checked_at = stored["balance_checked_at"]
-    if stored["balance"] is None or checked_at is None or timezone.now() - checked_at > max_age:
+    stale = stored["balance"] is None or checked_at is None or timezone.now() - checked_at > max_age
+    if stale and not refresh:
+        problem = "It could not be asked again just now."
+    elif stale:
         balance, problem = _balance_refresh(account)
         if balance is not None:
             problem = ""

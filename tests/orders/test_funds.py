@@ -136,6 +136,21 @@ def test_a_balance_never_read_and_not_readable_now_is_not_called_short(emulated_
     assert "balance could not be read" in check.message and "No earlier balance is known" in check.message
 
 
+def test_send_asks_a_failing_wallet_once_and_never_under_the_batch_lock(emulated_ugiftme_account, wallet_of_1200):
+    """The wallet is asked before the batch is locked; inside, the stored balance is used."""
+    ProviderAccount.objects.filter(pk=emulated_ugiftme_account.pk).update(
+        balance=Decimal("800.00"), balance_currency="EUR", balance_checked_at=timezone.now() - timedelta(hours=2))
+    wallet_of_1200.faults.add("http_500", method="GET", path="/wallet", times=None)
+    batch = five_thousand_eur(emulated_ugiftme_account)
+
+    with pytest.raises(FundsShort) as refused:
+        batch_send(batch=batch)
+
+    assert wallet_requests(wallet_of_1200) == 1
+    assert str(refused.value).startswith("The wallet has 800.00 EUR, this batch needs 5,000.00 EUR")
+    assert "read 2\xa0hours ago" in str(refused.value)
+
+
 # --- Send and approval ----------------------------------------------------------------------------
 
 
