@@ -2,18 +2,15 @@
 the emulator's ledger, what the provider really sold, is the judge. Runs on SQLite and, in
 .ci/run, on PostgreSQL (`-s` prints the ledger's figures)."""
 
-import threading
 from collections import Counter
 from decimal import Decimal
 
-from django.db import connection
-
-from orders import dispatch
 from orders.batches import batch_send
 from orders.models import OrderStatus
 from orders.spending import WAIT_REASON_START, month_spent
 from providers.services import account_configure
 from tests.fixtures.data import make_batch
+from tests.racing import pumps_racing
 
 LIMIT = Decimal("4000")
 # 30 cards of 100..500 DKK (about 9,000 DKK in all): only part of the batch fits the limit.
@@ -29,26 +26,7 @@ def test_two_workers_racing_on_one_account_never_exceed_its_monthly_limit(
                       values={"max_cards_per_request": "2", "monthly_limit": f"DKK:{LIMIT}"})
     batch = make_batch(account, AMOUNTS)
     batch_send(batch=batch)
-    errors, reports = [], []
-    start = threading.Barrier(2)
-
-    def pump():
-        try:
-            start.wait()
-            reports.append(dispatch.account_pump(account.pk, budget_seconds=60))
-        except Exception as exc:  # noqa: BLE001 — reported below, with the thread's own error
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=pump) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-
-    assert errors == []
-    assert not any(thread.is_alive() for thread in threads)
+    reports = pumps_racing(account.pk, budget_seconds=60)
     ledger = gogift_emulator.ledger
     bought = sum((entry.amount for entry in ledger), Decimal(0))
     delivered = list(batch.orders.filter(status=OrderStatus.DELIVERED).select_related("recipient"))
