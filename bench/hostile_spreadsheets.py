@@ -6,7 +6,7 @@ Each case runs in a fresh process (peak RSS is a high-water mark per process), w
 prints the seconds, the outcome, its own peak RSS (the "web process") and the peak RSS
 of its children (the bounded reader). Cases:
 - the hostile workbooks of tests/hostile_files.py, through ``read_table`` with the
-  default limits (and the memory one with 160 MB, as in the tests);
+  default limits (and the memory one with 120 MB, as in the tests);
 - a normal 50,000-row and a 50-row XLSX (written by xlsxwriter, as Excel writes them:
   shared strings, a <dimension>), three ways: plain openpyxl read-only iterating the rows
   (the baseline), our reader in this process (``read_xlsx``, no child), and
@@ -118,7 +118,7 @@ CASES = {
     "blank rows, 200 MB sheet": ("blank-200mb", bounded),
     "blank rows, 60 MB sheet": ("blank-60mb", bounded),
     "lying directory (200 MB)": ("lying", bounded),
-    "shared strings 4x24 MB, 160 MB cap": ("strings-4x24mb", lambda data: bounded(data, read_memory_mb=160)),
+    "shared strings 4x24 MB, 120 MB cap": ("strings-4x24mb", lambda data: bounded(data, read_memory_mb=120)),
     "shared strings 4x24 MB, default cap": ("strings-4x24mb", bounded),
     "repeated row number, default limits": ("repeated-row", bounded),
     "50,000 rows: plain openpyxl": ("normal-50000", plain_openpyxl),

@@ -32,7 +32,8 @@ GIFTDESK_PUBLIC_URL = env.str("GIFTDESK_PUBLIC_URL", default="")
 GIFTDESK_EMULATORS = env.bool("GIFTDESK_EMULATORS", default=DEBUG)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with GiftDesk's site (its start page) as admin.site.
+    "giftdesk.apps.GiftDeskAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

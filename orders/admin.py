@@ -4,31 +4,34 @@ every change goes through `orders.batches`, `orders.dispatch` or `orders.provide
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from giftdesk.admin_restrictions import AdministratorsOnlyMixin, ReadOnlyAdminMixin, restrict_task_queue
+from giftdesk.text import plural
 from orders import spreadsheet, uploads
 from orders.admin_approval import BatchApprovalMixin
 from orders.admin_order_actions import BatchActionsMixin, OrderActionsMixin
+from orders.admin_send import BatchSendMixin
 from orders.admin_import import (
     BatchImportResource,
     SpreadsheetConfirmForm,
     SpreadsheetFormat,
     SpreadsheetImportForm,
 )
+from orders.admin_import_form import ImportFormMixin
+from orders.admin_kept_upload import KeptUploadMixin
 from orders.audit import export_record
 from orders.batch_access import may_edit_batch, may_send_or_cancel_batch
-from orders.batches import BatchActionRefused, FundsShort, SendOutcome, batch_cancel, batch_send
+from orders.call_excerpts import call_summary, order_call_excerpts, without_other_recipients
 from orders.dispatch import ResumeRefused, account_sending_resume
+from orders.import_preview import left_out_note
 from orders.exports import OrderExportResource
 from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
 from orders.provider_queries import order_card_details_refresh
@@ -46,17 +49,18 @@ def status_badge(status: str, label: str):
 
 
 @admin.register(Batch)
-class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.ModelAdmin):
+class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFormMixin, KeptUploadMixin, ImportMixin,
+                 admin.ModelAdmin):
     list_display = ["name", "account", "state", "progress", "total", "created_by", "created_at"]
     list_filter = ["state", "account"]
     search_fields = ["name", "source_filename", "campaign"]
     list_select_related = ["account", "created_by"]
     date_hierarchy = "created_at"
     actions = ["send_batches", "cancel_batches", "retry_failed_orders"]
-    readonly_fields = ["account", "state", "progress", "total", "default_product", "default_amount",
+    readonly_fields = ["account", "state", "progress_bar", "total", "default_product", "default_amount",
                        "created_by", "created_at", "source_filename", "source_checksum", "blocked_notice",
                        "limit_notice"]
-    fields = ["name", "blocked_notice", "limit_notice", "account", "state", "progress", "total", "message",
+    fields = ["name", "blocked_notice", "limit_notice", "account", "state", "progress_bar", "total", "message",
               "sender_name", "campaign", "default_product", "default_amount", "created_by",
               "created_at", "source_filename", "source_checksum"]
     change_form_template = "admin/orders/batch/change_form.html"
@@ -97,16 +101,7 @@ class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.Model
 
     # --- Columns -------------------------------------------------------------------------
 
-    @admin.display(description="Orders")
-    def progress(self, batch):
-        parts = [
-            (status, label, getattr(batch, f"n_{status}", 0))
-            for status, label in OrderStatus.choices
-        ]
-        return format_html_join(
-            " ", '<span class="status status-{}">{} {}</span>',
-            ((status, count, label.lower()) for status, label, count in parts if count),
-        ) or "—"
+    # "progress" (the list's bar) and "progress_bar" (the batch page's): orders/admin_send.py.
 
     @admin.display(description="Total")
     def total(self, batch):
@@ -154,8 +149,10 @@ class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.Model
 
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")
-        options = form.batch_options() if form is not None and hasattr(form, "cleaned_data") else {}
-        return {"options": options}
+        # Only a valid form's options: an invalid one (no account chosen) still lists the fields.
+        valid = form is not None and hasattr(form, "cleaned_data") and not form.errors
+        return {"options": form.batch_options() if valid else {},
+                "leave_out_recent": bool(valid and form.cleaned_data.get("leave_out_recent"))}
 
     def get_confirm_form_initial(self, request, import_form):
         initial = super().get_confirm_form_initial(request, import_form)
@@ -180,15 +177,12 @@ class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.Model
         return {**super().get_confirm_form_kwargs(request, import_form), "user": request.user}
 
     def import_action(self, request, **kwargs):
+        # KeptUploadMixin keeps the file after a form error, or deletes one that can never be
+        # confirmed (recipients' personal data) at once, not at the sweep.
         response = super().import_action(request, **kwargs)
-        # An upload shown without a confirm button (refused, or no valid row) can never be
-        # confirmed: its file (recipients' personal data) goes now, not at the sweep.
-        # (import-export marks the uploaded file object with the name it stored it under.)
         context = getattr(response, "context_data", None) or {}
-        token = getattr(request.FILES.get("import_file"), "tmp_storage_name", None)
-        preview = getattr(context.get("result"), "giftdesk_preview", None)
-        if token and not (context.get("confirm_form") and preview and preview.valid_rows):
-            uploads.upload_discard(token)
+        if context.get("confirm_form") is not None:
+            context["confirm_form"].offer_leave_out(context.get("result"))
         return response
 
     def process_import(self, request, **kwargs):
@@ -216,11 +210,13 @@ class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.Model
             self.message_user(request, f"The import did not create a batch: {errors}", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:orders_batch_changelist"))
         preview = result.giftdesk_preview
-        left_out = len(preview.invalid_rows)
-        note = f" {left_out} invalid row{'s' if left_out != 1 else ''} left out." if left_out else ""
+        invalid = len(preview.invalid_rows)
+        note = f" {plural(invalid, 'invalid row')} left out." if invalid else ""
+        if result.giftdesk_left_out:
+            note += f" {left_out_note(result.giftdesk_left_out)}"
         self.message_user(
             request,
-            f"Batch “{batch}” created with {len(preview.valid_rows)} orders.{note} "
+            f"Batch “{batch}” created with {plural(batch.orders.count(), 'order')}.{note} "
             "Check it, then press “Send this batch”.",
             messages.SUCCESS,
         )
@@ -228,72 +224,12 @@ class BatchAdmin(BatchApprovalMixin, BatchActionsMixin, ImportMixin, admin.Model
 
     # --- Sending ---------------------------------------------------------------------------
 
+    # Send, Cancel and the progress: orders/admin_send.py (BatchSendMixin).
+
     def get_urls(self):
         return [
-            path("<int:batch_id>/send/", self.admin_site.admin_view(self.send_view), name="orders_batch_send"),
-            path("<int:batch_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="orders_batch_cancel"),
+            *self.import_form_urls(),  # the product list and the template of the import form
         ] + super().get_urls()
-
-    def _run(self, request, batch, service, verb):
-        if not may_send_or_cancel_batch(request.user, batch):
-            self.message_user(request, f"“{batch}” was not touched: only its uploader, an approver or an "
-                                       "administrator may send or cancel it; ask one of them.", messages.ERROR)
-            return 0
-        try:
-            outcome = service(batch=batch, user=request.user)
-        except BatchActionRefused as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return 0
-        if isinstance(outcome, SendOutcome):
-            self.message_user(request, outcome.message,
-                              messages.SUCCESS if outcome.queued else messages.WARNING)
-            return outcome.queued
-        self.message_user(request, f"{verb} {outcome} order{'s' if outcome != 1 else ''} of “{batch}”.",
-                          messages.SUCCESS)
-        return outcome
-
-    @admin.action(description="Send the selected batches", permissions=["change"])
-    def send_batches(self, request, queryset):
-        for batch in queryset:
-            self._run(request, batch, batch_send, "Queued")
-
-    @admin.action(description="Cancel what is not yet sent in the selected batches", permissions=["change"])
-    def cancel_batches(self, request, queryset):
-        for batch in queryset:
-            self._run(request, batch, batch_cancel, "Cancelled")
-
-    def send_view(self, request, batch_id):
-        # "Send anyway (administrator)": offered after Send was refused for short funds
-        # (the message tagged "funds-short"); a superuser's choice, recorded by batch_send.
-        send_anyway = request.method == "POST" and request.POST.get("send_anyway") == "1"
-        if send_anyway and not request.user.is_superuser:
-            self.message_user(request, "Nothing was sent: only an administrator may send a batch the wallet "
-                                       "cannot pay for. Top up the wallet, then send.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
-
-        def send(*, batch, user):
-            try:
-                return batch_send(batch=batch, user=user, send_anyway=send_anyway)
-            except FundsShort:
-                if user.is_superuser:
-                    self.message_user(request, "As an administrator you may send it anyway with “Send anyway "
-                                               "(administrator)”; that choice is recorded in the audit trail.",
-                                      messages.WARNING, extra_tags="funds-short")
-                raise
-
-        return self._button_view(request, batch_id, send, "Queued")
-
-    def cancel_view(self, request, batch_id):
-        return self._button_view(request, batch_id, batch_cancel, "Cancelled")
-
-    def _button_view(self, request, batch_id, service, verb):
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
-        batch = get_object_or_404(Batch, pk=batch_id)
-        if not may_send_or_cancel_batch(request.user, batch):
-            raise PermissionDenied
-        self._run(request, batch, service, verb)
-        return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch_id]))
 
 
 class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -301,29 +237,38 @@ class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = OrderEvent
     verbose_name_plural = "history"
-    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message", "caused_by"]
+    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message_shown", "caused_by"]
     readonly_fields = fields
     extra = 0
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("provider_call")
+        return super().get_queryset(request).select_related("provider_call", "order__recipient").prefetch_related(
+            "provider_call__orders__recipient")
+
+    @admin.display(description="Message")
+    def message_shown(self, event):
+        # A basket's refusal is noted on each of its cards in the provider's words, which
+        # may quote another card's recipient: never shown on this card's page.
+        return without_other_recipients(event.message, order=event.order, call=event.provider_call)
 
     @admin.display(description="Caused by")
     def caused_by(self, event):
         call = event.provider_call
-        return format_html('<a href="#call-{}">{}</a>', call.pk, call) if call else "—"
+        return format_html('<a href="#call-{}">{}</a>', call.pk, call_summary(call)) if call else "—"
 
 
 @admin.register(Order)
 class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
-    list_display = ["reference", "recipient", "amount_display", "status_display", "batch",
-                    "account", "provider_order_id", "short_error", "updated_at"]
+    list_display = ["giftdesk_reference", "spreadsheet_reference", "recipient", "amount_display", "status_display",
+                    "batch", "account", "provider_order_id", "short_error", "updated_at"]
     list_filter = ["status", "batch__account", "currency", "created_at"]
-    search_fields = ["reference", "recipient__email", "recipient__name", "provider_order_id", "batch__name"]
+    # The spreadsheet's own reference (an employee number) is what people search by.
+    search_fields = ["reference", "recipient__reference", "recipient__email", "recipient__name", "provider_order_id",
+                     "batch__name"]
     list_select_related = ["recipient", "batch__account"]
     show_full_result_count = False
     inlines = [OrderEventInline]
-    readonly_fields = ["card_code"]
+    readonly_fields = ["card_code", "giftdesk_reference", "spreadsheet_reference"]
     actions = ["refresh_card_details", "retry_orders", "resend_order", "cancel_orders"]
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
@@ -367,8 +312,14 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_fields(self, request, obj=None):
+        placed = {"card_code", "giftdesk_reference", "spreadsheet_reference"}
+        fields = [name for name in super().get_fields(request, obj) if name not in placed]
+        # The spreadsheet's reference next to the recipient; GiftDesk's own, labelled as such,
+        # where the model's `reference` was.
+        fields = [{"reference": "giftdesk_reference"}.get(name, name) for name in fields]
+        at = fields.index("recipient") + 1 if "recipient" in fields else len(fields)
+        fields = [*fields[:at], "spreadsheet_reference", *fields[at:]]
         # The card's code is cash: only its masked form shows, next to the provider's order id.
-        fields = [name for name in super().get_fields(request, obj) if name != "card_code"]
         at = fields.index("provider_order_id") + 1 if "provider_order_id" in fields else len(fields)
         return [*fields[:at], "card_code", *fields[at:]]
 
@@ -376,10 +327,19 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
     def card_code(self, order):
         return order.card_code_masked or "—"
 
+    @admin.display(description="GiftDesk reference", ordering="reference")
+    def giftdesk_reference(self, order):
+        # Ours, sent to the provider with the order; not the spreadsheet's.
+        return order.reference
+
+    @admin.display(description="Reference (spreadsheet)", ordering="recipient__reference")
+    def spreadsheet_reference(self, order):
+        return order.recipient.reference or "—"
+
     def provider_calls_table(self, order):
-        """Every call that carried the order, once each, however many orders it carried."""
-        calls = list(order.provider_calls.order_by("created_at", "id"))
-        return render_to_string("admin/orders/order/provider_calls.html", {"calls": calls})
+        """Every call that carried the order, once each, narrowed to this order's card: a
+        basket's other cards and their recipients are not shown (orders.call_excerpts)."""
+        return render_to_string("admin/orders/order/provider_calls.html", {"excerpts": order_call_excerpts(order)})
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, order):
@@ -465,5 +425,5 @@ class AccountAdmin(ProviderAccountAdmin):
             except ResumeRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
-            self.message_user(request, f"{account}: sending resumed; {waiting} waiting submissions will be retried.",
-                              messages.SUCCESS)
+            self.message_user(request, f"{account}: sending resumed; {plural(waiting, 'waiting submission')} "
+                                       "will be retried.", messages.SUCCESS)

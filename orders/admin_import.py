@@ -30,11 +30,14 @@ from import_export.results import Error, Result, RowResult
 from orders import spreadsheet, uploads
 from orders.batches import BatchActionRefused, batch_create
 from orders.funds import funds_check
+from orders.import_preview import recent_recipients, rows_kept, rows_with_warnings
 from orders.money import amount_text
+from orders.product_choices import AccountProductField, active_account
 from orders.provider_queries import rows_quote
+from orders.same_file import same_file_batches
 from orders.spending import limit_remaining
-from orders.spreadsheet.read import format_size
-from providers.models import Product, ProviderAccount
+from orders.spreadsheet.read import too_large_message
+from providers.models import ProviderAccount
 
 SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
                        "phone", "message", "reference", "send_on"]
@@ -75,8 +78,9 @@ class BatchOptionsMixin(forms.Form):
         queryset=ProviderAccount.objects.filter(is_active=True),
         help_text="The provider account that sends the cards.",
     )
-    default_product = forms.ModelChoiceField(
-        queryset=Product.objects.filter(is_active=True).select_related("account"),
+    # Only the chosen account's active products (`orders.product_choices`); the browser
+    # refills the list when the account changes (static/giftdesk/import_form.js).
+    default_product = AccountProductField(
         required=False,
         help_text="Used for rows without a product column. Must belong to the account.",
     )
@@ -97,6 +101,21 @@ class BatchOptionsMixin(forms.Form):
         help_text="Optional, in GiftDesk's time zone: the batch is queued at this time, not when Send is "
                   "pressed (it still needs Send, and approval where its total asks for one).",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The account posted (a bound form, also after an error) or offered (?account=, the
+        # only active one): its products are the only ones offered and accepted.
+        chosen = self.data.get(self.add_prefix("account")) if self.is_bound else self.initial.get("account")
+        self.chosen_account = active_account(chosen)
+        self.fields["default_product"].for_account(self.chosen_account)
+
+    def clean_default_amount(self):
+        # Django's DecimalField reads "٥٠" or "５０" as 50; the spreadsheet's amounts take 0-9 only, so this does too.
+        raw = str(self.data.get(self.add_prefix("default_amount"), ""))
+        if any(char.isdigit() and not char.isascii() for char in raw):
+            raise forms.ValidationError("Only the digits 0-9 are accepted; write it like 250 or 250.00.")
+        return self.cleaned_data.get("default_amount")
 
     def clean_scheduled_for(self):
         when = self.cleaned_data.get("scheduled_for")
@@ -143,22 +162,31 @@ class SpreadsheetImportForm(BatchOptionsMixin, ImportForm):
         limit = settings.GIFTDESK_IMPORT_MAX_BYTES
         # Refused before it is read, so a huge file fails at once with the limit named.
         if upload.size > limit:
-            # The same units as every other size message (format_size: 1 MB = 1024 KB).
-            raise forms.ValidationError(
-                f"The file is {format_size(upload.size)}; the limit is {format_size(limit)}. "
-                "Split it into smaller files."
-            )
+            # The same wording and units as send_csv and read_table (1 MB = 1024 KB, as the README).
+            raise forms.ValidationError(f"{too_large_message(upload.size, limit)} Split it into smaller files.")
         return upload
 
 
 class SpreadsheetConfirmForm(BatchOptionsMixin, ConfirmImportForm):
     """`import_file_name` carries a ticket (`orders.uploads`), not a file name."""
 
+    leave_out_recent = forms.BooleanField(required=False, label="Leave out recent recipients")
+
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         for name in BatchOptionsMixin.base_fields:
             self.fields[name].widget = forms.HiddenInput()
+
+    def offer_leave_out(self, result) -> None:
+        """On the preview: the choice shows only when some valid rows are recent recipients,
+        labelled with their count, and is ticked when this same file was uploaded before."""
+        recent = getattr(result, "giftdesk_recent", None)
+        if not recent:
+            del self.fields["leave_out_recent"]
+            return
+        self.fields["leave_out_recent"].label = recent.label
+        self.fields["leave_out_recent"].initial = getattr(result, "giftdesk_same_file", None) is not None
 
     def clean_import_file_name(self):
         # Replaces import-export's basename() of whatever was posted: only a ticket issued
@@ -173,9 +201,10 @@ class SpreadsheetConfirmForm(BatchOptionsMixin, ConfirmImportForm):
 class BatchImportResource(Resource):
     """Validates a parsed spreadsheet; on confirm, creates the batch from its valid rows."""
 
-    def __init__(self, *, options: dict | None = None, **kwargs) -> None:
+    def __init__(self, *, options: dict | None = None, leave_out_recent: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.options = options or {}
+        self.leave_out_recent = leave_out_recent  # the confirm form's choice
 
     @classmethod
     def get_display_name(cls) -> str:
@@ -205,11 +234,13 @@ class BatchImportResource(Resource):
         # The page shows the first rows; every row is checked and counted all the same.
         result.giftdesk_errors_shown = preview.errors[:PREVIEW_ROWS_SHOWN]
         result.giftdesk_rows_shown = min(len(preview.valid_rows), PREVIEW_ROWS_SHOWN)
+        result.giftdesk_warning_rows = rows_with_warnings(preview)
+        result.giftdesk_recent = recent_recipients(preview, context)
         for row in preview.valid_rows[:PREVIEW_ROWS_SHOWN]:
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_NEW, [
                 row.row, row.name, row.email, f"{row.amount:f} {row.currency}", row.product.title,
                 row.message, row.send_on.isoformat() if row.send_on else "—", " ".join(row.warnings),
-            ]))
+            ], warning=bool(row.warnings)))
         for row in preview.invalid_rows[:PREVIEW_ROWS_SHOWN]:
             # Skipped, not "invalid": import-export would otherwise refuse the confirm step.
             result.append_row_result(_row_result(RowResult.IMPORT_TYPE_SKIP, [row.row]))
@@ -221,17 +252,28 @@ class BatchImportResource(Resource):
             result.giftdesk_limits = limit_lines(self.options["account"], preview.totals)
             result.giftdesk_funds = funds_check(self.options["account"], preview.totals) if preview.totals else None
             result.giftdesk_scheduled_for = self.options.get("scheduled_for")
+            # At the top: this very file (by checksum) made an earlier batch.
+            result.giftdesk_same_file = same_file_batches(getattr(dataset, "giftdesk_checksum", ""))
         result.totals[RowResult.IMPORT_TYPE_NEW] = len(preview.valid_rows)
         result.totals[RowResult.IMPORT_TYPE_SKIP] = len(preview.invalid_rows)
         result.total_rows = len(preview.valid_rows) + len(preview.invalid_rows)
         if not dry_run:
+            # Recent recipients the uploader chose to leave out: not created, and not invalid.
+            result.giftdesk_left_out = list(result.giftdesk_recent.rows) if self.leave_out_recent else []
+            rows = rows_kept(preview, result.giftdesk_left_out)
+            if not rows and preview.valid_rows:
+                result.append_base_error(Error(
+                    "Every valid row is a recent recipient, and you chose to leave them out, so nothing was "
+                    "created. Upload the file again and untick “Leave out” to send to them all the same."))
+                return result
             try:
                 result.giftdesk_batch = batch_create(
-                    rows=preview.valid_rows,
+                    rows=rows,
                     user=kwargs.get("user"),
                     source_filename=kwargs.get("file_name") or "",
                     source_checksum=getattr(dataset, "giftdesk_checksum", ""),
                     rejected_rows=preview.errors,
+                    left_out_rows=result.giftdesk_left_out,
                     **self.options,
                 )
             except BatchActionRefused as exc:
@@ -266,10 +308,11 @@ def limit_lines(account: ProviderAccount, totals: dict[str, Decimal]) -> list[Li
     return lines
 
 
-def _row_result(import_type: str, values: list) -> RowResult:
+def _row_result(import_type: str, values: list, *, warning: bool = False) -> RowResult:
     row_result = RowResult()
     row_result.import_type = import_type
     row_result.diff = [str(value) for value in values]
+    row_result.giftdesk_warning = warning  # shown apart from the plain valid rows
     return row_result
 
 

@@ -42,6 +42,14 @@ MESSAGES_SHOWN = 10  # left-out orders named one by one after the action; the pa
 CONFIRMED = "yes"
 
 
+
+def action_selection(request) -> dict:
+    """A list action's selection, posted back unchanged by its confirmation page (Django's
+    convention: the action is posted again with `post=yes`)."""
+    return {"selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_name": request.POST.get("action", "")}
+
 class ResendForm(forms.Form):
     email = forms.EmailField(label="Corrected email", max_length=254)
     name = forms.CharField(label="Recipient name", max_length=200, required=False,
@@ -81,11 +89,6 @@ class _PerCardBase:
             **context,
         })
 
-    def _selection(self, request) -> dict:
-        """The changelist's selection, passed back unchanged by the confirmation form."""
-        return {"selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-                "select_across": request.POST.get("select_across", "0"),
-                "action_name": request.POST.get("action", "")}
 
     def _report(self, request, result) -> None:
         level = messages.SUCCESS if getattr(result, "retried", None) or getattr(result, "cancelled", None) \
@@ -112,7 +115,7 @@ class OrderActionsMixin(_PerCardBase):
             self._report(request, orders_retry(plan.orders, request.user))
             return None
         return self._retry_page(request, plan, template="admin/orders/order/retry_confirmation.html",
-                                **self._selection(request))
+                                **action_selection(request))
 
     @admin.action(description="Cancel the selected orders not yet sent", permissions=["send_or_cancel"])
     def cancel_orders(self, request, queryset):
@@ -121,7 +124,7 @@ class OrderActionsMixin(_PerCardBase):
             self._report(request, orders_cancel(plan.orders, request.user))
             return None
         return self._page(request, "admin/orders/order/cancel_confirmation.html",
-                          title="Cancel orders not yet sent", plan=plan, **self._selection(request))
+                          title="Cancel orders not yet sent", plan=plan, **action_selection(request))
 
     @admin.action(description="Resend to a corrected email", permissions=["send_or_cancel"])
     def resend_order(self, request, queryset):
@@ -146,7 +149,7 @@ class OrderActionsMixin(_PerCardBase):
                                                f"{resend.reference}. {resend.send_outcome}", messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:orders_order_change", args=[resend.pk]))
         return self._page(request, "admin/orders/order/resend_form.html", title="Resend to a corrected email",
-                          order=order, refusal=refusal, form=form, **self._selection(request))
+                          order=order, refusal=refusal, form=form, **action_selection(request))
 
 
 class BatchActionsMixin(_PerCardBase):
@@ -170,7 +173,7 @@ class BatchActionsMixin(_PerCardBase):
             return None
         without = Batch.objects.filter(pk__in=batches).exclude(orders__status=OrderStatus.FAILED)
         return self._retry_page(request, plan, template="admin/orders/batch/retry_confirmation.html",
-                                batches_without_failures=list(without), **self._selection(request))
+                                batches_without_failures=list(without), **action_selection(request))
 
     def retry_failed_view(self, request, batch_id):
         """The batch page's "Retry failed orders": GET shows the confirmation, its POST acts."""

@@ -19,12 +19,14 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import record as audit_record
+from giftdesk.text import plural
 from orders import events
 from orders.approvals import approval_reasons, batch_fingerprint
 from orders.batch_access import approval_refusal
 from orders.dispatch import PAUSED_PREFIX, wake_worker
 from orders.models import Batch, BatchState, Order, OrderStatus, Recipient
 from orders.funds import FundsCheck, funds_check
+from orders.import_preview import left_out_note
 from orders.money import amount_text, totals_of, totals_text
 from providers.models import Product, ProviderAccount
 from providers.services import BalanceUnknown, account_balance_fresh
@@ -57,11 +59,14 @@ def batch_create(
     source_checksum: str = "",
     scheduled_for=None,
     rejected_rows: Sequence = (),
+    left_out_rows: Sequence = (),
 ) -> Batch:
     """Create a batch and one pending order per valid row, all or nothing.
 
     `rows` are `spreadsheet.ValidRow`s: already checked against the account's catalog.
     `rejected_rows` are the upload's `spreadsheet.RowError`s, kept for the approver.
+    `left_out_rows` are valid rows the uploader chose to leave out (recent recipients): not
+    errors, so not in `rejected_rows`; named in the audit entry.
     """
     if not rows:
         raise BatchActionRefused(
@@ -111,8 +116,10 @@ def batch_create(
         message=f"Imported from {source_filename or 'a spreadsheet'}.",
     )
     audit_record(AuditAction.UPLOAD, user=user, target=batch, amounts=totals_of(batch.orders.all()),
-                 summary=f"Uploaded {source_filename or 'a spreadsheet'}: {len(orders)} orders on {account}"
-                         + (f", {batch.rejected_row_count} invalid rows left out." if batch.rejected_row_count else "."))
+                 summary=f"Uploaded {source_filename or 'a spreadsheet'}: {plural(len(orders), 'order')} on {account}"
+                         + (f", {plural(batch.rejected_row_count, 'invalid row')} left out."
+                            if batch.rejected_row_count else ".")
+                         + (f" {left_out_note(list(left_out_rows))}" if left_out_rows else ""))
     return batch
 
 
@@ -387,7 +394,7 @@ def batch_cancel(*, batch: Batch, user=None) -> int:
                              actor=user.get_username() if user else "system", message="Cancelled by staff.")
     totals = totals_of(Order.objects.filter(pk__in=[order.pk for order in cancelled]))
     audit_record(AuditAction.CANCEL, user=user, target=batch, amounts=totals,
-                 summary=f"Cancelled {len(cancelled)} orders not yet sent ({totals_text(totals)}).")
+                 summary=f"Cancelled {plural(len(cancelled), 'order')} not yet sent ({totals_text(totals)}).")
     batch_state_after_cancel(batch)
     return len(cancelled)
 

@@ -26,6 +26,7 @@ from django_q.tasks import async_task
 
 from audit.models import AuditAction
 from audit.services import record as audit_record
+from giftdesk.text import plural
 from orders import events, spending
 from orders.models import (
     Batch,
@@ -841,5 +842,6 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
                                          message=update.error or "Reported by the provider's webhook.")
                 changed += 1
                 _complete_finished_batches({order.batch_id})
-    return (f"{changed} orders updated" + (f", {ignored} updates without an order reference" if ignored else "")
-            + (f", {kept} kept processing until their delivery date" if kept else ""))
+    return (f"{plural(changed, 'order')} updated"
+            + (f", {plural(ignored, 'update')} without an order reference" if ignored else "")
+            + (f", {kept:,} kept processing until their delivery date" if kept else ""))

@@ -84,7 +84,8 @@ class Batch(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
-        indexes = [models.Index(fields=["state"])]
+        # source_checksum: the preview's "this file was uploaded before" (orders.same_file).
+        indexes = [models.Index(fields=["state"]), models.Index(fields=["source_checksum"])]
         # Four eyes: the Approvers group (orders/migrations/0014); nobody approves their own.
         permissions = [("approve_batch", "Can approve or reject others' batches")]
 

@@ -3,12 +3,13 @@
 Each is safe to run twice; the database state decides what happens.
 """
 
+from giftdesk.text import plural
 from orders import batches, dispatch, uploads
 
 
 def pump_account(account_id: int) -> str:
     report = dispatch.account_pump(account_id)
-    return f"{report.claimed} submissions claimed, {report.attempted} attempts"
+    return f"{plural(report.claimed, 'submission')} claimed, {plural(report.attempted, 'attempt')}"
 
 
 def sweep() -> str:
@@ -21,6 +22,6 @@ def sweep() -> str:
     for account_id in accounts:
         dispatch.wake_worker(account_id)
     expired = uploads.uploads_sweep()
-    return (f"{len(scheduled)} scheduled batches queued, {released} stale submissions released, "
-            f"{len(accounts)} accounts woken, "
-            f"{expired} expired uploads deleted")
+    return (f"{plural(len(scheduled), 'scheduled batch', 'scheduled batches')} queued, "
+            f"{plural(released, 'stale submission')} released, {plural(len(accounts), 'account')} woken, "
+            f"{plural(expired, 'expired upload')} deleted")

@@ -12,7 +12,11 @@ posted name points at. Here instead:
 - a file is removed on confirm or when its upload is refused, and `uploads_sweep` removes
   previews nobody confirmed after GIFTDESK_UPLOAD_MAX_AGE_HOURS (it holds recipients'
   personal data).
-A later retry of a failed upload can keep its file by token the same way.
+After a form error (no account chosen, "Send at" in the past, ...) the upload form keeps
+the file the same way: the form carries a "kept" ticket (its own salt, so the two kinds of
+ticket are never mistaken for each other) naming the token, the uploader and the file's
+name; the next submit without a new file claims it (`kept_upload_claim`), and nobody else's
+ticket, no forged value and no expired one reads a file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 import secrets
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -30,11 +35,18 @@ from import_export.tmp_storages import BaseStorage
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}\Z")  # secrets.token_urlsafe(24)
 _TICKET_SALT = "giftdesk.orders.uploads.ticket"
+_KEPT_SALT = "giftdesk.orders.uploads.kept"
 
 NOT_YOURS = ("This confirmation does not match a file you uploaded, so nothing was imported. "
              "Upload the file again and confirm its preview.")
-EXPIRED = ("This preview is older than {hours:g} hours and its file has been deleted, so nothing was "
+EXPIRED = ("This preview is older than {hours} and its file has been deleted, so nothing was "
            "imported. Upload the file again.")
+KEPT_NOT_YOURS = ("The file kept from your last try could not be found for you, so it was not used. "
+                  "Choose the file again.")
+KEPT_EXPIRED = ("The file kept from your last try is older than {hours} and has been deleted. "
+                "Choose the file again.")
+KEPT_GONE = ("The file kept from your last try is no longer kept (it was used or has expired). "
+             "Choose the file again.")
 GONE = ("The file of this preview is no longer kept: it was already imported or has expired. "
         "Nothing more was imported; check the batch list, and upload the file again if you need it.")
 
@@ -61,6 +73,11 @@ def _path(token: str) -> Path:
 
 def _max_age_seconds() -> float:
     return settings.GIFTDESK_UPLOAD_MAX_AGE_HOURS * 3600
+
+
+def _max_age_text() -> str:
+    hours = settings.GIFTDESK_UPLOAD_MAX_AGE_HOURS  # a float: "24 hours", "1 hour", "1.5 hours"
+    return f"{hours:g} hour{'' if hours == 1 else 's'}"
 
 
 class UploadStorage(BaseStorage):
@@ -109,7 +126,7 @@ def upload_claim(ticket: str, *, user_id: int | None) -> str:
     try:
         data = signing.loads(ticket, salt=_TICKET_SALT, max_age=_max_age_seconds())
     except signing.SignatureExpired:
-        raise UploadRefused(EXPIRED.format(hours=settings.GIFTDESK_UPLOAD_MAX_AGE_HOURS)) from None
+        raise UploadRefused(EXPIRED.format(hours=_max_age_text())) from None
     except signing.BadSignature:
         raise UploadRefused(NOT_YOURS) from None
     if user_id is None or not isinstance(data, dict) or data.get("user") != user_id:
@@ -137,3 +154,53 @@ def uploads_sweep() -> int:
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+@dataclass(frozen=True)
+class KeptUpload:
+    """A file kept after a form error, for the uploader's next try."""
+
+    token: str
+    name: str  # the file's name as the browser sent it, for the page and the batch
+    size: int
+
+    def read(self) -> bytes:
+        return _path(self.token).read_bytes()
+
+
+def upload_store(data: bytes) -> str:
+    """Store bytes under a new token (as a preview does) and return the token."""
+    storage = UploadStorage(read_mode="rb")
+    storage.save(data)
+    return storage.name
+
+
+def kept_upload_ticket(token: str, *, user_id: int, name: str) -> str:
+    """What the upload form carries after an error: the kept file, its uploader, its name."""
+    return signing.dumps({"token": token, "user": user_id, "name": name}, salt=_KEPT_SALT)
+
+
+def kept_upload_claim(ticket: str, *, user_id: int | None) -> KeptUpload:
+    """This user's file kept by `ticket`, if it is still there.
+
+    Raises UploadRefused (with a message for the upload form) for anything else: a path, a
+    made-up or altered value, a confirm ticket, another user's ticket, an expired one, or a
+    file already used or swept.
+    """
+    try:
+        data = signing.loads(ticket, salt=_KEPT_SALT, max_age=_max_age_seconds())
+    except signing.SignatureExpired:
+        raise UploadRefused(KEPT_EXPIRED.format(hours=_max_age_text())) from None
+    except signing.BadSignature:
+        raise UploadRefused(KEPT_NOT_YOURS) from None
+    if user_id is None or not isinstance(data, dict) or data.get("user") != user_id:
+        raise UploadRefused(KEPT_NOT_YOURS)
+    try:
+        path = _path(data.get("token"))
+    except UploadRefused:
+        raise UploadRefused(KEPT_NOT_YOURS) from None
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UploadRefused(KEPT_GONE) from None
+    return KeptUpload(token=path.name, name=str(data.get("name") or "upload"), size=size)

@@ -5,14 +5,17 @@ action, the products waiting orders use) is added by `orders.admin`, which exten
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.urls import reverse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -21,8 +24,9 @@ from providers.audit import account_action_record, account_change_record
 from providers.checklist import account_checklist
 from providers.clients import client_class
 from providers.clients.base import ProviderError
-from providers.forms import account_form, credential_field_name, setting_field_name
-from providers.models import Product, ProviderAccount, WebhookEvent
+from providers.clients.tokens import OAuthClient
+from providers.forms import account_form, credential_field_name, kind_credentials, setting_field_name
+from providers.models import Product, ProviderAccount, ProviderKind, WebhookEvent
 from providers.services import (
     account_balance_refresh,
     account_check,
@@ -32,8 +36,8 @@ from providers.services import (
     credential_labels,
 )
 
-BASICS = ["name", "kind", "environment", "is_active"]
-ENDPOINTS = ("Endpoints", {"fields": ["api_base_url", "auth_url"]})
+# Once chosen, the kind is shown as "Provider", not edited.
+BASICS = ["name", "provider", "environment", "is_active"]
 SENDING = ("Sending", {"fields": ["max_cards_per_request", "rate_limit_per_minute", "monthly_limits"]})
 
 
@@ -49,35 +53,65 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
 
+    # --- One provider's form: the provider first when adding ---------------------------------------
+
+    @staticmethod
+    def chosen_kind(request) -> str | None:
+        """The provider of the account being added: posted, or chosen in the first step (?kind=)."""
+        kind = request.POST.get("kind") or request.GET.get("kind")
+        return kind if kind in ProviderKind.values else None
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Two steps, as Django's user admin: the provider, then that provider's form. Plain
+        # forms, so it works without JavaScript; the kind travels in the URL (?kind=).
+        kind = self.chosen_kind(request)
+        if request.method == "POST" and "_choose_provider" in request.POST and kind and self.has_add_permission(request):
+            query = request.GET.copy()
+            query["kind"] = kind
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        title = f"Add {client_class(kind).display_name} account" if kind else "Add provider account"
+        context = {"title": title, "choosing_provider": kind is None, **(extra_context or {})}
+        return super().add_view(request, form_url, context)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
-        # The kind's own settings are fields of the change page; when adding, the kind is not known yet.
-        kwargs["form"] = account_form(obj.kind if obj else None)
+        kwargs["form"] = account_form(obj.kind if obj else self.chosen_kind(request))
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        # The page shows the kind's settings: another kind is another account (as configure_account says).
-        return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
+        # The page shows the kind's credentials and settings: another kind is another account
+        # (as configure_account says), so the kind is shown, not edited, once chosen.
+        return [*self.readonly_fields, "provider"] if obj or self.chosen_kind(request) else self.readonly_fields
 
     def get_fieldsets(self, request, obj=None):
-        credentials = [credential_field_name(key) for key in credential_labels()]
+        kind = obj.kind if obj else self.chosen_kind(request)
+        if kind is None:
+            return [(None, {"fields": ["kind"]})]
+        client = client_class(kind)
+        credentials = [credential_field_name(key) for key in kind_credentials(kind)]
+        # Only providers that exchange client credentials for a token have a token URL.
+        endpoints = ["api_base_url", *(["auth_url"] if issubclass(client, OAuthClient) else [])]
+        settings_fields = [setting_field_name(key) for key in client.setting_fields]
+        provider_settings = [(f"{client.display_name} settings", {"fields": settings_fields})] if settings_fields else []
         if obj is None:
+            query = request.GET.copy()
+            query.pop("kind", None)
+            restart = f"{request.path}?{query.urlencode()}" if query else request.path
             return [
-                (None, {"fields": BASICS, "description": (
-                    "Choose the provider and enter its credentials. After saving, the account's page "
-                    "shows the provider's own settings (GoGift's buyer details, a sender name…).")}),
-                ("Credentials", {"fields": credentials}),
-                ENDPOINTS,
+                (None, {"fields": BASICS, "description": format_html(
+                    '<a href="{}" id="choose-another-provider">Choose another provider</a>', restart)}),
+                (f"{client.display_name} credentials", {"fields": credentials}),
+                *provider_settings,
+                ("Endpoints", {"fields": endpoints}),
                 SENDING,
             ]
-        settings_fields = [setting_field_name(key) for key in client_class(obj.kind).setting_fields]
         return [
             (None, {"fields": BASICS}),
             ("Pre-launch checklist", {"fields": ["checklist"]}),
             ("Connection", {"fields": ["connection", "last_checked_at", "sending", "blocked_at", "wallet"]}),
-            ("Credentials", {"fields": ["credentials_stored", *credentials]}),
-            ("Endpoints", {"fields": [*ENDPOINTS[1]["fields"], "changes"], "description": (
+            (f"{client.display_name} credentials", {"fields": ["credentials_stored", *credentials]}),
+            ("Endpoints", {"fields": [*endpoints, "changes"], "description": (
                 "Changing the API or token URL clears the stored credentials: enter them again.")}),
-            *([(f"{obj.get_kind_display()} settings", {"fields": settings_fields})] if settings_fields else []),
+            *provider_settings,
             SENDING,
         ]
 
@@ -91,6 +125,10 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         account_change_record(account=obj, before=before, user=request.user, credentials_entered=entered,
                               how="in the admin")
 
+    @admin.display(description="Provider")
+    def provider(self, account):
+        return account.get_kind_display()
+
     @admin.display(description="History")
     def changes(self, account):
         # django-auditlog's page: who changed which URL or setting, when, old and new values.
@@ -98,11 +136,17 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         return format_html('<a href="{}">Changes to this account (URLs, settings), by whom and when</a>', url)
 
     def response_add(self, request, obj, post_url_continue=None):
-        # As Django's UserAdmin: the new account's page is where its settings are entered.
+        # On to the new account's page: its checklist and the "Test connection" button are there.
         if "_addanother" not in request.POST and IS_POPUP_VAR not in request.POST:
             request.POST = request.POST.copy()
             request.POST["_continue"] = 1
-        return super().response_add(request, obj, post_url_continue)
+        response = super().response_add(request, obj, post_url_continue)
+        if isinstance(response, HttpResponseRedirect) and "_addanother" not in request.POST:
+            # The admin carries the add page's query over; the chosen kind is the account's now.
+            url = urlsplit(response["Location"])
+            query = urlencode([(key, value) for key, value in parse_qsl(url.query) if key != "kind"])
+            response["Location"] = urlunsplit(url._replace(query=query))
+        return response
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -163,15 +207,40 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             return format_html('<span class="status status-failed">Paused</span> {}', account.blocked_reason)
         return format_html('<span class="status status-delivered">{}</span>', "Active")
 
+    # --- Test connection: an action on the list, a button on the account's page --------------------
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/test-connection/", self.admin_site.admin_view(self.test_connection_view),
+                 name="providers_provideraccount_test_connection"),
+            *super().get_urls(),
+        ]
+
+    def test_connection_view(self, request, object_id):
+        """The account page's "Test connection" button: the action's check for this account,
+        then back to its page with the outcome."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        account = self.get_object(request, unquote(object_id))
+        if account is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        self.connection_test(request, account)
+        return HttpResponseRedirect(reverse("admin:providers_provideraccount_change", args=[account.pk]))
+
+    def connection_test(self, request, account) -> None:
+        result = account_check(account=account)
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        prefix = "Connected" if result.ok else "Not connected"
+        self.message_user(request, f"{account}: {prefix}. {result.message}", level)
+        account_action_record(account=account, user=request.user,
+                              summary=f"Tested the connection: {prefix}. {result.message}")
+
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request, queryset):
         for account in queryset:
-            result = account_check(account=account)
-            level = messages.SUCCESS if result.ok else messages.ERROR
-            prefix = "Connected" if result.ok else "Not connected"
-            self.message_user(request, f"{account}: {prefix}. {result.message}", level)
-            account_action_record(account=account, user=request.user,
-                                  summary=f"Tested the connection: {prefix}. {result.message}")
+            self.connection_test(request, account)
 
     @admin.action(description="Sync catalog", permissions=["change"])
     def sync_catalog(self, request, queryset):

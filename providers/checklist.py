@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from giftdesk.text import plural
 from providers.clients import client_class
 from providers.models import ProviderAccount
 
@@ -66,7 +67,7 @@ def _catalog(account) -> CheckItem:
         return CheckItem("Catalog synced", False, "No products yet: use the “Sync catalog” action.")
     last = active.order_by("-last_synced_at").values_list("last_synced_at", flat=True).first()
     return CheckItem("Catalog synced", True,
-                     f"{count} products, last synced {timezone.localtime(last):%Y-%m-%d %H:%M}.")
+                     f"{plural(count, 'product')}, last synced {timezone.localtime(last):%Y-%m-%d %H:%M}.")
 
 
 def _products_in_use(gone: list[str]) -> CheckItem:

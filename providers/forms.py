@@ -1,19 +1,24 @@
-"""The provider account form, built from what each client declares (`credential_fields`,
-`setting_fields`): a new provider's fields appear without a change here.
+"""The provider account forms, built from what each client declares (`credential_fields`,
+`credential_help`, `setting_fields`): a new provider's fields appear without a change here.
 
-Credentials are write-only: blank keeps what is stored, nothing is ever shown back. A kind's
-settings are real fields on the account's change page; the add form, which does not know
-the kind yet, asks for the rest first (as Django's own user admin does with passwords).
+Adding an account takes two steps, as Django's user admin asks for the password on a page
+of its own: first the provider (`ProviderChoiceForm`), then that provider's form
+(`account_form(kind)`), which shows only its credentials and its settings, each a field of
+its own (never JSON). A credential of another provider posted anyway is refused.
+
+Credentials are write-only: blank keeps what is stored, nothing is ever shown back.
 """
 
 from __future__ import annotations
 
 from django import forms
 
+from giftdesk.text import plural, verb
 from providers.clients import client_class
-from providers.clients.base import SettingField
-from providers.models import ProviderAccount
+from providers.clients.base import ProviderClient, SettingField
+from providers.models import ProviderAccount, ProviderKind
 from providers.services import (
+    COMMON_CREDENTIALS,
     MONTHLY_LIMITS_EXAMPLE,
     AccountConfigError,
     account_save,
@@ -22,6 +27,13 @@ from providers.services import (
     monthly_limits_parse,
     monthly_limits_text,
 )
+
+CREDENTIAL_STORAGE = "Stored encrypted and never shown again; on a saved account, blank keeps the stored value."
+WEBHOOK_SECRET_HELP = "The secret that verifies the webhooks the provider sends (only if it sends any)."
+# The model's defaults, used where a provider documents no tighter limit.
+MAX_CARDS_DEFAULT = ProviderAccount._meta.get_field("max_cards_per_request").default
+RATE_LIMIT_DEFAULT = ProviderAccount._meta.get_field("rate_limit_per_minute").default
+SENDING_FIELDS = ("max_cards_per_request", "rate_limit_per_minute")
 
 
 def credential_field_name(key: str) -> str:
@@ -32,11 +44,28 @@ def setting_field_name(key: str) -> str:
     return f"setting_{key}"
 
 
-def _credential_field(label: str) -> forms.CharField:
+def kind_credentials(kind: str) -> list[str]:
+    """The credentials `kind` takes, its own in the order it declares them, then the common ones."""
+    accepted = credential_keys(kind)
+    return [key for key in dict.fromkeys([*client_class(kind).credential_fields, *sorted(accepted)])
+            if key in accepted]
+
+
+def and_join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """Each provider with what it asks for: "GoGift: Client ID and Client secret"."""
+    return [(kind, f"{label}: {and_join(list(client_class(kind).credential_fields.values()))}")
+            for kind, label in ProviderKind.choices]
+
+
+def _credential_field(label: str, help_text: str) -> forms.CharField:
     return forms.CharField(
         label=label, required=False, strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored encrypted. Leave blank to keep the stored value.",
+        help_text=f"{help_text} {CREDENTIAL_STORAGE}".strip(),
     )
 
 
@@ -49,17 +78,68 @@ def _setting_field(declared: SettingField) -> forms.CharField:
     return forms.CharField(label=declared.label, required=False, strip=True, help_text=" ".join(notes))
 
 
-class ProviderAccountForm(forms.ModelForm):
-    """The fields every account has; `account_form` adds the declared ones."""
+def _endpoint_fields(client: type[ProviderClient]) -> dict[str, forms.Field]:
+    """The API and token URL fields, saying which URLs a blank one means for this provider."""
+    name = client.display_name
 
-    api_base_url = forms.URLField(
-        assume_scheme="https", required=False, label="API base URL",
-        help_text="As the provider documents it. Blank: the provider's URL for this environment.",
+    def blank_means(position: int, fallback: str) -> str:
+        urls = {environment: pair[position] for environment, pair in client.documented_urls.items() if pair[position]}
+        if not urls:
+            return fallback
+        if len(set(urls.values())) == 1:
+            return f"Blank: {next(iter(urls.values()))}."
+        return "Blank: " + ", ".join(f"{url} in {environment}" for environment, url in urls.items()) + "."
+
+    return {
+        "api_base_url": forms.URLField(
+            assume_scheme="https", required=False, label="API base URL",
+            help_text=f"As {name} documents it. {blank_means(0, 'Blank: the documented URL for this environment.')}",
+        ),
+        "auth_url": forms.URLField(
+            assume_scheme="https", required=False, label="Token URL",
+            help_text=f"Where {name} hands out access tokens for the client credentials. "
+                      f"{blank_means(1, f'Blank: the token URL {name} documents.')}",
+        ),
+    }
+
+
+def _sending_fields(client: type[ProviderClient]) -> dict[str, forms.Field]:
+    """How much to send at once, defaulting to what the provider documents."""
+    name = client.display_name
+    cards = min(MAX_CARDS_DEFAULT, client.max_cards_per_submission or MAX_CARDS_DEFAULT)
+    rate = client.max_requests_per_minute or RATE_LIMIT_DEFAULT
+    cap = (f" {name} takes at most {plural(client.max_cards_per_submission, 'card')} per request."
+           if client.max_cards_per_submission else "")
+    documented = f" {name} allows {client.max_requests_per_minute} a minute." if client.max_requests_per_minute else ""
+    return {
+        "max_cards_per_request": forms.IntegerField(
+            label="Max cards per request", required=False, min_value=1, initial=cards,
+            help_text=f"Most cards one request to {name} carries.{cap} Blank: {cards}."),
+        "rate_limit_per_minute": forms.IntegerField(
+            label="Rate limit per minute", required=False, min_value=1, initial=rate,
+            help_text=f"Requests a minute to {name}, all workers together.{documented} Blank: {rate}."),
+    }
+
+
+class ProviderChoiceForm(forms.ModelForm):
+    """The first step of adding an account: which provider. Nothing is saved from it."""
+
+    kind = forms.ChoiceField(
+        label="Provider", choices=provider_choices, widget=forms.RadioSelect(attrs={"class": "radiolist"}),
+        help_text="The next page asks for this provider's credentials and settings, as its documents name them.",
     )
-    auth_url = forms.URLField(
-        assume_scheme="https", required=False, label="Token URL",
-        help_text="GoGift and Giftronaut only. Blank: the provider's documented token URL.",
-    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["kind"]
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """The fields every account has; `account_form` adds the kind's own."""
+
+    # `account_form` replaces these with the provider's documented URLs in their help.
+    api_base_url = forms.URLField(assume_scheme="https", required=False, label="API base URL")
+    auth_url = forms.URLField(assume_scheme="https", required=False, label="Token URL")
 
     # Stored as {currency: "amount"} (ProviderAccount.monthly_limits); typed as text.
     monthly_limits = forms.CharField(
@@ -71,16 +151,20 @@ class ProviderAccountForm(forms.ModelForm):
         ),
     )
 
-    # Set by `account_form`: the kind's settings this form shows.
+    # Set by `account_form`: the provider this form is for, and the settings it shows.
+    provider_kind: str = ""
     setting_keys: tuple[str, ...] = ()
 
     class Meta:
         model = ProviderAccount
-        fields = ["name", "kind", "environment", "api_base_url", "auth_url",
+        # The kind is chosen before this form (or fixed, on a saved account): not a field.
+        fields = ["name", "environment", "api_base_url", "auth_url",
                   "max_cards_per_request", "rate_limit_per_minute", "monthly_limits", "is_active"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.provider_kind and not self.instance.pk:
+            self.instance.kind = self.provider_kind
         self.initial["monthly_limits"] = monthly_limits_text(self.instance.monthly_limits)
         stored = self.instance.settings or {}
         for key in self.setting_keys:
@@ -93,19 +177,31 @@ class ProviderAccountForm(forms.ModelForm):
         except AccountConfigError as exc:
             raise forms.ValidationError(str(exc)) from None
 
+    def clean_max_cards_per_request(self) -> int:
+        return self._or_default("max_cards_per_request")
+
+    def clean_rate_limit_per_minute(self) -> int:
+        return self._or_default("rate_limit_per_minute")
+
+    def _or_default(self, name: str) -> int:
+        value = self.cleaned_data.get(name)
+        return self.fields[name].initial if value is None else value
+
     def clean(self):
         cleaned = super().clean()
-        kind = cleaned.get("kind") or self.instance.kind
+        kind = self.provider_kind or self.instance.kind
         if kind:
+            # Another provider's credential has no field here, so it can only come from a
+            # forged or stale post: refuse it rather than drop it silently.
             labels = credential_labels()
-            unused = [
-                labels[key] for key in labels
-                if cleaned.get(credential_field_name(key)) and key not in credential_keys(kind)
-            ]
-            if unused:
+            foreign = [labels[key] for key in labels if key not in credential_keys(kind)
+                       and str(self.data.get(self.add_prefix(credential_field_name(key))) or "").strip()]
+            if foreign:
+                name = client_class(kind).display_name
+                own = {**labels, **client_class(kind).credential_fields}
                 raise forms.ValidationError(
-                    f"{', '.join(unused)} do not apply to {kind} accounts; "
-                    f"{kind} uses {', '.join(labels[key] for key in sorted(credential_keys(kind)))}."
+                    f"{', '.join(foreign)} {verb(len(foreign), 'does', 'do')} not apply to {name} accounts; "
+                    f"{name} uses {', '.join(own[key] for key in kind_credentials(kind))}."
                 )
         return cleaned
 
@@ -140,15 +236,22 @@ class ProviderAccountForm(forms.ModelForm):
         return settings
 
 
-def account_form(kind: str | None) -> type[ProviderAccountForm]:
-    """The account form with every kind's credential fields (the chosen kind's are checked
-    in `clean`) and, when `kind` is known, that kind's setting fields. Built as a class
-    because the admin's fieldsets may only name fields a form class declares."""
+def account_form(kind: str | None) -> type[forms.ModelForm]:
+    """The form of one provider's accounts: its credential fields (labelled and explained as
+    its documents do), its setting fields, its URLs and sending defaults. Without a kind,
+    the first step of adding an account: `ProviderChoiceForm`. Built as a class because the
+    admin's fieldsets may only name fields a form class declares."""
+    if kind is None:
+        return ProviderChoiceForm
+    client = client_class(kind)
+    labels = {**credential_labels(), **COMMON_CREDENTIALS, **client.credential_fields}
+    helps = {"webhook_secret": WEBHOOK_SECRET_HELP, **client.credential_help}
     fields: dict[str, forms.Field] = {
-        credential_field_name(key): _credential_field(label) for key, label in credential_labels().items()
+        credential_field_name(key): _credential_field(labels.get(key, key), helps.get(key, ""))
+        for key in kind_credentials(kind)
     }
-    declared = client_class(kind).setting_fields if kind else {}
-    fields |= {setting_field_name(key): _setting_field(setting) for key, setting in declared.items()}
+    fields |= {setting_field_name(key): _setting_field(setting) for key, setting in client.setting_fields.items()}
+    fields |= _endpoint_fields(client) | _sending_fields(client)
     # type() takes the base's metaclass: Django's ModelFormMetaclass gathers the fields.
-    return type("ProviderAccountForm", (ProviderAccountForm,),
-                {**fields, "setting_keys": tuple(declared), "__module__": __name__})
+    return type("ProviderAccountForm", (ProviderAccountForm,), {
+        **fields, "provider_kind": kind, "setting_keys": tuple(client.setting_fields), "__module__": __name__})

@@ -16,6 +16,13 @@ def money(amount: Decimal | None) -> str:
     return f"{amount:.0f}" if amount == amount.to_integral_value() else f"{amount:.2f}"
 
 
+def price(amount: Decimal | None) -> str:
+    """5000 -> "5,000", 12.5 -> "12.50": an amount in a price rule, grouped as staff read it."""
+    if amount is None:
+        return "?"
+    return f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
+
+
 class ProviderKind(models.TextChoices):
     GOGIFT = "gogift", "GoGift"
     GIFTRONAUT = "giftronaut", "Giftronaut"
@@ -145,10 +152,21 @@ class Product(models.Model):
         return [Decimal(str(value)) for value in self.denominations]
 
     def pricing_summary(self) -> str:
+        """The amounts it takes, as the import form, the template and row errors all say it:
+        "50–5,000 DKK in steps of 10", "25, 50, 100 EUR"."""
+        currency = self.currency
         if self.pricing == PricingKind.FIXED:
-            return ", ".join(money(amount) for amount in self.denomination_amounts) + f" {self.currency}"
-        step = f" in steps of {money(self.step)}" if self.step else ""
-        return f"{money(self.min_amount)} to {money(self.max_amount)} {self.currency}{step}"
+            return ", ".join(price(amount) for amount in sorted(self.denomination_amounts)) + f" {currency}"
+        low, high = self.min_amount, self.max_amount
+        if low is not None and high is not None:
+            rule = f"{price(low)}–{price(high)} {currency}"
+        elif low is not None:
+            rule = f"from {price(low)} {currency}"
+        elif high is not None:
+            rule = f"up to {price(high)} {currency}"
+        else:
+            rule = f"any amount in {currency}"
+        return f"{rule} in steps of {price(self.step)}" if self.step else rule
 
     def amount_error(self, amount: Decimal) -> str | None:
         """Why `amount` cannot be bought as this product, or None when it can."""

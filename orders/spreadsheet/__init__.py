@@ -3,11 +3,12 @@
 Two steps, neither of which writes to the database:
 
 1. ``read_table(data, filename)`` turns the uploaded bytes into a ``Table``: the header
-   mapped to GiftDesk's fields and the data rows, each with the row number a spreadsheet
-   program shows (header = row 1, blank rows keep their numbers, a quoted cell spanning
-   several lines is one row). CSV or XLSX, decided by what the file is; anything else,
-   and any file over a limit, raises ``FileRefused`` with a message a staff member can
-   act on.
+   (the first row with a name and an email column among the first 10 non-blank rows, so
+   title lines above it are skipped; ``Table.header_row``) mapped to GiftDesk's fields,
+   and the data rows, each with the row number a spreadsheet program shows (blank rows
+   keep their numbers, a quoted cell spanning several lines is one row). CSV or XLSX,
+   decided by what the file is; anything else, a header without data rows, and any file
+   over a limit, raises ``FileRefused`` with a message a staff member can act on.
 2. ``validate(table, context)`` checks every row against the account's catalog and
    returns an ``ImportPreview``: valid rows ready to become orders, invalid rows with
    *every* problem of the row (``RowError``), and warnings (duplicates in the file,

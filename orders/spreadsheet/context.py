@@ -22,6 +22,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
+from orders.spreadsheet.headers import header_row_note
 from providers.models import Product, ProviderAccount
 
 
@@ -63,6 +64,12 @@ class ImportPreview:
     totals: dict[str, Decimal]  # currency -> sum of the valid rows
     errors: list[RowError]  # every invalid row's errors, in row order
     headers: list[str]  # the header row as uploaded, for the download
+    header_row: int = 1  # where the header was found; the rows above it were titles
+
+    @property
+    def header_row_note(self) -> str:
+        """"Row 3 was taken as the header; ..." when it is not row 1, else ""."""
+        return header_row_note(self.header_row)
 
 
 @dataclass

@@ -6,12 +6,16 @@ name (``name``, ``recipient_name``, ``full_name``, or ``first_name`` + ``last_na
 email (``email``, ``recipient_email``, ``email_address``), amount (``amount``, ``value``,
 ``giftcard_value``), and optionally ``currency``, ``product``, ``phone``, ``message``,
 ``reference``, ``send_on``. Unknown columns are ignored and listed; a column given twice,
-or no name or email column, refuses the file.
+or no name or email column, refuses the file (naming every missing column, amount too).
 
-Rows are numbered from the header (row 1); blank rows are skipped but keep their
-numbers; the row limit counts data rows only and stops reading as soon as it is passed.
-A second bound, on the row number itself (blank rows included), stops reading a sheet of
-endless empty rows: the data-row limit alone would read every one of them.
+The header is the first row holding a name and an email column among the first
+``HEADER_SEARCH_ROWS`` non-blank rows: exports from HR systems put a title line or two
+above it. Rows keep the numbers a spreadsheet program shows (a title on row 1, the header
+on row 2: the first data row is row 3); blank rows are skipped but keep their numbers; the
+row limit counts data rows only and stops reading as soon as it is passed. A second bound,
+on the row number itself (blank rows included), stops reading a sheet of endless empty
+rows: the data-row limit alone would read every one of them. A header without a single
+data row under it refuses the file: there is nothing to send.
 
 No Django here: the limits come as arguments (``ReadLimits``), so the bounded reader's
 child process can build the table without setting Django up.
@@ -19,11 +23,12 @@ child process can build the table without setting Django up.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from orders.spreadsheet.errors import FileRefused
+from orders.spreadsheet.errors import FileRefused, HeaderNotFound
 from orders.spreadsheet.limits import ReadLimits
 
 # field -> accepted header spellings (normalized with `normalize_header`).
@@ -43,6 +48,13 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 MAX_CELLS_KEPT = 16_384  # Excel's last column, XFD
+# The header is looked for in this many non-blank rows from the top: enough for an HR
+# export's title lines, few enough that a file of endless title-like rows is refused at once.
+HEADER_SEARCH_ROWS = 10
+# A cell longer than this is no column name (the longest spelling is 14 letters); it is
+# not normalized, so a title row of one 20 MB cell costs nothing to look at.
+HEADER_CELL_MAX_CHARS = 100
+NO_DATA_ROWS = "The file has a header but no recipient rows: nothing to send."
 
 
 @dataclass
@@ -69,6 +81,7 @@ class Table:
     data_row_count: int = 0
     blank_rows: int = 0
     sheet: str = ""  # XLSX: the sheet that was read
+    header_row: int = 1  # the row number of the header; the rows above it were titles
 
 
 @dataclass
@@ -80,18 +93,59 @@ class HeaderMap:
 
 
 def build_table(records: Iterator[list[str]], *, file_format: str, limits: ReadLimits) -> Table:
-    """Map the header (row 1) and collect the data rows with their spreadsheet numbers."""
-    header = next(records, [])
-    header_map = map_header(header)
+    """Find the header, map it, and collect the data rows under it with their numbers."""
+    header_row, header = find_header(records, limits)
+    return table_under_header(header_row, header, records, file_format=file_format, limits=limits)
+
+
+def find_header(records: Iterator[list[str]], limits: ReadLimits) -> tuple[int, list[str]]:
+    """The first row holding the required columns, among the first non-blank rows.
+
+    Consumes `records` up to and including the header, so the caller reads on from the
+    row under it. Raises ``HeaderNotFound`` naming every column missing from the row that
+    comes closest (the one with the most known columns; the first non-blank one if none).
+    """
+    closest: tuple[dict[str, list[int]], int, list[str]] = ({}, 1, [])  # (positions, row number, record)
+    searched = 0
+    for number, record in enumerate(records, start=1):
+        if number > limits.max_sheet_rows:
+            raise refuse_too_many_sheet_rows(limits.max_sheet_rows)
+        if is_blank(record):
+            continue
+        # A header is no wider than a spreadsheet: a title "row" of a million cells is
+        # looked at up to Excel's last column, not to its end.
+        positions = known_positions(record[:MAX_CELLS_KEPT])
+        if holds_required_columns(positions):
+            return number, record
+        if not searched or len(positions) > len(closest[0]):
+            closest = (positions, number, record)
+        searched += 1
+        if searched == HEADER_SEARCH_ROWS:
+            break
+    positions, number, record = closest
+    raise missing_columns_refusal(positions, record, number, searched_rows=searched)
+
+
+def table_under_header(
+    header_row: int,
+    header: list[str],
+    records: Iterator[list[str]],
+    *,
+    file_format: str,
+    limits: ReadLimits,
+) -> Table:
+    """Map the header found on `header_row`; `records` are the rows under it."""
+    header_map = map_header(header, header_row)
     table = Table(
         columns=header_map.columns,
         ignored_columns=header_map.ignored,
         rows=[],
         format=file_format,
         headers=list(header[: header_map.width]),
+        header_row=header_row,
     )
     limit = limits.max_rows
-    for number, record in enumerate(records, start=2):
+    for number, record in enumerate(records, start=header_row + 1):
         if number > limits.max_sheet_rows:
             # Checked before the row is looked at: the rest of the sheet is never read.
             raise refuse_too_many_sheet_rows(limits.max_sheet_rows)
@@ -103,7 +157,19 @@ def build_table(records: Iterator[list[str]], *, file_format: str, limits: ReadL
         if table.data_row_count > limit:
             raise refuse_too_many_rows(limit)  # stop reading now: refuse fast, not late
         table.rows.append(source_row(number, record, header_map))
+    if not table.data_row_count:
+        # "No valid rows" would read as a check that failed; there was nothing to check.
+        raise FileRefused(NO_DATA_ROWS)
     return table
+
+
+def header_row_note(header_row: int) -> str:
+    """What the preview and send_csv say when the header is not row 1."""
+    if header_row <= 1:
+        return ""
+    if header_row == 2:
+        return "Row 2 was taken as the header; row 1 above it was skipped as a title."
+    return f"Row {header_row} was taken as the header; rows 1–{header_row - 1} above it were skipped as titles."
 
 
 def refuse_too_many_rows(limit: int) -> FileRefused:
@@ -158,9 +224,12 @@ def is_blank(record: list[str]) -> bool:
     return all(not cell.strip() for cell in record)
 
 
+NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")  # \w is str.isalnum() plus "_"
+
+
 def normalize_header(text: str) -> str:
     """Lower-case, letters and digits only: "E-mail" = "email", "First Name" = "first_name"."""
-    return "".join(char for char in text.lower() if char.isalnum())
+    return NOT_LETTER_OR_DIGIT.sub("", text.lower())
 
 
 ALIAS_TO_FIELD: dict[str, str] = {
@@ -168,17 +237,45 @@ ALIAS_TO_FIELD: dict[str, str] = {
 }
 
 
-def map_header(header: list[str]) -> HeaderMap:
+def column_positions(header: list[str]) -> tuple[dict[str, list[int]], list[str]]:
+    """field -> the 0-based indexes of the cells naming it; and the unknown headers."""
+    positions = known_positions(header)
+    known = {index for found in positions.values() for index in found}
+    ignored = [shortened(text) for index, text in enumerate(header) if index not in known and text.strip()]
+    return positions, ignored
+
+
+def known_positions(header: list[str]) -> dict[str, list[int]]:
+    """field -> the 0-based indexes of the cells naming it."""
     positions: dict[str, list[int]] = defaultdict(list)
-    ignored: list[str] = []
     for index, text in enumerate(header):
-        name = ALIAS_TO_FIELD.get(normalize_header(text))
+        name = field_named(text)
         if name:
             positions[name].append(index)
-        elif text.strip():
-            ignored.append(shortened(text))
+    return positions
+
+
+def field_named(text: str) -> str | None:
+    if len(text) > HEADER_CELL_MAX_CHARS:
+        return None
+    return ALIAS_TO_FIELD.get(normalize_header(text))
+
+
+def has_name(positions: dict[str, list[int]]) -> bool:
+    return "name" in positions or {"first_name", "last_name"} <= positions.keys()
+
+
+def holds_required_columns(positions: dict[str, list[int]]) -> bool:
+    # Amount is not required here: a default amount may stand in for it (rows.validate
+    # refuses its absence when none is given).
+    return has_name(positions) and "email" in positions
+
+
+def map_header(header: list[str], row: int = 1) -> HeaderMap:
+    positions, ignored = column_positions(header)
     refuse_duplicate_columns(positions)
-    refuse_missing_columns(positions, header)
+    if not holds_required_columns(positions):
+        raise missing_columns_refusal(positions, header, row)
     indexes = {name: found[0] for name, found in positions.items()}
     return HeaderMap(
         columns={name: header[index].strip() for name, index in indexes.items()},
@@ -200,25 +297,40 @@ def refuse_duplicate_columns(positions: dict[str, list[int]]) -> None:
             )
 
 
-def refuse_missing_columns(positions: dict[str, list[int]], header: list[str]) -> None:
+def missing_columns_refusal(
+    positions: dict[str, list[int]], header: list[str], row: int, *, searched_rows: int = 1
+) -> HeaderNotFound:
+    """Every required column the row lacks, in one message: fixing one and being refused
+    for the next wastes a round trip. Amount is named with its condition, since whether a
+    default amount is given is not known here."""
     missing = []
-    if "name" not in positions and not {"first_name", "last_name"} <= positions.keys():
+    if not has_name(positions):
         missing.append("name (or first_name and last_name)")
     if "email" not in positions:
         missing.append("email")
-    if missing:
-        raise FileRefused(
-            f"The header row (row 1) has no {' and no '.join(missing)} column. "
-            f"Columns found: {found_columns(header)}."
-        )
+    text = f"The header row (row {row}) has no {' and no '.join(missing)} column"
+    if "amount" not in positions:
+        text += ", and no amount column (needed unless you give a default amount)"
+    searched = (
+        f" GiftDesk looks for the header (a row with a name and an email column) in the first "
+        f"{HEADER_SEARCH_ROWS} non-blank rows."
+        if searched_rows > 1
+        else ""
+    )
+    return HeaderNotFound(f"{text}. Columns found: {found_columns(header, row=row)}.{searched}", len(positions))
 
 
-def found_columns(header: list[str], shown: int = 20) -> str:
-    names = [f"'{shortened(text)}'" for text in header if text.strip()]
-    if not names:
-        return "none (row 1 is empty)"
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
+def found_columns(header: list[str], shown: int = 20, row: int = 1) -> str:
+    # Counted up to a spreadsheet's width: a CSV row may hold millions of cells.
+    filled = [text for text in header[:MAX_CELLS_KEPT] if text.strip()]
+    if not filled:
+        return f"none (row {row} is empty)"
+    names = [f"'{shortened(text)}'" for text in filled[:shown]]
+    if len(header) > MAX_CELLS_KEPT:
+        more = f" and more (the row has {len(header):,} cells)"
+    else:
+        more = f" and {len(filled) - shown:,} more" if len(filled) > shown else ""
+    return ", ".join(names) + more
 
 
 def shortened(text: str, limit: int = 60) -> str:

@@ -5,8 +5,8 @@ semicolon or tab; UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252) or X
 first sheet whose header row has the required columns). ODS, old ``.xls``, encrypted or
 broken workbooks, binary files and files over the byte limit raise ``FileRefused`` with a
 "save it as CSV or XLSX" message a staff member can act on. Each format yields records
-(lists of cell texts, one per spreadsheet row); ``headers.build_table`` makes the
-``Table``.
+(lists of cell texts, one per spreadsheet row); ``headers`` finds the header among the
+first rows (title lines may stand above it) and makes the ``Table``.
 
 A workbook is checked here (its zip directory) and then parsed in a child process with
 bounded memory and time (``bounded``), which calls ``read_xlsx`` below. No Django in this
@@ -29,8 +29,8 @@ from openpyxl.reader.excel import ExcelReader
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from orders.spreadsheet import bounded
-from orders.spreadsheet.errors import FileRefused
-from orders.spreadsheet.headers import Table, build_table, last_filled_index, map_header
+from orders.spreadsheet.errors import FileRefused, HeaderNotFound, NotValidCsv
+from orders.spreadsheet.headers import Table, find_header, last_filled_index, table_under_header
 from orders.spreadsheet.limits import ReadLimits
 
 SAVE_AS_ADVICE = (
@@ -48,6 +48,17 @@ EXPAT_NO_MEMORY = 1  # xml.parsers.expat.errors.codes[XML_ERROR_NO_MEMORY]
 # Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; tab, LF and CR excepted.
 # Many of them mean a binary file here; one in a cell is a row error (rows.py).
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# More control characters than 1 in this many (5%) is a binary file, not text with a few
+# pasted into it. Text in UTF-16 without a BOM is half NUL bytes; a NUL copied into one
+# cell of a CSV is one byte in thousands.
+BINARY_CONTROL_SHARE = 20
+# Files that are surely not spreadsheets, known by their first bytes (zip and OLE2 are
+# told apart in read_table). Each holds a byte no text starts with, or a word no header does.
+BINARY_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-", b"\x1f\x8b",
+    b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\x7fELF", b"SQLite format 3\x00",
+)
+NOT_A_SPREADSHEET = f"This is not a spreadsheet file. {SAVE_AS_ADVICE}"
 
 
 def read_table(data: bytes, filename: str = "", limits: ReadLimits | None = None) -> Table:
@@ -72,12 +83,21 @@ def describe(filename: str) -> str:
 
 
 def refuse_if_too_large(data: bytes, limits: ReadLimits) -> None:
-    limit = limits.max_bytes
-    if len(data) > limit:
-        raise FileRefused(f"The file is {format_size(len(data))}; the limit is {format_size(limit)}.")
+    if len(data) > limits.max_bytes:
+        raise FileRefused(too_large_message(len(data), limits.max_bytes))
+
+
+def too_large_message(size: int, limit: int) -> str:
+    """The one wording of an over-limit file, for the admin, send_csv and read_table."""
+    shown = format_size(size)
+    if shown == format_size(limit):
+        shown = f"just over {shown}"  # never "The file is 20 MB; the limit is 20 MB"
+    return f"The file is {shown}; the limit is {format_size(limit)}."
 
 
 def format_size(size: int) -> str:
+    """Sizes as the README gives them: 1 MB = 1024 KB = 1024 x 1024 bytes, so the default
+    limit of 20,971,520 bytes is "20 MB" (counted in millions it would read "21 MB")."""
     for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
         if size >= scale:
             value = Decimal(size) / scale
@@ -91,12 +111,35 @@ def format_size(size: int) -> str:
 
 def read_csv(data: bytes, limits: ReadLimits) -> Table:
     text, encoding = decode_text(data)
-    delimiter = detect_delimiter(text)
-    records = csv_records(text, delimiter, limits)
-    table = build_table(records, file_format="csv", limits=limits)
-    table.encoding = encoding
-    table.delimiter = delimiter
-    return table
+    refusals: list[FileRefused] = []
+    for delimiter in delimiters_to_try(text):
+        records = csv_records(text, delimiter, limits)
+        try:
+            header_row, header = find_header(records, limits)
+        except (HeaderNotFound, NotValidCsv) as refusal:
+            # A title line decided the delimiter ("Gift cards, summer" above a semicolon
+            # file): the header may show up under another one.
+            refusals.append(refusal)
+            continue
+        table = table_under_header(header_row, header, records, file_format="csv", limits=limits)
+        table.encoding = encoding
+        table.delimiter = delimiter
+        return table
+    raise closest_refusal(refusals)
+
+
+def closest_refusal(refusals: list[FileRefused]) -> FileRefused:
+    """Of the refusals under each delimiter, the one about the row with the most GiftDesk
+    columns ("no email column" beats "no name, no email"); on a tie, the first line's
+    delimiter's."""
+    return max(refusals, key=lambda refusal: getattr(refusal, "known_columns", -1))
+
+
+def delimiters_to_try(text: str) -> list[str]:
+    """The first line's delimiter, then any other that occurs in the file at all (one
+    that does not cannot split a header into a name and an email column)."""
+    first = detect_delimiter(text)
+    return [first] + [delimiter for delimiter in DELIMITERS if delimiter != first and delimiter in text]
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -106,17 +149,22 @@ def decode_text(data: bytes) -> tuple[str, str]:
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # The "utf-16" codec reads the BOM to pick the byte order, and drops it.
         text, encoding = decode_or_refuse(data, "utf-16"), "utf-16"
-    elif b"\x00" in data:
-        # NUL never occurs in text outside UTF-16; this is a binary file.
-        raise FileRefused(f"This is not a spreadsheet file. {SAVE_AS_ADVICE}")
+    elif data.startswith(BINARY_SIGNATURES) or data.count(b"\x00") > len(data) // BINARY_CONTROL_SHARE:
+        # Many NULs: UTF-16 or UTF-32 without a BOM, or a binary file.
+        raise FileRefused(NOT_A_SPREADSHEET)
     else:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
+            if b"\x00" in data:
+                # A few NULs in what is not UTF-8 either: UTF-16 without a BOM of text in a
+                # non-Latin script (few NUL bytes), or binary. A stray NUL in a cell is
+                # read (and reported on its row) only in an otherwise valid UTF-8 file.
+                raise FileRefused(NOT_A_SPREADSHEET) from None
             # Excel's "CSV" on Windows writes Windows-1252 (e.g. "Søren Ærø").
             text, encoding = decode_or_refuse(data, "cp1252"), "cp1252"
     if looks_binary(text):
-        raise FileRefused(f"This is not a spreadsheet file. {SAVE_AS_ADVICE}")
+        raise FileRefused(NOT_A_SPREADSHEET)
     return text, encoding
 
 
@@ -130,21 +178,28 @@ def decode_or_refuse(data: bytes, encoding: str) -> str:
 
 
 def looks_binary(text: str, sample_size: int = 4096) -> bool:
-    """Many control characters early on: a binary file that happened to decode."""
+    """Many control characters (NUL included) early on: a binary file that happened to
+    decode. A few are text pasted from elsewhere: a row error each (rows.py)."""
     sample = text[:sample_size]
     controls = len(CONTROL_CHARACTER.findall(sample))
-    return "\x00" in sample or controls > len(sample) // 20
+    return controls > len(sample) // BINARY_CONTROL_SHARE
+
+
+DELIMITERS = (",", ";", "\t")
+DELIMITER_SAMPLE_CHARS = 64 * 1024
 
 
 def detect_delimiter(text: str) -> str:
-    """Comma, semicolon or tab: the most frequent in the header line, outside quotes.
+    """Comma, semicolon or tab: the most frequent in the first line, outside quotes.
 
     csv.Sniffer is not used: it guesses wrong on one-column files (picking a letter or
-    a space as the delimiter). A header without any candidate is a one-column file.
+    a space as the delimiter). A first line without any candidate is a one-column file,
+    or a title line (``read_csv`` then tries the other delimiters).
     """
-    counts = {",": 0, ";": 0, "\t": 0}
+    counts = dict.fromkeys(DELIMITERS, 0)
     in_quotes = False
-    for char in text:
+    # A first line of megabytes (one huge quoted title cell) is counted on its start only.
+    for char in text[:DELIMITER_SAMPLE_CHARS]:
         if char == '"':
             in_quotes = not in_quotes
         elif not in_quotes and char in "\r\n":
@@ -175,7 +230,7 @@ def csv_records(text: str, delimiter: str, limits: ReadLimits) -> Iterator[list[
         except StopIteration:
             return
         except csv.Error as exc:
-            raise FileRefused(
+            raise NotValidCsv(
                 f"Row {row_number} is not valid CSV ({exc}). Check the quotes in that row, "
                 "or save the file again from your spreadsheet program."
             ) from None
@@ -392,19 +447,18 @@ def read_first_matching_sheet(sheets: list[Any], limits: ReadLimits) -> Table:
     for sheet in sheets:
         # Some writers store a wrong <dimension>; without it openpyxl reads every row.
         sheet.reset_dimensions()
-        header = xlsx_header(sheet)
         try:
-            map_header(header)
-        except FileRefused as refusal:
+            header_row, header = sheet_header(sheet, limits)
+        except HeaderNotFound as refusal:
             first_refusal = first_refusal or refusal
             continue
         # Only the header's columns are read. Unlike CSV, a workbook cannot shift a cell
         # into the wrong column, so a note right of the table is harmless; and a stray
         # cell at column XFD would otherwise pad every row to 16,384 values.
         width = max(last_filled_index(header) + 1, 1)
-        rows = sheet.iter_rows(min_row=2, max_col=width, values_only=True)
+        rows = sheet.iter_rows(min_row=header_row + 1, max_col=width, values_only=True)
         records = (cell_texts(row) for row in rows)
-        table = build_table(prepend(header, records), file_format="xlsx", limits=limits)
+        table = table_under_header(header_row, header, records, file_format="xlsx", limits=limits)
         table.sheet = sheet.title
         return table
     if first_refusal is None:
@@ -412,15 +466,15 @@ def read_first_matching_sheet(sheets: list[Any], limits: ReadLimits) -> Table:
     raise first_refusal
 
 
-def xlsx_header(sheet: Any) -> list[str]:
-    for row in sheet.iter_rows(min_row=1, max_row=1, values_only=True):
-        return cell_texts(row)
-    return []
-
-
-def prepend(first: list[str], rest: Iterable[list[str]]) -> Iterator[list[str]]:
-    yield first
-    yield from rest
+def sheet_header(sheet: Any, limits: ReadLimits) -> tuple[int, list[str]]:
+    """The sheet's header row and its number, read in a pass that stops there."""
+    top_rows = sheet.iter_rows(values_only=True)
+    try:
+        return find_header((cell_texts(row) for row in top_rows), limits)
+    finally:
+        close = getattr(top_rows, "close", None)
+        if close:
+            close()  # closes the sheet part now, not when the generator is collected
 
 
 def cell_texts(values: Iterable[Any]) -> list[str]:

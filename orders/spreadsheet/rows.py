@@ -4,8 +4,10 @@ Every problem of a row is reported, under the header text the user wrote: requir
 fields (name, email, amount unless a default is given), email syntax, the amount and
 the product's pricing rules, the product (provider product id or SKU), the currency,
 ``send_on`` (ISO date, today or later), control characters, line breaks outside the
-message, and field lengths. Duplicate recipients in the file and recipients who got a
-card recently are warnings, which do not stop a row.
+message, and field lengths. Amounts and dates take the digits 0-9 only: a regex digit
+class and ``Decimal`` also take Arabic-Indic or full-width digits ("٥٠" would be 50).
+Duplicate recipients in the file and recipients who got a card recently are warnings,
+which do not stop a row.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ FIELD_MAX_LENGTHS: dict[str, int] = {
 # Fields where a line break is legitimate content.
 MULTILINE_FIELDS = frozenset({"message"})
 
-AMOUNT_PATTERN = re.compile(r"^(\d{1,10})(?:[.,](\d+))?$")
+# [0-9], not \d: \d matches every Unicode digit ("٥٠", "５０"), and Decimal reads them as 50.
+AMOUNT_PATTERN = re.compile(r"^([0-9]{1,10})(?:[.,]([0-9]+))?$")
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
-ISO_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+ONLY_ASCII_DIGITS = "only the digits 0-9 are accepted"
 LINE_BREAK = re.compile("[\n\r\u2028\u2029]")
 
 _email_validator = EmailValidator()
@@ -70,6 +74,7 @@ def validate(table: Table, context: ImportContext) -> ImportPreview:
         totals=totals_by_currency(valid_rows),
         errors=[error for row in invalid_rows for error in row.errors],
         headers=list(table.headers),
+        header_row=table.header_row,
     )
 
 
@@ -77,9 +82,9 @@ def refuse_missing_amount(table: Table, context: ImportContext) -> None:
     """Without an amount column every row needs the default amount: refuse the file."""
     if "amount" not in table.columns and context.default_amount is None:
         raise FileRefused(
-            "The header row (row 1) has no amount column and no default amount was given. "
-            f"Add an amount column or give a default amount. Columns found: "
-            f"{found_columns(table.headers)}."
+            f"The header row (row {table.header_row}) has no amount column and no default amount "
+            "was given. Add an amount column or give a default amount. Columns found: "
+            f"{found_columns(table.headers, row=table.header_row)}."
         )
 
 
@@ -256,6 +261,8 @@ def check_amount(check: RowCheck, context: ImportContext) -> Decimal | None:
 def parse_amount(text: str) -> tuple[Decimal | None, str | None]:
     """ "50", "50.00" and "50,00" (comma as the decimal separator) -> Decimal("50.00")."""
     example = "write it like 50 or 50.00, without a currency sign or thousands separator"
+    if has_other_digits(text):
+        return None, f"{show(text)} is not an amount: {ONLY_ASCII_DIGITS}; {example}."
     match = AMOUNT_PATTERN.match(text)
     if not match:
         return None, f"{show(text)} is not an amount; {example}."
@@ -328,6 +335,9 @@ def check_send_on(check: RowCheck, today: date) -> date | None:
     if not text:
         return None
     example = f"write it as YYYY-MM-DD, e.g. {today.isoformat()}"
+    if has_other_digits(text):
+        check.error("send_on", f"{show(text)} is not a date: {ONLY_ASCII_DIGITS}; {example}.")
+        return None
     try:
         if not ISO_DATE_PATTERN.match(text):
             raise ValueError
@@ -341,6 +351,11 @@ def check_send_on(check: RowCheck, today: date) -> date | None:
             f"{send_on.isoformat()} is in the past; give today or a later date, or leave it empty to send now.",
         )
     return send_on
+
+
+def has_other_digits(text: str) -> bool:
+    """A digit other than 0-9: Arabic-Indic, full-width, Devanagari and the like."""
+    return any(char.isdigit() and not char.isascii() for char in text)
 
 
 def show(value: str, limit: int = 60) -> str:

@@ -344,8 +344,14 @@ class ProviderClient:
     # Credentials (key -> label) `configure_account --set` and the account form accept for
     # this kind; stored encrypted, never shown back.
     credential_fields: ClassVar[dict[str, str]] = {}
+    # What each credential is and where to find it, in the provider's own words (key -> help;
+    # "webhook_secret" too): the account form shows it under the field.
+    credential_help: ClassVar[dict[str, str]] = {}
     # The account settings this kind reads (key -> how the form shows it).
     setting_fields: ClassVar[dict[str, SettingField]] = {}
+    # Lists in this provider's bodies whose entries are one card each but name no card (no
+    # reference, no email): the order page matches them by position (orders.call_excerpts).
+    cards_in_order_lists: ClassVar[tuple[str, ...]] = ()
     # Environment -> (API base URL, token URL or ""), as the provider documents them.
     documented_urls: ClassVar[dict[str, tuple[str, str]]] = {}
     # Most cards one provider request may carry (None: the account's setting decides).

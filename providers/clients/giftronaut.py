@@ -92,8 +92,19 @@ class GiftronautClient(OAuthClient):
     kind = "giftronaut"
     display_name = "Giftronaut"
     credential_fields = {"client_id": "Client ID", "client_secret": "Client secret"}
+    # Seed 002, "Before you begin" and step 1.
+    credential_help = {
+        "client_id": ("From the Apps section of Giftronaut's developer portal: create an app (scopes at least "
+                      "orders.write and catalog.read) and copy its Client ID. The credentials decide the "
+                      "environment: a Sandbox app's for sandbox, a Production app's for production."),
+        "client_secret": ("Copied with the Client ID: Giftronaut shows it only once — store it securely. "
+                          "Rotate it from the App settings page if it is ever compromised."),
+        "webhook_secret": "Giftronaut's quickstart documents no webhooks: leave blank.",
+    }
+    # Seed 002, step 4: the order's emailSetting.
     setting_fields = {
-        "sender_name": SettingField("Sender name shown in the gift card email", required=True),
+        "sender_name": SettingField("Sender name shown in the gift card email",
+                                    "The email's senderName, e.g. “Acme Corp”.", required=True),
         "email_subject": SettingField("Subject of the gift card email", default=DEFAULT_SUBJECT),
     }
     documented_urls = DOCUMENTED_URLS
@@ -106,6 +117,10 @@ class GiftronautClient(OAuthClient):
         "recipientCount", "sentCount", "bouncedCount", "bounceReason", "senderName", "subject",
         "createdAt", "scheduledAt", "message",
     }
+    # For an order's page (orders.call_excerpts): `recipients` holds one entry per card in
+    # the request's order, and nothing recorded in an entry names its card (no reference
+    # of ours; names and emails are redacted), so entries are matched to cards by position.
+    cards_in_order_lists = ("recipients",)
     token_scope = SCOPES
     default_token_lifetime = 3600
     # One order request is for one productId and carries one email message.

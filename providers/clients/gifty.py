@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from django.core.cache import cache
 
+from giftdesk.text import plural
 from providers.clients.base import (
     AccountConfig, AccountError, Call, CardRequest, CardResult, CardStatus, CardUpdate, HttpProviderClient,
     OutcomeUnknown, ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError, Quote, Reply,
@@ -155,9 +156,16 @@ class GiftyClient(HttpProviderClient):
     kind = "gifty"
     display_name = "Gifty"
     credential_fields = {"api_token": "API token"}
+    # Seed 003, "Authentication" and "Webhooks".
+    credential_help = {
+        "api_token": ("Create an API token on the developer's page in your Gifty dashboard; GiftDesk sends it "
+                      "as the Bearer token of every request."),
+        "webhook_secret": ("The private key that verifies a webhook's authenticity, given when the webhook is "
+                           "created; “Register webhook” creates one and keeps it here."),
+    }
     setting_fields = {
-        "language": SettingField("Language of Gifty's messages", "en or nl (Accept-Language).",
-                                 default=DEFAULT_LANGUAGE),
+        "language": SettingField("Language of Gifty's messages", "Gifty's validation errors in English (en) or "
+                                 "Dutch (nl).", default=DEFAULT_LANGUAGE),
     }
     documented_urls = DOCUMENTED_URLS
     # Assumption 2: the create request carries the key in both documented headers.
@@ -196,7 +204,7 @@ class GiftyClient(HttpProviderClient):
     def verify(self) -> VerifyResult:
         configuration = self._configuration_data(fresh=True)
         count = sum(1 for product in _products(configuration) if _is_digital(product))
-        return VerifyResult(ok=True, message=f"Connected: {count} products with email delivery.")
+        return VerifyResult(ok=True, message=f"Connected: {plural(count, 'product')} with email delivery.")
 
     def list_products(self) -> list[ProductInfo]:
         configuration = self._configuration_data(fresh=True)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from giftdesk.text import plural
 from providers.clients.base import (AccountError, Call, CardResult, CardStatus, CardUpdate, OutcomeUnknown,
                                     ParsedWebhook, PermanentError, PricingKind, ProductInfo, ProviderError,
                                     Reply, SettingField, SubmitRequest, SubmitResult, TransientError,
@@ -59,18 +60,35 @@ class GoGiftClient(OAuthClient):
     kind = "gogift"
     display_name = "GoGift"
     credential_fields = {"client_id": "Client ID", "client_secret": "Client secret"}
+    # Seed 001 "Authentication" and seed 000 "OAuth connection — field reference".
+    credential_help = {
+        "client_id": ("From GoGift: the client id of the credentials GoGift gives you for its API (OAuth 2.0 "
+                      "client credentials). Sandbox and production credentials are separate and not "
+                      "interchangeable."),
+        "client_secret": "From GoGift, with the client id — keep it confidential.",
+        "webhook_secret": ("The WebhookSecret GoGift provides (with your ClientId) to validate the Signature of "
+                           "the webhooks it sends."),
+    }
+    # Seed 000's basket bodies and seed 001's field descriptions.
     setting_fields = {
-        "sales_channel_id": SettingField("Sales channel", "Seed 001 recommends 109.", default=DEFAULT_SALES_CHANNEL),
-        "payment_method": SettingField("Payment method", default=DEFAULT_PAYMENT_METHOD),
-        "country_code": SettingField("Country of the order", "Finalize's countryCode.", default=DEFAULT_COUNTRY),
-        "payment_currency": SettingField("Payment currency", "Blank: the cards' currency."),
+        "sales_channel_id": SettingField(
+            "Sales channel", "GoGift recommends sales channel 109; it can create a custom channel offering a "
+            "limited set of products.", default=DEFAULT_SALES_CHANNEL),
+        "payment_method": SettingField(
+            "Payment method", "How GoGift is paid when the basket is finalized: InvoiceByFinance, ExternalPsp "
+            "or Trustly.", default=DEFAULT_PAYMENT_METHOD),
+        "country_code": SettingField("Country of the order", "The country code the basket is finalized with.",
+                                     default=DEFAULT_COUNTRY),
+        "payment_currency": SettingField("Payment currency", "The currency the basket is paid in, e.g. DKK. "
+                                                             "Blank: the cards' currency."),
         "buyer_account_id": SettingField(
-            "Buyer account id (B2B department), required to pay by invoice", required=True),
+            "Buyer account id (B2B department), required to pay by invoice",
+            "Your buyer account at GoGift (the buyer's accountId, e.g. 328685355341950976).", required=True),
         "buyer_account_type": SettingField("Buyer account type", default="B2BDepartment"),
-        "buyer_name": SettingField("Buyer name", required=True),
-        "buyer_email": SettingField("Buyer email", required=True),
-        "buyer_phone": SettingField("Buyer phone (with country prefix)", "E.g. +4512345678.", required=True),
-        "buyer_address_line1": SettingField("Buyer address"),
+        "buyer_name": SettingField("Buyer name", "Your company, e.g. “YourCompany A/S”.", required=True),
+        "buyer_email": SettingField("Buyer email", "E.g. contact@yourcompany.dk.", required=True),
+        "buyer_phone": SettingField("Buyer phone (with country prefix)", "E.g. +4500000000.", required=True),
+        "buyer_address_line1": SettingField("Buyer address", "Street and number."),
         "buyer_city": SettingField("Buyer city"),
         "buyer_post_code": SettingField("Buyer post code"),
         "buyer_country_code": SettingField("Buyer country", default=DEFAULT_COUNTRY),
@@ -105,7 +123,7 @@ class GoGiftClient(OAuthClient):
         self.access_token(renew=True)
         reply = self.api("POST", "/products/filter", self._filter_body(page=1, per_page=1))
         total = reply.fields.get("pagingInfo", {}).get("totalItems", 0)
-        return VerifyResult(ok=True, message=f"Connected: {total} products with email delivery.")
+        return VerifyResult(ok=True, message=f"Connected: {plural(int(total), 'product')} with email delivery.")
 
     def list_products(self) -> list[ProductInfo]:
         products: list[ProductInfo] = []

@@ -122,6 +122,13 @@ class UGiftMeClient(HttpProviderClient):
     kind = "ugiftme"
     display_name = "UGiftMe"
     credential_fields = {"api_key": "API key"}
+    # Seed 004, "Authentication" and "Webhooks (B2B)".
+    credential_help = {
+        "api_key": ("Your integration API key, issued from the UGiftMe dashboard (sent as X-API-Key). If an IP "
+                    "whitelist is configured on the key, GiftDesk's server address must be on it."),
+        "webhook_secret": ("UGiftMe returns the secret once, when the webhook is registered, to verify "
+                           "X-Webhook-Signature; “Register webhook” keeps it here."),
+    }
     documented_urls = DOCUMENTED_URLS
     # Seed 004's ids, statuses, amounts, catalog, webhook types and errors. Not a card's
     # code, PIN, number or claim link (`claimLink`, `cardNumber`...), nor the recipient,

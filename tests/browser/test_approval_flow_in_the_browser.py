@@ -14,18 +14,12 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from orders.models import Batch, BatchState, OrderStatus
+from tests.browser.pages import ROOT, log_in, page_checked, shot, watch
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "recipients.csv"
-SCREENSHOTS = ROOT / "var" / "screenshots"
 PASSWORD = "correct horse battery staple"
-REPORT_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  console.error(`Refused to (securitypolicyviolation) ${event.violatedDirective} ${event.blockedURI}`);
-});
-"""
 SMALL_CSV = "name,email,amount\nNora Nielsen,nora.nielsen@example.com,1000\nPer Poulsen,per.poulsen@example.com,500\n"
 
 
@@ -33,23 +27,6 @@ def person(username: str, group: str) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return user
-
-
-def watched(page):
-    """Collect every Content-Security-Policy violation the page reports."""
-    page.add_init_script(REPORT_VIOLATIONS)
-    page.refused = []
-    page.on("console", lambda message: ("Refused to" in message.text or "Content Security Policy" in message.text)
-            and page.refused.append(f"{page.url}: {message.text}"))
-    return page
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def upload_and_send(page, live_server, account, path: Path) -> Batch:
@@ -65,14 +42,10 @@ def upload_and_send(page, live_server, account, path: Path) -> Batch:
     page.click("#confirm-import input[type=submit]")
     page.wait_for_selector("#send-batch")
     page.click("#send-batch")
+    page.click("#confirm-send")  # the confirmation page asks first
     page.wait_for_selector("#approval-banner")
     assert "needs approval before it is sent" in page.inner_text(".messagelist")
     return Batch.objects.latest("created_at")
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"approval-{name}.png"), full_page=True)
 
 
 def test_a_sender_asks_an_approver_rejects_one_batch_and_approves_another_which_is_delivered(
@@ -84,22 +57,22 @@ def test_a_sender_asks_an_approver_rejects_one_batch_and_approves_another_which_
     small.write_text(SMALL_CSV)
 
     # The Sender: two uploads, each over the threshold; Send asks for approval.
-    page = watched(browser_page)
-    log_in(page, live_server, sender)
+    page = watch(browser_page)
+    log_in(page, live_server, sender, PASSWORD)
     christmas = upload_and_send(page, live_server, emulated_gogift_account, EXAMPLE)
     banner = page.inner_text("#approval-banner")
     assert "waiting for an approver since" in banner and "asked by sam.sender" in banner
     assert page.locator("#send-batch").count() == 0 and page.locator("#review-and-approve").count() == 0
-    shot(page, "sender-awaiting")
+    shot(page, "approval-sender-awaiting")
     lunch = upload_and_send(page, live_server, emulated_gogift_account, small)
     assert {christmas.state, Batch.objects.get(pk=lunch.pk).state} == {BatchState.AWAITING_APPROVAL}
     assert not gogift_emulator.ledger
 
     # The Approver, in a browser context of their own.
     context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
-    review = watched(context.new_page())
+    review = watch(context.new_page())
     review.set_default_timeout(15_000)
-    log_in(review, live_server, approver)
+    log_in(review, live_server, approver, PASSWORD)
     review.goto(f"{live_server.url}/admin/orders/batch/?state__exact=awaiting_approval")
     assert review.locator("#result_list .status-awaiting_approval").count() == 2
     review.click(f"#result_list a:text-is('{christmas.name}')")
@@ -108,7 +81,7 @@ def test_a_sender_asks_an_approver_rejects_one_batch_and_approves_another_which_
     assert "11,000.00 DKK" in review.inner_text("#review-totals")
     assert review.inner_text("#review-cards") == "10" and "sam.sender" in review.inner_text("#review-uploader")
     assert "is not a valid email address" in review.inner_text("#review-rejected-rows")
-    shot(review, "screen")
+    shot(review, "approval-screen")
     review.click("#approve-batch")
     review.wait_for_selector(".messagelist")
     assert "You approved “recipients.csv”. Queued 10 orders" in review.inner_text(".messagelist")
@@ -126,7 +99,7 @@ def test_a_sender_asks_an_approver_rejects_one_batch_and_approves_another_which_
     assert "Rejected by alma.approver" in banner
     assert "Team lunches go through the HR budget, not gift cards." in banner
     assert page.locator("#send-batch").count() == 0
-    shot(page, "rejected")
+    shot(page, "approval-rejected")
 
     # The approved batch is delivered by the worker; the rejected one bought nothing.
     page.goto(f"{live_server.url}/admin/orders/batch/{christmas.pk}/change/")
@@ -136,12 +109,13 @@ def test_a_sender_asks_an_approver_rejects_one_batch_and_approves_another_which_
         time.sleep(1)
         page.reload()
     assert "Approved by alma.approver" in page.inner_text("#approval-banner")
-    shot(page, "delivered")
+    shot(page, "approval-delivered")
     christmas.refresh_from_db()
     assert christmas.approved_by == approver and christmas.state == BatchState.COMPLETED
     assert set(christmas.orders.values_list("status", flat=True)) == {OrderStatus.DELIVERED}
     assert set(lunch.orders.values_list("status", flat=True)) == {OrderStatus.CANCELLED}
     assert sorted(entry.reference for entry in gogift_emulator.ledger) == sorted(
         christmas.orders.values_list("reference", flat=True))
-    assert page.refused == [] and review.refused == []
+    page_checked(page)
+    page_checked(review)
     context.close()

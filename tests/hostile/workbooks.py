@@ -210,3 +210,31 @@ def long_field_csv(column: str, length: int) -> bytes:
     values[column] = "x" * length
     return ("name,email,amount,message\n" + ",".join(values[key] for key in
                                                    ("name", "email", "amount", "message")) + "\n").encode()
+
+
+# --- Title rows above the header (issue 10, finding 7) --------------------------------------
+
+TITLE = "Gift cards: summer party 2026"
+
+
+def title_rows_csv() -> bytes:
+    """An HR export: a title line without delimiters, a blank line, then a semicolon header."""
+    return f"{TITLE}\n\nname;email;amount\nAna Hansen;ana@example.com;100\n".encode()
+
+
+def title_rows_xlsx() -> bytes:
+    """The same as a workbook: title on row 1, an empty row 2, the header on row 3."""
+    rows = row_xml(1, [TITLE]) + row_xml(3, HEADER) + row_xml(4, ROW)
+    return xlsx(f'<?xml version="1.0" encoding="UTF-8"?>{SHEET_OPEN}{rows}{SHEET_CLOSE}')
+
+
+def endless_titles_csv(size: int = 10 * 1024 * 1024) -> bytes:
+    """Title-like lines to the end of a 10 MB file, no header: refused after ten of them."""
+    line = f"{TITLE}, page 1\n".encode()
+    return line * (size // len(line))
+
+
+def endless_titles_xlsx(rows: int = 300_000) -> bytes:
+    """A sheet of one title-like cell per row, never a header."""
+    body = "".join(row_xml(number, [TITLE]) for number in range(1, rows + 1))
+    return xlsx(f'<?xml version="1.0" encoding="UTF-8"?>{SHEET_OPEN}{body}{SHEET_CLOSE}')

@@ -40,6 +40,14 @@ def confirm(client, preview_response):
     return client.post(reverse("admin:orders_batch_process_import"), data)
 
 
+def confirm_send(client, batch, **fields):
+    """Send as the admin asks it: the confirmation page, then its POST (post=yes, and the
+    fingerprint of what the page showed)."""
+    url = reverse("admin:orders_batch_send", args=[batch.pk])
+    page = client.get(url)
+    return client.post(url, {"post": "yes", "shown": page.context["shown"], **fields}, follow=True)
+
+
 def test_the_upload_page_offers_the_batch_options(staff, emulated_gogift_account):
     page = staff.get(IMPORT_URL)
     assert page.status_code == 200
@@ -84,7 +92,7 @@ def test_the_batch_page_shows_every_order_and_sends_on_request(staff, emulated_g
     all_orders = staff.get(reverse("admin:orders_order_changelist"), {"batch__id__exact": batch.pk})
     assert all_orders.status_code == 200 and all_orders.content.decode().count("status-pending") == 2
 
-    response = staff.post(reverse("admin:orders_batch_send", args=[batch.pk]), follow=True)
+    response = confirm_send(staff, batch)
 
     assert "Queued 2 orders" in response.content.decode()
     assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.QUEUED}
@@ -92,8 +100,8 @@ def test_the_batch_page_shows_every_order_and_sends_on_request(staff, emulated_g
 
 def test_sending_a_sent_batch_again_says_why_not(staff, emulated_gogift_account):
     batch = make_batch(emulated_gogift_account, ["100"])
-    staff.post(reverse("admin:orders_batch_send", args=[batch.pk]))
-    response = staff.post(reverse("admin:orders_batch_send", args=[batch.pk]), follow=True)
+    confirm_send(staff, batch)
+    response = confirm_send(staff, batch)
     assert "has no pending orders to send" in response.content.decode()
 
 
@@ -186,7 +194,8 @@ def test_a_large_batch_page_shows_the_first_orders_and_links_to_all(staff, emula
     monkeypatch.setattr("orders.admin.ORDERS_SHOWN", 3)
     batch = make_batch(emulated_gogift_account, ["100"] * 5)
     html = staff.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
-    assert html.count("status status-pending") == 3 + 1  # three rows, and the progress badge
+    assert html.count("status status-pending") == 3  # three rows
+    assert 'data-count="waiting">5<' in html  # and the progress bar counts all five
     assert "The first 3 of 5 orders are shown" in html
 
 

@@ -129,7 +129,9 @@ def test_the_screen_shows_account_cards_totals_uploader_rejected_rows_recent_rec
     delivered_card(account, "lars.ostergaard@example.com", "300", when=now - datetime.timedelta(days=40))
     sender_client = client_of(sender)
     batch = upload_and_confirm(sender_client, account)
-    sent = sender_client.post(reverse("admin:orders_batch_send", args=[batch.pk]), follow=True)
+    send_url = reverse("admin:orders_batch_send", args=[batch.pk])
+    shown = sender_client.get(send_url).context["shown"]  # the confirmation page, then its POST
+    sent = sender_client.post(send_url, {"post": "yes", "shown": shown}, follow=True)
     assert "needs approval before it is sent" in page_text(sent)
 
     response = client_of(approver).get(approval_url(batch))

@@ -260,16 +260,23 @@ def send_url(batch) -> str:
     return reverse("admin:orders_batch_send", args=[batch.pk])
 
 
+def confirm_send(client, batch, **fields):
+    """Send as the admin asks it: the confirmation page, then its POST (post=yes, and the
+    fingerprint of what the page showed)."""
+    shown = client.get(send_url(batch)).context["shown"]
+    return client.post(send_url(batch), {"post": "yes", "shown": shown, **fields}, follow=True)
+
+
 def test_the_admin_refuses_send_and_offers_an_administrator_send_anyway(admin_client, emulated_ugiftme_account,
                                                                         wallet_of_1200, admin_user):
     batch = five_thousand_eur(emulated_ugiftme_account, user=admin_user)
 
-    page = admin_client.post(send_url(batch), follow=True).content.decode()
+    page = confirm_send(admin_client, batch).content.decode()
 
     assert SHORT in page and 'id="send-anyway"' in page and "Send anyway (administrator)" in page
     assert statuses(batch) == {OrderStatus.PENDING}
 
-    page = admin_client.post(send_url(batch), {"send_anyway": "1"}, follow=True).content.decode()
+    page = confirm_send(admin_client, batch, send_anyway="1").content.decode()
 
     assert "Queued 10 orders" in page and 'id="send-anyway"' not in page
     assert statuses(batch) == {OrderStatus.QUEUED}
@@ -280,10 +287,10 @@ def test_the_admin_offers_no_send_anyway_to_a_sender_and_refuses_it_posted(sende
                                                                           emulated_ugiftme_account, wallet_of_1200):
     batch = five_thousand_eur(emulated_ugiftme_account, user=sender_user)
 
-    page = sender.post(send_url(batch), follow=True).content.decode()
+    page = confirm_send(sender, batch).content.decode()
     assert SHORT in page and 'id="send-anyway"' not in page
 
-    page = sender.post(send_url(batch), {"send_anyway": "1"}, follow=True).content.decode()
+    page = confirm_send(sender, batch, send_anyway="1").content.decode()
 
     assert "only an administrator may send a batch the wallet cannot pay for" in page
     assert statuses(batch) == {OrderStatus.PENDING}
@@ -295,7 +302,7 @@ def test_the_admin_offers_no_send_anyway_when_funds_were_not_the_reason(admin_cl
     batch = ugiftme_batch(emulated_ugiftme_account, ["500"], user=admin_user)
     Order.objects.filter(batch=batch).update(status=OrderStatus.CANCELLED)
 
-    page = admin_client.post(send_url(batch), follow=True).content.decode()
+    page = confirm_send(admin_client, batch).content.decode()
 
     assert "has no pending orders to send" in page and 'id="send-anyway"' not in page
 

@@ -122,9 +122,10 @@ def test_the_order_page_lists_each_call_that_carried_it_once(admin_client, emula
     html = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
 
     assert "Provider calls that carried this order" in html
-    assert html.count('<tr id="call-') == len(calls) == ProviderCall.objects.count()
+    # Issue 10: each call is a collapsed <details> (no longer a table row).
+    assert html.count('<details class="provider-call" id="call-') == len(calls) == ProviderCall.objects.count()
     for call in calls:
-        assert f'<tr id="call-{call.pk}">' in html and call.url in html
+        assert f'<details class="provider-call" id="call-{call.pk}">' in html and call.url in html
     finalize = order.provider_calls.get(url__endswith="/baskets/finalize")
     assert f'<a href="#call-{finalize.pk}">' in html  # the delivery, linked to the call that caused it
 

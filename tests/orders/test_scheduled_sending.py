@@ -290,7 +290,7 @@ def test_a_webhook_saying_delivered_before_the_date_keeps_the_card_processing(em
 
     Order.objects.filter(pk=order.pk).update(send_on=timezone.localdate())
     assert dispatch.card_updates_apply(account=emulated_gogift_account, updates=[update],
-                                       actor="webhook") == "1 orders updated"
+                                       actor="webhook") == "1 order updated"
     order.refresh_from_db()
     assert order.status == OrderStatus.DELIVERED
 

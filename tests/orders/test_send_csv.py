@@ -153,7 +153,7 @@ def test_under_the_threshold_send_csv_queues_as_before(settings, emulated_gogift
                             "--user", "uploader")
 
     assert code == 0, output
-    assert "1 orders queued on" in output
+    assert "1 order queued on" in output
     assert list(Order.objects.values_list("status", flat=True)) == [OrderStatus.QUEUED]
 
 
@@ -165,3 +165,67 @@ def test_dry_run_and_strict_never_ask_for_approval(settings, emulated_gogift_acc
         assert code == 1, output
         assert "approval" not in output
     assert not Batch.objects.exists()
+
+
+# --- issue 10: what each kind of file exits with ------------------------------------------------
+
+
+def write(tmp_path, text: str, name: str = "rows.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    return path
+
+
+@pytest.mark.parametrize("text", ["name,email,amount\n", "name,email,amount\n\n,,\n", "Recipients\nname,email,amount\n"],
+                         ids=["header-only", "blank-rows", "title-and-header"])
+@pytest.mark.parametrize("extra", [[], ["--dry-run"], ["--strict"]], ids=["plain", "dry-run", "strict"])
+def test_a_header_without_recipient_rows_exits_two_with_nothing_to_send(emulated_gogift_account, tmp_path, text,
+                                                                          extra):
+    code, output = send_csv(write(tmp_path, text), "--account", emulated_gogift_account.name,
+                            "--product", GLOBAL_GIFT_CARD_ID, *extra)
+    assert code == 2, output
+    assert output == "Refused: The file has a header but no recipient rows: nothing to send.\n"
+    assert not Batch.objects.exists()
+
+
+def test_a_file_whose_every_row_is_invalid_exits_one_and_creates_nothing(emulated_gogift_account, tmp_path):
+    path = write(tmp_path, "name,email,amount\nAna,ana@,100\nBo,bo@example.com,٥٠\n")
+    code, output = send_csv(path, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID)
+    assert code == 1, output  # some (here: all) rows invalid, as the README says; nothing was created
+    assert "Row 3, amount: '٥٠' is not an amount: only the digits 0-9 are accepted" in output
+    assert "0 valid rows (nothing), 2 invalid rows." in output
+    assert "No valid rows: nothing was created." in output
+    assert not Batch.objects.exists()
+
+
+def test_a_nul_byte_in_a_cell_is_a_row_error_not_a_refused_file(emulated_gogift_account, tmp_path):
+    path = write(tmp_path, "name,email,amount\nAna\x00Hansen,ana@example.com,100\nBo,bo@example.com,100\n")
+    code, output = send_csv(path, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--dry-run")
+    assert code == 1, output
+    assert "Row 2, name: This cell contains an invisible control character (U+0000); retype it." in output
+    assert "1 valid row (100.00 DKK), 1 invalid row." in output
+
+
+def test_a_header_lacking_name_and_amount_is_refused_naming_both(emulated_gogift_account, tmp_path):
+    code, output = send_csv(write(tmp_path, "email,phone\nana@example.com,1\n"), "--account",
+                            emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID)
+    assert code == 2, output
+    assert ("Refused: The header row (row 1) has no name (or first_name and last_name) column, and no amount "
+            "column (needed unless you give a default amount).") in output
+
+
+@pytest.mark.parametrize("value", ["٥٠", "５０"])
+def test_a_default_amount_with_other_digits_exits_two(emulated_gogift_account, value):
+    code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name, "--amount", value)
+    assert code == 2 and "only the digits 0-9 are accepted" in output, output
+    assert not Batch.objects.exists()
+
+
+def test_a_file_over_the_byte_limit_says_20_mb(emulated_gogift_account, tmp_path):
+    path = tmp_path / "big.csv"
+    with path.open("wb") as file:
+        file.truncate(21 * 1024 * 1024)
+    code, output = send_csv(path, "--account", emulated_gogift_account.name)
+    assert code == 2
+    assert output == "Refused: The file is 21 MB; the limit is 20 MB. Split it into smaller files.\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from orders.spreadsheet import (
     read_table,
     validate,
 )
-from orders.spreadsheet.read import detect_delimiter
+from orders.spreadsheet.read import detect_delimiter, format_size
 from orders.models import Batch, Order, OrderStatus, Recipient
 from providers.models import PricingKind, Product, ProviderAccount
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU
@@ -166,8 +167,10 @@ def test_windows_1252_is_read_when_the_file_is_not_utf8():
     assert table.rows[0].cells["name"] == "Søren Ærø"
 
 
-def test_nul_bytes_outside_utf16_mean_a_binary_file():
-    assert "GiftDesk reads CSV and XLSX files" in refusal(HEADER.encode() + b"Jane\x00Doe,j@x.com,5")
+def test_nul_bytes_throughout_a_file_without_a_bom_mean_a_binary_file():
+    # Changed on purpose (issue 10): one NUL in a cell is that row's error (test_spreadsheet_title_rows.py);
+    # a file made of them, like UTF-16 without its BOM, is still no spreadsheet.
+    assert "GiftDesk reads CSV and XLSX files" in refusal((HEADER + "Jane Doe,j@x.com,5\n").encode("utf-16-le"))
 
 
 # --- header mapping ---------------------------------------------------------------------
@@ -409,9 +412,9 @@ def test_an_amount_with_more_than_two_decimals_is_refused(context):
 @pytest.mark.parametrize(
     ("amount", "reason"),
     [
-        ("55", "55 is not a valid value; The Global Gift Card takes 50 to 5000 DKK in steps of 10."),
-        ("40", "40 is below the minimum; The Global Gift Card takes 50 to 5000 DKK in steps of 10."),
-        ("5010", "5010 is above the maximum; The Global Gift Card takes 50 to 5000 DKK in steps of 10."),
+        ("55", "55 is not a valid value; The Global Gift Card takes 50–5,000 DKK in steps of 10."),
+        ("40", "40 is below the minimum; The Global Gift Card takes 50–5,000 DKK in steps of 10."),
+        ("5010", "5010 is above the maximum; The Global Gift Card takes 50–5,000 DKK in steps of 10."),
         ("0", "The amount must be greater than zero."),
     ],
 )
@@ -614,7 +617,7 @@ def test_invalid_rows_csv_lists_row_column_and_problem_with_the_original_cells(c
     assert invalid_rows_csv(preview).splitlines() == [
         "row,column,problem,name,E-mail,amount,Department",
         "2,E-mail,'jane@example' is not a valid email address (e.g. jane@example.com).,Jane,jane@example,55,HR",
-        "2,amount,55 is not a valid value; The Global Gift Card takes 50 to 5000 DKK in steps of 10.,Jane,jane@example,55,HR",
+        '2,amount,"55 is not a valid value; The Global Gift Card takes 50–5,000 DKK in steps of 10.",Jane,jane@example,55,HR',
     ]
 
 
@@ -625,3 +628,127 @@ def test_the_example_file_has_exactly_two_invalid_rows(context):
     assert [(error.row, error.column) for error in preview.errors] == [(5, "email"), (9, "amount")]
     assert preview.warnings == []
 
+
+
+# --- issue 10: nothing to send, digits 0-9, NUL in a cell, every missing column, sizes -----
+
+
+NOTHING_TO_SEND = "The file has a header but no recipient rows: nothing to send."
+
+
+@pytest.mark.parametrize("text", [HEADER, HEADER.rstrip("\n"), HEADER + "\n\n , ,\n,,\n"],
+                         ids=["header-only", "no-final-newline", "blank-rows"])
+def test_a_header_without_recipient_rows_is_refused_as_nothing_to_send(text):
+    assert refusal(text.encode()) == NOTHING_TO_SEND
+
+
+def test_a_workbook_sheet_with_a_header_and_no_rows_is_refused_as_nothing_to_send():
+    data = workbook_bytes(("S", [["name", "email", "amount"], [None, None, None]]))
+    assert refusal(data) == NOTHING_TO_SEND
+
+
+def test_a_nul_byte_in_one_cell_is_that_rows_control_character(context):
+    preview = preview_of(HEADER + "Ana\x00Hansen,ana@example.com,100\nBo Berg,bo@example.com,100\n", context)
+    assert [row.row for row in preview.valid_rows] == [3]
+    assert [(error.row, error.column, error.message) for error in preview.errors] == [
+        (2, "name", "This cell contains an invisible control character (U+0000); retype it.")
+    ]
+
+
+def test_a_few_nul_bytes_far_into_a_large_utf8_file_are_row_errors_too(context):
+    rows = "".join(f"R{number},r{number}@example.com,100\n" for number in range(500))
+    table = read_table((HEADER + rows + "Ana\x00,ana@example.com,100\x00\n").encode())
+    assert table.rows[-1].cells == {"name": "Ana\x00", "email": "ana@example.com", "amount": "100\x00"}
+
+
+@pytest.mark.parametrize("data", [
+    (HEADER + "Søren,s@example.com,50\n").encode("utf-16-le"),  # UTF-16 without its BOM
+    (HEADER + "Søren,s@example.com,50\n").encode("utf-16-be"),
+    (HEADER + "Søren,s@example.com,50\n").encode("utf-32-le"),
+    "名前,メール,金額\n山田太郎,yamada@example.jp,50\n".encode("utf-16-le"),  # few NUL bytes, not UTF-8
+    (HEADER + "Søren,s@example.com,50\n").encode("cp1252") + b"\x00",  # NUL in what is not UTF-8
+    (HEADER + "Jane,jane@example.com,50\n" * 200).encode() + b"\x00" * 600,  # text, then a NUL-filled tail
+    b"\x89PNG\r\n\x1a\n" + HEADER.encode(),  # a known binary signature
+    b"%PDF-1.7\n" + HEADER.encode(),
+], ids=["utf16le-no-bom", "utf16be-no-bom", "utf32-no-bom", "utf16-cjk-no-bom", "cp1252-with-nul",
+        "nul-tail", "png", "pdf"])
+def test_binary_files_and_utf16_without_a_bom_are_still_refused(data):
+    assert refusal(data).startswith("This is not a spreadsheet file. GiftDesk reads CSV and XLSX files.")
+
+
+AMOUNT_DIGITS = ("is not an amount: only the digits 0-9 are accepted; write it like 50 or 50.00, "
+                 "without a currency sign or thousands separator.")
+
+
+@pytest.mark.parametrize("amount", ["٥٠", "５０", "५०", "5٠", "50.٥٠", "۵۰", "50²"],
+                         ids=["arabic-indic", "full-width", "devanagari", "mixed", "decimals", "persian", "superscript"])
+def test_amounts_with_digits_other_than_0_to_9_are_refused_on_their_row(amount, context):
+    preview = preview_of(f"name,email,amount\nJane,jane@example.com,{amount}\nJohn,john@example.com,50\n", context)
+    assert [row.row for row in preview.valid_rows] == [3]
+    assert only_error(preview) == f"'{amount}' {AMOUNT_DIGITS}"
+
+
+@pytest.mark.parametrize("value", ["２０２６-０７-０１", "٢٠٢٦-٠٧-٠١", "2026-07-0١"])
+def test_a_send_on_date_with_digits_other_than_0_to_9_is_refused(value, context):
+    preview = preview_of(f"name,email,amount,send_on\nJane,jane@example.com,50,{value}\n", context)
+    assert only_error(preview) == (
+        f"'{value}' is not a date: only the digits 0-9 are accepted; write it as YYYY-MM-DD, e.g. 2026-06-01."
+    )
+
+
+def test_ascii_digits_are_still_read_as_before(context):
+    preview = preview_of("name,email,amount,send_on\nJane,jane@example.com,1230,2026-07-01\n", context)
+    assert (preview.valid_rows[0].send_on, preview.errors) == (date(2026, 7, 1), [])
+
+
+@pytest.mark.parametrize(("header", "says"), [
+    ("email,department", "no name (or first_name and last_name) column, and no amount column"),
+    ("name,phone", "no email column, and no amount column"),
+    ("phone,department", "no name (or first_name and last_name) and no email column, and no amount column"),
+    ("Navn,Mail,Amount", "no name (or first_name and last_name) and no email column."),
+    ("name,Mail,Value", "no email column."),
+])
+def test_a_header_lacking_several_columns_names_every_one_of_them_at_once(header, says):
+    message = refusal(f"{header}\nJane,jane@example.com\n".encode())
+    assert message.startswith(f"The header row (row 1) has {says}"), message
+    assert ("(needed unless you give a default amount)" in message) == ("amount" not in header.lower()
+                                                                          and "value" not in header.lower())
+
+
+def test_the_default_byte_limit_reads_20_mb_as_the_readme_says():
+    limit = settings.GIFTDESK_IMPORT_MAX_BYTES
+    assert (limit, format_size(limit)) == (20 * 1024 * 1024, "20 MB")
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    (20 * 1024 * 1024 + 1, "The file is just over 20 MB; the limit is 20 MB."),
+    (21_000_000, "The file is just over 20 MB; the limit is 20 MB."),  # 20.03 MB
+    (22 * 1024 * 1024, "The file is 22 MB; the limit is 20 MB."),
+    (int(21.5 * 1024 * 1024), "The file is 21.5 MB; the limit is 20 MB."),
+])
+def test_an_over_limit_file_is_refused_with_the_readmes_20_mb(size, message):
+    assert refusal(b"x" * size) == message
+
+
+# Through the admin: the same refusals on the upload form, nothing created.
+
+
+def test_the_admin_refuses_a_header_without_rows_on_the_upload_form(admin_client, emulated_gogift_account):
+    from tests.orders.test_admin import upload
+
+    response = upload(admin_client, emulated_gogift_account, b"Recipients\nname,email,amount\n\n")
+    html = response.content.decode()
+    assert NOTHING_TO_SEND in html
+    assert 'name="import_file"' in html and "confirm-import" not in html
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["٥٠", "२५०"])
+def test_the_admin_refuses_a_default_amount_with_other_digits(admin_client, emulated_gogift_account, value):
+    from tests.orders.test_admin import upload
+
+    response = upload(admin_client, emulated_gogift_account, b"name,email\nJane,jane@example.com\n",
+                      default_amount=value)
+    assert "Only the digits 0-9 are accepted; write it like 250 or 250.00." in response.content.decode()
+    assert "confirm-import" not in response.content.decode()
+    assert not Batch.objects.exists()

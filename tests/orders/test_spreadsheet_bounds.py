@@ -25,7 +25,7 @@ from tests.fixtures.data import GLOBAL_GIFT_CARD_ID, GLOBAL_GIFT_CARD_SKU
 
 PART_TOO_LARGE = "One part of this workbook unpacks to 190.7 MB; GiftDesk reads at most 100 MB per part."
 PAST_LAST_ROW = "The file goes on past row 100,000, the last row GiftDesk reads (blank rows included)."
-TOO_MUCH_MEMORY = "This workbook needs more than 160 MB of memory to read"
+TOO_MUCH_MEMORY = "This workbook needs more than 120 MB of memory to read"
 TOO_SLOW = "This workbook takes more than 2 seconds to read"
 REMEDY = "Save it as CSV, or remove the empty rows and unused cells, and upload it again."
 
@@ -167,11 +167,12 @@ def test_the_part_cap_is_a_setting():
 # --- memory and time ----------------------------------------------------------------------
 
 
-@override_settings(GIFTDESK_IMPORT_READ_MEMORY_MB=160)
+@override_settings(GIFTDESK_IMPORT_READ_MEMORY_MB=120)
 def test_a_workbook_that_needs_too_much_memory_is_refused_with_the_limit_named(
     sender, emulated_gogift_account
 ):
-    # Four 24 MB shared strings: 0.8 MB on disk, about 330 MB to parse.
+    # Four 24 MB shared strings: 0.8 MB on disk, about 145 MB to read (a normal workbook: under 80 MB).
+    # The cap was 160 MB while the header lookup also copied the 24 MB first cell; it no longer does.
     data = hostile_files.shared_strings_bomb(strings=4, length=24_000_000)
     message = refusal(data)
     assert message.startswith(TOO_MUCH_MEMORY) and message.endswith(REMEDY)

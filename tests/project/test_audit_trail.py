@@ -54,6 +54,12 @@ def signed_in(user: User) -> Client:
     return client
 
 
+def confirm_send(client: Client, batch: Batch):
+    """Send as the admin asks it: the confirmation page, then its POST."""
+    url = reverse("admin:orders_batch_send", args=[batch.pk])
+    return client.post(url, {"post": "yes", "shown": client.get(url).context["shown"]})
+
+
 @pytest.fixture
 def sender(db) -> User:
     return member("sam", "Senders")
@@ -127,7 +133,7 @@ def test_an_upload_in_the_admin_is_recorded_with_the_uploader_address_and_total(
 def test_a_send_under_the_threshold_is_recorded_as_a_send(sender, global_gift_card):
     batch = batch_of(global_gift_card.account, ["100", "250"], sender)
 
-    signed_in(sender).post(reverse("admin:orders_batch_send", args=[batch.pk]))
+    confirm_send(signed_in(sender), batch)
 
     assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.QUEUED}
     entry = only_entry(AuditAction.SEND)
@@ -139,7 +145,7 @@ def test_a_send_under_the_threshold_is_recorded_as_a_send(sender, global_gift_ca
 def test_a_send_over_the_threshold_is_recorded_as_an_approval_request(sender, global_gift_card):
     batch = batch_of(global_gift_card.account, ["600", "500"], sender)
 
-    signed_in(sender).post(reverse("admin:orders_batch_send", args=[batch.pk]))
+    confirm_send(signed_in(sender), batch)
 
     batch.refresh_from_db()
     assert batch.state == BatchState.AWAITING_APPROVAL
@@ -151,7 +157,7 @@ def test_a_send_over_the_threshold_is_recorded_as_an_approval_request(sender, gl
 
 def awaiting_approval(account, sender: User) -> Batch:
     batch = batch_of(account, ["600", "500"], sender)
-    signed_in(sender).post(reverse("admin:orders_batch_send", args=[batch.pk]))
+    confirm_send(signed_in(sender), batch)
     batch.refresh_from_db()
     assert batch.state == BatchState.AWAITING_APPROVAL
     return batch
@@ -191,7 +197,7 @@ def test_a_refused_approval_records_nothing(sender, global_gift_card):
 def test_a_cancel_is_recorded_with_what_it_stopped(sender, global_gift_card):
     batch = batch_of(global_gift_card.account, ["100", "250"], sender)
 
-    signed_in(sender).post(reverse("admin:orders_batch_cancel", args=[batch.pk]))
+    signed_in(sender).post(reverse("admin:orders_batch_cancel", args=[batch.pk]), {"post": "yes"})  # confirmed
 
     entry = only_entry(AuditAction.CANCEL)
     assert (entry.user, entry.address, entry.amounts) == (sender, WEB, {"DKK": "350.00"})

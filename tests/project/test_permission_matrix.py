@@ -258,7 +258,9 @@ def import_page(world):
 
 def batch_button(world, uploader_is_user: bool, verb: str, to_status: str):
     batch = world.batch(uploader=world.user if uploader_is_user else world.other)
-    response = world.client.post(reverse(f"admin:orders_batch_{verb}", args=[batch.pk]))
+    # The confirmation page's POST (post=yes, and the fingerprint of the batch it showed).
+    response = world.client.post(reverse(f"admin:orders_batch_{verb}", args=[batch.pk]),
+                                 {"post": "yes", "shown": batch_fingerprint(batch)})
     statuses = set(batch.orders.values_list("status", flat=True))
     return outcome(response, done=statuses == {to_status}, untouched=statuses == {OrderStatus.PENDING})
 

@@ -53,15 +53,18 @@ def account_post(account, **fields) -> dict:
 def test_the_form_for_a_kind_shows_exactly_its_declared_settings(kind):
     form_class = account_form(kind)
     assert setting_fields(form_class) == set(client_class(kind).setting_fields)
-    assert credential_fields(form_class) == declared_credentials()
+    # Only this kind's credentials (issue 10, finding 11), no longer every provider's.
+    assert credential_fields(form_class) == set(client_class(kind).credential_fields) | {"webhook_secret"}
     for key, declared in client_class(kind).setting_fields.items():
         assert form_class.base_fields[f"setting_{key}"].label == declared.label
 
 
-def test_the_add_form_asks_for_credentials_and_no_settings():
+def test_the_first_step_of_adding_asks_only_for_the_provider():
+    # Issue 10, finding 11: the provider first, then that provider's credentials and settings.
     form_class = account_form(None)
-    assert setting_fields(form_class) == set()
-    assert credential_fields(form_class) == declared_credentials()
+    assert set(form_class.base_fields) == {"kind"}
+    assert credential_fields(form_class) | setting_fields(form_class) == set()
+    assert declared_credentials() == {"client_id", "client_secret", "api_token", "api_key", "webhook_secret"}
 
 
 def test_a_new_provider_declaring_its_fields_gets_them_without_admin_code(monkeypatch):
@@ -101,14 +104,16 @@ def test_saving_settings_keeps_the_keys_the_form_does_not_show(admin_client, gog
 def test_a_credential_of_another_kind_is_refused_naming_what_the_kind_uses(admin_client, gogift_account):
     response = admin_client.post(change_url(gogift_account), account_post(gogift_account, credential_api_key="k"))
     assert response.status_code == 200
-    assert ("API key do not apply to gogift accounts; gogift uses Client ID, Client secret, Webhook secret."
+    assert ("API key does not apply to GoGift accounts; GoGift uses Client ID, Client secret, Webhook secret."
             in response.content.decode())
 
 
 def test_adding_an_account_goes_on_to_its_page_for_the_settings(admin_client, db):
-    page = admin_client.get(ADD_URL).content.decode()
-    assert 'name="credential_api_token"' in page and 'name="setting_' not in page
-    assert "After saving, the account's page shows the provider's own settings" in page
+    # Issue 10, finding 11: the provider is chosen first; its form has its credentials and settings.
+    first = admin_client.get(ADD_URL).content.decode()
+    assert 'name="kind"' in first and 'name="credential_' not in first and 'name="setting_' not in first
+    page = admin_client.get(f"{ADD_URL}?kind=gifty").content.decode()
+    assert 'name="credential_api_token"' in page and 'name="setting_language"' in page
 
     response = admin_client.post(ADD_URL, {
         "name": "Gifty", "kind": "gifty", "environment": "sandbox", "api_base_url": "", "auth_url": "",

@@ -68,7 +68,7 @@ def test_sync_catalog_mirrors_the_catalog_and_deactivates_what_disappeared(db, g
     gone.refresh_from_db()
     assert gone.is_active is False  # kept for the orders that used it, never deleted
     card = Product.objects.get(account=account, sku=GLOBAL_GIFT_CARD_SKU)
-    assert card.title == "The Global Gift Card" and card.pricing_summary() == "50 to 5000 DKK in steps of 10"
+    assert card.title == "The Global Gift Card" and card.pricing_summary() == "50–5,000 DKK in steps of 10"
 
 
 def test_sync_catalog_names_an_unknown_account(db):

@@ -234,7 +234,7 @@ def test_a_completed_event_marks_the_order_delivered(client, account_with_secret
     response = post(client, account_with_secret, *event(processing_order))
 
     assert response.status_code == 200, response.content
-    assert response.content == b"1 orders updated"
+    assert response.content == b"1 order updated"
     processing_order.refresh_from_db()
     assert processing_order.status == OrderStatus.DELIVERED
     assert processing_order.provider_details == {
@@ -250,7 +250,7 @@ def test_a_completed_event_marks_the_order_delivered(client, account_with_secret
 def test_a_cancelled_event_fails_the_order_with_the_reason(client, account_with_secret, processing_order):
     response = post(client, account_with_secret, *event(processing_order, "cancelled"))
 
-    assert response.status_code == 200 and response.content == b"1 orders updated"
+    assert response.status_code == 200 and response.content == b"1 order updated"
     processing_order.refresh_from_db()
     assert processing_order.status == OrderStatus.FAILED
     assert processing_order.last_error == (
@@ -348,7 +348,7 @@ def test_an_event_without_our_reference_finds_the_order_by_gifty_s_id(client, ac
                                                                        processing_order):
     headers, body = signed_webhook(secret=SECRET, event_type="external_order.completed",
                                    order=external_order("", "completed"))
-    assert post(client, account_with_secret, headers, body).content == b"1 orders updated"
+    assert post(client, account_with_secret, headers, body).content == b"1 order updated"
 
 
 @pytest.mark.parametrize("event_type", ["external_order.processing", "giftcard.issued"])
@@ -414,7 +414,7 @@ def test_the_emulator_delivers_a_signed_event_the_view_accepts(client, account_w
     first, again = receiver.received
     assert first.body == again.body and first.path == "/hook"
     headers = {name: value for name, value in first.headers.items() if name.lower().startswith("x-gifty")}
-    assert post(client, account_with_secret, headers, first.body).content == b"1 orders updated"
+    assert post(client, account_with_secret, headers, first.body).content == b"1 order updated"
     assert b"nothing changed" in post(client, account_with_secret, headers, again.body).content
     order.refresh_from_db()
     assert order.status == OrderStatus.DELIVERED

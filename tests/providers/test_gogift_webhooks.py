@@ -60,7 +60,7 @@ def test_a_signed_delivery_marks_the_order_delivered(client, account_with_secret
     assert processing_order.status == OrderStatus.DELIVERED
     assert processing_order.provider_details["expiresAt"] == "2029-11-21T00:00:00Z"
     event = WebhookEvent.objects.get()
-    assert event.event_id == "req-1" and event.outcome == "1 orders updated"
+    assert event.event_id == "req-1" and event.outcome == "1 order updated"
     assert event.payload["content"][0]["pin"] == "[redacted]"  # never stored
     assert event.payload["content"][0]["giftcardUri"] == "[redacted]"
 

@@ -220,7 +220,7 @@ def test_a_signed_success_event_marks_a_processing_order_delivered(client, accou
     assert status_of(processing_order) == OrderStatus.DELIVERED
     stored = WebhookEvent.objects.get()
     assert (stored.event_id, stored.event_type, stored.outcome) == (
-        "evt_000000000001", "order.succeeded", "1 orders updated")
+        "evt_000000000001", "order.succeeded", "1 order updated")
 
 
 def test_a_failure_event_fails_the_order_with_its_reason(client, account_with_secret, processing_order):

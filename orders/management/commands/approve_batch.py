@@ -21,6 +21,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from giftdesk.text import plural
 from orders.batches import BatchActionRefused, batch_approve, batch_reject
 from orders.models import Batch, OrderStatus
 from orders.money import totals_of, totals_text
@@ -67,9 +68,9 @@ class Command(BaseCommand):
                 outcome = batch_approve(batch=batch, user=user)
         except BatchActionRefused as exc:
             raise _Refused(str(exc)) from exc
-        what = f"batch {batch.pk} “{batch}” ({count} order{'s' if count != 1 else ''}, {totals_text(totals)})"
+        what = f"batch {batch.pk} “{batch}” ({plural(count, 'order')}, {totals_text(totals)})"
         if reject:
-            self.stdout.write(f"{user.get_username()} rejected {what}: {cancelled} orders cancelled. "
+            self.stdout.write(f"{user.get_username()} rejected {what}: {plural(cancelled, 'order')} cancelled. "
                               f"Reason: {reason.strip()}")
         else:
             self.stdout.write(f"{user.get_username()} approved {what}. {outcome.message}")

@@ -1,7 +1,9 @@
 """Send a spreadsheet from the shell, with the same checks and lifecycle as the admin.
 
 Exit status: 0 every row valid; 1 some rows invalid (the valid ones were queued unless
---dry-run or --strict); 2 the file or an option refused, nothing created; 3 --wait ended
+--dry-run or --strict; when every row is invalid nothing was created, and it is still 1);
+2 the file or an option refused, nothing created (a header without any recipient row
+under it is such a file: there is nothing to send); 3 --wait ended
 with failed orders (or timed out before every order was finished); 4 the batch was created
 but its total reaches an approval threshold (GIFTDESK_APPROVAL_THRESHOLDS), so it waits for
 an approver (`manage.py approve_batch`) and nothing was queued. 4 wins over 1 (what a script
@@ -22,8 +24,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
+from giftdesk.text import plural
 from orders import spreadsheet
-from orders.spreadsheet.read import format_size
+from orders.spreadsheet.read import too_large_message
 from orders.models import Order, OrderStatus, TERMINAL_STATUSES
 from orders.approvals import approval_reasons
 from orders.batches import BatchActionRefused, batch_create, batch_send
@@ -111,7 +114,7 @@ class Command(BaseCommand):
                 f"`manage.py approve_batch {batch.pk} --user <name>`."
             )
             return EXIT_AWAITING_APPROVAL
-        self.stdout.write(f"Batch {batch.pk} “{batch}”: {sent.queued} orders queued on {account}.")
+        self.stdout.write(f"Batch {batch.pk} “{batch}”: {plural(sent.queued, 'order')} queued on {account}.")
         if options["wait"] and not self._wait(batch.pk, options["timeout"]):
             return EXIT_FAILED_ORDERS
         return code
@@ -123,8 +126,7 @@ class Command(BaseCommand):
         try:
             size = path.stat().st_size
             if size > limit:
-                raise _Refused(f"The file is {format_size(size)}; the limit is {format_size(limit)}. "
-                               "Split it into smaller files.")
+                raise _Refused(f"{too_large_message(size, limit)} Split it into smaller files.")
             with path.open("rb") as file:
                 return file.read(limit + 1)  # what is not a regular file may not say its size
         except OSError as exc:
@@ -157,6 +159,9 @@ class Command(BaseCommand):
     def _amount(self, value: str | None) -> Decimal | None:
         if value is None:
             return None
+        if any(char.isdigit() and not char.isascii() for char in value):
+            # Decimal("٥٠") is 50: the same rule as the amount column, 0-9 only.
+            raise _Refused(f"--amount {value!r}: only the digits 0-9 are accepted; write it like 250 or 250.00.")
         try:
             amount = Decimal(value.replace(",", "."))
         except InvalidOperation:
@@ -168,6 +173,8 @@ class Command(BaseCommand):
     # --- Output -------------------------------------------------------------------------------
 
     def _report(self, preview: spreadsheet.ImportPreview) -> None:
+        if preview.header_row_note:
+            self.stdout.write(preview.header_row_note)
         for error in preview.errors:
             self.stdout.write(f"Row {error.row}, {error.column or 'row'}: {error.message}")
         for warning in preview.warnings:
@@ -176,7 +183,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Ignored columns: {', '.join(preview.ignored_columns)}")
         totals = ", ".join(f"{total:f} {currency}" for currency, total in preview.totals.items()) or "nothing"
         self.stdout.write(
-            f"{len(preview.valid_rows)} valid rows ({totals}), {len(preview.invalid_rows)} invalid rows."
+            f"{plural(len(preview.valid_rows), 'valid row')} ({totals}), "
+            f"{plural(len(preview.invalid_rows), 'invalid row')}."
         )
 
     def _wait(self, batch_id: int, timeout: float) -> bool:
@@ -203,7 +211,7 @@ class Command(BaseCommand):
                 return not failed
             if time.monotonic() > deadline:
                 self.stderr.write(
-                    f"Gave up waiting after {timeout:.0f} s with {unfinished} orders unfinished "
+                    f"Gave up waiting after {timeout:.0f} s with {plural(unfinished, 'order')} unfinished "
                     "(they go on in the background). Is a worker running (`manage.py qcluster`)?"
                 )
                 return False

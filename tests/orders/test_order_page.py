@@ -1,0 +1,178 @@
+"""An order's page and list (issue 10, findings 1 and 2): the spreadsheet's own reference is
+shown, searchable and exported; an order's page shows its own card's part of each provider
+call, never the basket's other recipients."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from orders import dispatch
+from orders.batches import batch_create, batch_send
+from orders.exports import COLUMNS
+from orders.models import Order, OrderStatus, Recipient
+from orders.spreadsheet import ValidRow
+from providers.models import Product, ProviderAccount
+from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU
+
+CHANGELIST = reverse("admin:orders_order_changelist")
+PEOPLE = [("Mette Frederiksen Holm", "mette.holm@example.com"), ("Lars Østergaard", "lars.ostergaard@example.com"),
+          ("Sofie Nørgaard", "sofie.norgaard@example.com"), ("Anders Bech", "anders.bech@example.com"),
+          ("Ida Kjær", "ida.kjaer@example.com"), ("Jonas Vestergaard", "jonas.vestergaard@example.com")]
+# What GoGift refuses (it has no dot after the @) but quotes back in its refusal: the basket's
+# refusal, stored once for every card, then names this recipient on everyone's page.
+BAD_EMAIL = "jonas.vestergaard@example"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
+    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+
+
+def spreadsheet_batch(account, people=PEOPLE):
+    """A batch as an upload of examples/recipients.csv makes it: each row with its reference."""
+    product = Product.objects.get(account=account, sku=GLOBAL_GIFT_CARD_SKU)
+    rows = [ValidRow(row=index + 2, name=name, email=email, phone="", reference=f"EMP-{1001 + index}",
+                     message="Tak!", amount=Decimal(100 + 10 * index), currency="DKK", product=product, send_on=None)
+            for index, (name, email) in enumerate(people)]
+    return batch_create(account=account, rows=rows, source_filename="recipients.csv")
+
+
+def sent_basket(account):
+    """One GoGift basket for six cards, refused for one bad email, then each card alone."""
+    ProviderAccount.objects.filter(pk=account.pk).update(max_cards_per_request=len(PEOPLE))
+    batch = spreadsheet_batch(account)
+    Recipient.objects.filter(orders__batch=batch, email=PEOPLE[-1][1]).update(email=BAD_EMAIL)
+    batch_send(batch=batch)
+    dispatch.account_pump(account.pk, budget_seconds=30)
+    return batch
+
+
+def order_page(client, order) -> str:
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_an_order_page_shows_its_own_card_of_a_basket_and_no_other_recipient(admin_client, emulated_gogift_account):
+    batch = sent_basket(emulated_gogift_account)
+    orders = list(batch.orders.select_related("recipient").order_by("id"))
+    mette = orders[0]
+    refusal = mette.provider_calls.get(http_status__gte=400)
+    assert refusal.orders.count() == 6 and BAD_EMAIL in refusal.response_body  # what the page must not show
+    assert mette.status == OrderStatus.DELIVERED
+
+    html = order_page(admin_client, mette)
+
+    others = [order.recipient for order in orders[1:]]
+    assert [person.email for person in others if person.email in html] == []
+    assert [person.name for person in others if person.name in html] == []
+    assert "[another recipient]" in html  # the refusal's text, its email replaced
+    assert mette.reference in html and "EMP-1001" in html
+    assert [order.reference for order in orders[1:] if order.reference in html] == []
+    assert "5 other cards of this call hidden" in html  # the basket's lines, each call once
+    assert 'id="provider-calls"' in html
+    calls = list(mette.provider_calls.all())
+    assert html.count('<details class="provider-call') == len(calls)
+    for call in calls:
+        assert f'id="call-{call.pk}"' in html
+
+
+def test_the_card_that_failed_alone_shows_its_own_email_only(admin_client, emulated_gogift_account):
+    batch = sent_basket(emulated_gogift_account)
+    jonas = batch.orders.get(recipient__email=BAD_EMAIL)
+    assert jonas.status == OrderStatus.FAILED
+
+    html = order_page(admin_client, jonas)
+
+    assert BAD_EMAIL in html
+    assert [email for _, email in PEOPLE[:-1] if email in html] == []
+
+
+def test_every_call_is_collapsed_and_summarised_by_method_path_status_and_duration(admin_client, emulated_gogift_account):
+    batch = sent_basket(emulated_gogift_account)
+    order = batch.orders.order_by("id").first()
+    finalize = order.provider_calls.filter(url__endswith="/baskets/finalize").first()
+
+    html = order_page(admin_client, order)
+
+    block = html[html.index(f'id="call-{finalize.pk}"'):]
+    block = block[:block.index("</details>")]
+    summary = block[block.index("<summary>"):block.index("</summary>")]
+    assert "POST" in summary and "/baskets/finalize" in summary and f"{finalize.http_status}" in summary
+    assert f"{finalize.duration_ms} ms" in summary and "<time datetime=" in summary
+    assert "<details class=\"provider-call\" open" not in html and " open>" not in html
+    assert '<pre class="provider-call-body">{\n  &quot;' in block  # pretty-printed, indent 2
+
+
+def test_the_list_shows_and_searches_the_spreadsheet_reference(admin_client, emulated_gogift_account):
+    batch = spreadsheet_batch(emulated_gogift_account)
+    sofie = batch.orders.get(recipient__reference="EMP-1003")
+
+    html = admin_client.get(CHANGELIST, {"q": "EMP-1003"}).content.decode()
+
+    assert "column-spreadsheet_reference" in html and 'class="field-spreadsheet_reference">EMP-1003<' in html
+    assert "Reference (spreadsheet)" in html
+    assert "GiftDesk reference" in html
+    assert sofie.reference in html and "EMP-1003" in html
+    assert [order.reference for order in batch.orders.exclude(pk=sofie.pk) if order.reference in html] == []
+    found = admin_client.get(CHANGELIST, {"q": "emp-1003"}).context["cl"].result_list
+    assert list(found) == [sofie]
+
+
+def test_the_order_page_labels_both_references(admin_client, emulated_gogift_account):
+    order = spreadsheet_batch(emulated_gogift_account).orders.order_by("id").first()
+
+    html = order_page(admin_client, order)
+
+    assert "GiftDesk reference" in html and "Reference (spreadsheet)" in html
+    assert html.index("Reference (spreadsheet)") < html.index("GiftDesk reference")  # next to the recipient
+    assert "field-spreadsheet_reference" in html and "EMP-1001" in html
+
+
+def test_both_exports_carry_the_spreadsheet_reference(admin_client, emulated_gogift_account, tmp_path):
+    batch = spreadsheet_batch(emulated_gogift_account)
+    ids = list(batch.orders.order_by("id").values_list("pk", flat=True))
+
+    admin_client.post(CHANGELIST, {"action": "export_admin_action", "_selected_action": ids})
+    admin_file = admin_client.post(reverse("admin:orders_order_export"), {
+        "format": "0", "resource": "0", "export_items": ids,
+        **{f"orderexportresource_{column.name}": "on" for column in COLUMNS}})
+    call_command("export_orders", "--format", "csv", "--output", str(tmp_path / "orders.csv"), stdout=io.StringIO())
+
+    admin_rows = list(csv.DictReader(io.StringIO(admin_file.content.decode().removeprefix("\ufeff"))))
+    command_rows = list(csv.DictReader(io.StringIO((tmp_path / "orders.csv").read_text("utf-8-sig"))))
+    expected = {order.reference: order.recipient.reference for order in Order.objects.filter(pk__in=ids)}
+    for rows in (admin_rows, command_rows):
+        assert {row["reference"]: row["recipient_reference"] for row in rows} == expected
+    assert sorted(expected.values()) == [f"EMP-{1001 + index}" for index in range(len(PEOPLE))]
+
+
+def test_a_provider_whose_lines_name_no_card_is_narrowed_by_position(admin_client, emulated_giftronaut_account):
+    # Giftronaut's `recipients` carry only redacted names and an amount, in the request's
+    # order (its client's cards_in_order_lists); its refusal quotes the recipient's email.
+    product = Product.objects.get(account=emulated_giftronaut_account, sku="GC-AMAZON-USD")
+    rows = [ValidRow(row=index + 2, name=name, email=email, phone="", reference=f"EMP-{1001 + index}", message="Tak!",
+                     amount=Decimal(amount), currency="USD", product=product, send_on=None)
+            for index, ((name, email), amount) in enumerate(zip(PEOPLE, ["50", "60", "25"]))]
+    batch = batch_create(account=emulated_giftronaut_account, rows=rows, source_filename="recipients.csv")
+    batch_send(batch=batch)
+    dispatch.account_pump(emulated_giftronaut_account.pk, budget_seconds=5)  # the refusal comes first
+    first = batch.orders.select_related("recipient").order_by("id").first()
+    refusal = first.provider_calls.get(http_status__gte=400)
+    assert refusal.orders.count() == 3 and PEOPLE[1][1] in refusal.response_body
+
+    html = order_page(admin_client, first)
+
+    assert [email for _, email in PEOPLE[1:] if email in html] == []
+    assert "[another recipient]" in html
+    request = html[html.index(f'id="call-{refusal.pk}"'):]
+    request = request[:request.index("Response body")]
+    assert "… 2 other cards of this call hidden" in request and "&quot;amount&quot;: 50" in request
+    assert "&quot;amount&quot;: 60" not in request and "&quot;amount&quot;: 25" not in request
