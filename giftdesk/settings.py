@@ -192,7 +192,7 @@ GIFTDESK_IMPORT_MAX_UNZIPPED_BYTES = env.int("GIFTDESK_IMPORT_MAX_UNZIPPED_BYTES
 # own request timeout (gunicorn: 30 s), or the worker is killed before the user is told.
 GIFTDESK_IMPORT_READ_MEMORY_MB = env.int("GIFTDESK_IMPORT_READ_MEMORY_MB", default=512)
 GIFTDESK_IMPORT_READ_SECONDS = env.float("GIFTDESK_IMPORT_READ_SECONDS", default=25.0)
-# A recipient who got a card within this many days is flagged (a warning, not an error).
+# A recipient who got or is due to get a card (an order not cancelled or failed) within this many days: a warning.
 GIFTDESK_RECENT_RECIPIENT_DAYS = env.int("GIFTDESK_RECENT_RECIPIENT_DAYS", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GIFTDESK_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -3,8 +3,11 @@ every change goes through `orders.batches`, `orders.dispatch` or `orders.provide
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.db.models import Count, Min, Q, Sum
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -14,8 +17,9 @@ from import_export.admin import ExportActionMixin, ImportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from giftdesk.admin_restrictions import AdministratorsOnlyMixin, ReadOnlyAdminMixin, restrict_task_queue
-from giftdesk.text import plural
+from giftdesk.text import plural, verb
 from orders import spreadsheet, uploads
+from orders.attention import PAUSED_REMEDY
 from orders.admin_approval import BatchApprovalMixin
 from orders.admin_order_actions import BatchActionsMixin, OrderActionsMixin
 from orders.admin_send import BatchSendMixin
@@ -29,7 +33,7 @@ from orders.admin_import_form import ImportFormMixin
 from orders.admin_kept_upload import KeptUploadMixin
 from orders.audit import export_record
 from orders.batch_access import may_edit_batch, may_send_or_cancel_batch
-from orders.call_excerpts import call_summary, order_call_excerpts, without_other_recipients
+from orders.call_excerpts import OrderCalls, call_summary, order_calls, other_emails_replaced
 from orders.dispatch import ResumeRefused, account_sending_resume
 from orders.import_preview import left_out_note
 from orders.exports import OrderExportResource
@@ -42,6 +46,17 @@ from providers.models import ProviderAccount
 
 
 ORDERS_SHOWN = 200  # on a batch's page
+# An order's fields that may hold a provider's words, and what its page shows instead.
+PROVIDER_TEXT = {"waiting_reason": "waiting_reason_shown", "last_error": "last_error_shown",
+                 "provider_details": "provider_details_shown"}
+
+
+def page_calls(order: Order) -> OrderCalls:
+    """The calls that carried `order`, read once per page: the page's fields, its history and
+    its calls table all use them (kept on the instance the page loaded)."""
+    if not hasattr(order, "_page_calls"):
+        order._page_calls = order_calls(order)
+    return order._page_calls
 
 
 def status_badge(status: str, label: str):
@@ -130,9 +145,8 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
     def blocked_notice(self, batch):
         if batch.account.blocked_reason:
             return format_html(
-                '<div class="giftdesk-blocked">Sending is paused for {}: {} '
-                "Fix it, then use “Resume sending” on the account.</div>",
-                batch.account, batch.account.blocked_reason,
+                '<div class="giftdesk-blocked">Sending is paused for {}: {} {}</div>',
+                batch.account, batch.account.blocked_reason, PAUSED_REMEDY,
             )
         return "Ready"
 
@@ -141,9 +155,8 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
         waiting, reason = limit_waits(batch.orders.all())
         if not waiting:
             return "No order of this batch waits for a spending limit."
-        return format_html('<div class="giftdesk-blocked">{} queued order{} wait{} for a monthly spending '
-                           "limit. {}</div>", waiting, "" if waiting == 1 else "s", "s" if waiting == 1 else "",
-                           reason)
+        return format_html('<div class="giftdesk-blocked">{} {} for a monthly spending limit. {}</div>',
+                           plural(waiting, "queued order"), verb(waiting, "waits", "wait"), reason)
 
     # --- Import (django-import-export hooks) ------------------------------------------------
 
@@ -232,24 +245,40 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
         ] + super().get_urls()
 
 
+class HistoryFormSet(BaseInlineFormSet):
+    """An order's events as its page shows them. A basket's refusal is noted on each of its
+    cards in the provider's words, which may quote another card's recipient: the messages
+    are cleaned on the instances themselves, as the message column and the line Django's
+    tabular inline prints above each row (`str(event)`) both read them. Never saved (read-only)."""
+
+    calls: OrderCalls | None = None  # set per page by OrderEventInline.get_formset
+
+    def get_queryset(self):
+        if not hasattr(self, "_shown"):
+            self._shown = super().get_queryset()
+            for event in self._shown:  # fills the queryset's cache: the forms use these instances
+                event.message = self.calls.replaced(event.message) if self.calls else event.message
+        return self._shown
+
+
 class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The order's state changes and notes, each with the provider call that caused it."""
 
     model = OrderEvent
+    formset = HistoryFormSet
     verbose_name_plural = "history"
-    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message_shown", "caused_by"]
+    fields = ["created_at", "actor", "kind", "from_status", "to_status", "message", "caused_by"]
     readonly_fields = fields
     extra = 0
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("provider_call", "order__recipient").prefetch_related(
-            "provider_call__orders__recipient")
+        return super().get_queryset(request).select_related("provider_call")
 
-    @admin.display(description="Message")
-    def message_shown(self, event):
-        # A basket's refusal is noted on each of its cards in the provider's words, which
-        # may quote another card's recipient: never shown on this card's page.
-        return without_other_recipients(event.message, order=event.order, call=event.provider_call)
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)  # a class made for this page
+        # Every call that carried the order, whichever call (or none) an event names.
+        formset.calls = page_calls(obj) if obj is not None else None
+        return formset
 
     @admin.display(description="Caused by")
     def caused_by(self, event):
@@ -268,7 +297,7 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
     list_select_related = ["recipient", "batch__account"]
     show_full_result_count = False
     inlines = [OrderEventInline]
-    readonly_fields = ["card_code", "giftdesk_reference", "spreadsheet_reference"]
+    readonly_fields = ["card_code", "giftdesk_reference", "spreadsheet_reference", *PROVIDER_TEXT.values()]
     actions = ["refresh_card_details", "retry_orders", "resend_order", "cancel_orders"]
     resource_classes = [OrderExportResource]
     formats = [CSV, XLSX]
@@ -305,18 +334,18 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        order = self.get_object(request, object_id)
-        if order is not None and request.user.has_perm("orders.view_providercall"):
-            extra_context = {**(extra_context or {}), "provider_calls_table": self.provider_calls_table(order)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # `obj` is the order the page already loaded (and its fields show).
+        if obj is not None and request.user.has_perm("orders.view_providercall"):
+            context["provider_calls_table"] = self.provider_calls_table(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fields(self, request, obj=None):
-        placed = {"card_code", "giftdesk_reference", "spreadsheet_reference"}
+        placed = {"card_code", "giftdesk_reference", "spreadsheet_reference", *PROVIDER_TEXT.values()}
         fields = [name for name in super().get_fields(request, obj) if name not in placed]
         # The spreadsheet's reference next to the recipient; GiftDesk's own, labelled as such,
-        # where the model's `reference` was.
-        fields = [{"reference": "giftdesk_reference"}.get(name, name) for name in fields]
+        # where the model's `reference` was; the provider's words cleaned where they were.
+        fields = [{"reference": "giftdesk_reference", **PROVIDER_TEXT}.get(name, name) for name in fields]
         at = fields.index("recipient") + 1 if "recipient" in fields else len(fields)
         fields = [*fields[:at], "spreadsheet_reference", *fields[at:]]
         # The card's code is cash: only its masked form shows, next to the provider's order id.
@@ -336,10 +365,26 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
     def spreadsheet_reference(self, order):
         return order.recipient.reference or "—"
 
+    # The provider's words, as the engine copied them onto every card of a basket: other
+    # recipients replaced (orders.call_excerpts), here as in the history and the calls.
+
+    @admin.display(description="Waiting for")
+    def waiting_reason_shown(self, order):
+        return page_calls(order).replaced(order.waiting_reason)
+
+    @admin.display(description="Last error")
+    def last_error_shown(self, order):
+        return page_calls(order).replaced(order.last_error)
+
+    @admin.display(description="Provider details")
+    def provider_details_shown(self, order):
+        details = order.provider_details
+        return page_calls(order).replaced(json.dumps(details, ensure_ascii=False)) if details else None
+
     def provider_calls_table(self, order):
         """Every call that carried the order, once each, narrowed to this order's card: a
         basket's other cards and their recipients are not shown (orders.call_excerpts)."""
-        return render_to_string("admin/orders/order/provider_calls.html", {"excerpts": order_call_excerpts(order)})
+        return render_to_string("admin/orders/order/provider_calls.html", {"excerpts": page_calls(order).excerpts})
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, order):
@@ -366,7 +411,8 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
     @admin.display(description="Last error / waiting for")
     def short_error(self, order):
         # A queued order held back (a spending limit, a paused account) says why it waits.
-        text = order.waiting_reason or order.last_error
+        # A basket's refusal is copied onto each of its rows: another's email stays on its own row.
+        text = other_emails_replaced(order.waiting_reason or order.last_error, own_email=order.recipient.email)
         return (text[:80] + "…") if len(text) > 80 else text
 
 

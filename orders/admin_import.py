@@ -32,15 +32,17 @@ from orders.batches import BatchActionRefused, batch_create
 from orders.funds import funds_check
 from orders.import_preview import recent_recipients, rows_kept, rows_with_warnings
 from orders.money import amount_text
-from orders.product_choices import AccountProductField, active_account
+from orders.product_choices import (CHOOSE_ACCOUNT_FIRST, account_products, active_account, empty_label,
+                                    product_label, product_options, raw_id)
 from orders.provider_queries import rows_quote
 from orders.same_file import same_file_batches
 from orders.spending import limit_remaining
 from orders.spreadsheet.read import too_large_message
-from providers.models import ProviderAccount
+from providers.models import Product, ProviderAccount
 
-SPREADSHEET_COLUMNS = ["name (or first_name + last_name)", "email", "amount", "currency", "product",
-                       "phone", "message", "reference", "send_on"]
+# "This importer will import the following fields": the contract's columns.
+SPREADSHEET_COLUMNS = [("name (or first_name + last_name)" if name == "name" else name)
+                       for name in spreadsheet.COLUMNS]
 # A 50,000-row file previews its first rows; the counts, totals and download cover all.
 PREVIEW_ROWS_SHOWN = 500
 PREVIEW_HEADERS = ["Row", "Name", "Email", "Amount", "Product", "Message", "Send on", "Warnings"]
@@ -71,6 +73,59 @@ class SpreadsheetFormat(Format):
         return dataset
 
 
+class AccountProductField(forms.ModelChoiceField):
+    """A product of one account (set with `for_account`); another account's product is
+    refused naming the account it belongs to, an inactive one saying so."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(queryset=Product.objects.none(), empty_label=CHOOSE_ACCOUNT_FIRST, **kwargs)
+        self.account: ProviderAccount | None = None
+        self.labels: dict[int, str] = {}
+
+    def for_account(self, account: ProviderAccount | None) -> None:
+        self.account = account
+        self.queryset = account_products(account).select_related("account")
+        self.labels = dict(product_options(account))
+        self.empty_label = empty_label(account, bool(self.labels))
+
+    def label_from_instance(self, product: Product) -> str:
+        return self.labels.get(product.pk) or product_label(product)
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as refusal:
+            if refusal.code != "invalid_choice":
+                raise
+            raise forms.ValidationError(self.refusal_reason(value), code="invalid_choice") from None
+
+    def refusal_reason(self, value) -> str:
+        pk = raw_id(value)
+        product = None if pk is None else Product.objects.select_related("account").filter(pk=pk).first()
+        if self.account is None:
+            return "Choose an account first, then one of its products."
+        if product is None:
+            return "That product does not exist (any more). Choose one from the list."
+        if product.account_id != self.account.pk:
+            return (f"“{product.title}” belongs to {product.account}, not to {self.account}. "
+                    "Choose a product of the selected account.")
+        return f"“{product.title}” is no longer offered by {self.account}. Choose an active product."
+
+
+class AmountField(forms.DecimalField):
+    """An amount read as the spreadsheet's amount column reads it (`spreadsheet.parse_amount`:
+    the digits 0-9 only, refused in the same words); Django's own reading would take "٥٠",
+    "５０" and "1e2"."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return spreadsheet.parse_amount(str(value).strip())
+        except spreadsheet.NotAnAmount as refusal:
+            raise forms.ValidationError(str(refusal), code="invalid") from None
+
+
 class BatchOptionsMixin(forms.Form):
     """What the user chooses beside the file; carried from preview to confirm."""
 
@@ -84,7 +139,7 @@ class BatchOptionsMixin(forms.Form):
         required=False,
         help_text="Used for rows without a product column. Must belong to the account.",
     )
-    default_amount = forms.DecimalField(
+    default_amount = AmountField(
         max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False,
         help_text="Used for rows without an amount.",
     )
@@ -109,13 +164,6 @@ class BatchOptionsMixin(forms.Form):
         chosen = self.data.get(self.add_prefix("account")) if self.is_bound else self.initial.get("account")
         self.chosen_account = active_account(chosen)
         self.fields["default_product"].for_account(self.chosen_account)
-
-    def clean_default_amount(self):
-        # Django's DecimalField reads "٥٠" or "５０" as 50; the spreadsheet's amounts take 0-9 only, so this does too.
-        raw = str(self.data.get(self.add_prefix("default_amount"), ""))
-        if any(char.isdigit() and not char.isascii() for char in raw):
-            raise forms.ValidationError("Only the digits 0-9 are accepted; write it like 250 or 250.00.")
-        return self.cleaned_data.get("default_amount")
 
     def clean_scheduled_for(self):
         when = self.cleaned_data.get("scheduled_for")

@@ -10,7 +10,7 @@ from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFou
 from django.urls import path
 from django.utils.http import content_disposition_header
 
-from orders.product_choices import account_products, active_account, empty_label, product_options
+from orders.product_choices import account_product, active_account, empty_label, product_options
 from orders.spreadsheet_template import FORMATS, spreadsheet_template
 from providers.models import ProviderAccount
 
@@ -39,15 +39,10 @@ class ImportFormMixin:
         account = active_account(request.GET.get("account")) or only_active_account()
         if account is not None:
             initial["account"] = account.pk
-            product = self.requested_product(request, account)
+            product = account_product(account, request.GET.get("product"))
             if product is not None:
                 initial["default_product"] = product.pk
         return initial
-
-    @staticmethod
-    def requested_product(request, account):
-        value = request.GET.get("product", "")
-        return account_products(account).filter(pk=int(value)).first() if value.isdigit() else None
 
     def import_products_view(self, request):
         """The account's active products as the form labels them: {"products": [{id, label}]}."""
@@ -77,7 +72,7 @@ class ImportFormMixin:
                                         "and download the template from there.", content_type=PLAIN_TEXT)
         product = None
         if request.GET.get("product"):
-            product = self.requested_product(request, account)
+            product = account_product(account, request.GET["product"])
             if product is None:
                 return HttpResponseNotFound(f"{account} has no active product with this id: choose one of its "
                                             "products on the import page.", content_type=PLAIN_TEXT)

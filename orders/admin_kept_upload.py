@@ -7,7 +7,9 @@ preview's file does (`orders.uploads`: 0600 in GIFTDESK_UPLOAD_DIR, swept after
 GIFTDESK_UPLOAD_MAX_AGE_HOURS); the form carries a signed ticket bound to the uploader and
 says "Kept from your last try: recipients.csv (2 KB)". The next submit without a new file
 uses it; a new file replaces it. A file that cannot be read is never kept (it is deleted
-at once), nor is one whose rows are all invalid: those need a new file anyway.
+at once), nor is one whose rows are all invalid: those need a new file anyway. So a kept
+file was read fine once; another form error keeps it again without reading it again (an
+XLSX would go through the bounded child process each time).
 
 import-export lists "This importer will import the following fields" only on some branches
 of its `import_action` (not when the file could not be read); the list is filled in here.
@@ -24,6 +26,10 @@ from orders import spreadsheet, uploads
 from orders.spreadsheet.read import format_size
 
 KEPT_FIELD = "kept_upload"
+
+
+class KeptFile(SimpleUploadedFile):
+    """The kept file as the form's upload: read fine when it was kept."""
 
 
 class KeptUploadField(forms.CharField):
@@ -89,7 +95,7 @@ class KeptUploadMixin:
             return None, uploads.KEPT_GONE
         finally:
             uploads.upload_discard(kept.token)  # Used now (stored again if needed), or replaced.
-        return (None if new_file else SimpleUploadedFile(kept.name, data)), None
+        return (None if new_file else KeptFile(kept.name, data)), None
 
     def kept_file_keep_or_discard(self, request, context, form) -> None:
         upload = form.files.get("import_file") if form.files else None  # the new file, or the kept one
@@ -107,20 +113,22 @@ class KeptUploadMixin:
             return
         if token is None:
             # The form stopped before the file was read: read it now, so an unreadable file
-            # is said at once, beside the other errors, and never kept.
+            # is said at once, beside the other errors, and never kept. A file kept from the
+            # last try was read fine then.
             data = b"".join(upload.chunks())
-            try:
-                spreadsheet.read_table(data, upload.name)
-            except spreadsheet.FileRefused as exc:
-                form.add_error("import_file", str(exc))
-                return
+            if not isinstance(upload, KeptFile):
+                try:
+                    spreadsheet.read_table(data, upload.name)
+                except spreadsheet.FileRefused as exc:
+                    form.add_error("import_file", str(exc))
+                    return
             token = uploads.upload_store(data)
-        self.kept_file_offer(request, context, form, token=token, name=upload.name)
+        kept = uploads.KeptUpload(token=token, name=upload.name, size=upload.size)
+        self.kept_file_offer(request, context, form, kept)
 
     @staticmethod
-    def kept_file_offer(request, context, form, *, token: str, name: str) -> None:
-        ticket = uploads.kept_upload_ticket(token, user_id=request.user.pk, name=name)
-        kept = uploads.kept_upload_claim(ticket, user_id=request.user.pk)  # its size, as stored
+    def kept_file_offer(request, context, form, kept: uploads.KeptUpload) -> None:
+        ticket = uploads.kept_upload_ticket(kept.token, user_id=request.user.pk, name=kept.name)
         form.fields[KEPT_FIELD].initial = ticket
         file_field = form.fields["import_file"]
         file_field.required = False  # The browser would otherwise insist on a new file.

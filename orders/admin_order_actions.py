@@ -24,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from orders.batch_access import may_send_or_cancel_batch
+from orders.call_excerpts import order_calls
 from orders.models import Batch, Order, OrderStatus
 from orders.order_actions import (
     ActionPlan,
@@ -42,13 +43,13 @@ MESSAGES_SHOWN = 10  # left-out orders named one by one after the action; the pa
 CONFIRMED = "yes"
 
 
-
 def action_selection(request) -> dict:
     """A list action's selection, posted back unchanged by its confirmation page (Django's
     convention: the action is posted again with `post=yes`)."""
     return {"selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_name": request.POST.get("action", "")}
+
 
 class ResendForm(forms.Form):
     email = forms.EmailField(label="Corrected email", max_length=254)
@@ -148,8 +149,10 @@ class OrderActionsMixin(_PerCardBase):
                     self.message_user(request, f"{order.reference} resent to {resend.recipient.email} as "
                                                f"{resend.reference}. {resend.send_outcome}", messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:orders_order_change", args=[resend.pk]))
+        # Its last error in the provider's words, with the basket's other recipients replaced.
+        last_error = order_calls(order).replaced(order.last_error)
         return self._page(request, "admin/orders/order/resend_form.html", title="Resend to a corrected email",
-                          order=order, refusal=refusal, form=form, **action_selection(request))
+                          order=order, last_error=last_error, refusal=refusal, form=form, **action_selection(request))
 
 
 class BatchActionsMixin(_PerCardBase):

@@ -7,7 +7,8 @@ Sending spends money, so nothing is sent on one click: the batch page's "Send th
 and the list action "Send the selected batches" first show a confirmation page (the
 account, the cards, the total per currency, the schedule, whether an approver must sign),
 as Django's own delete confirmation does. Only its POST, carrying `post=yes` and the
-fingerprint of what it showed, sends. Cancel likewise, without the fingerprint: a cancel
+fingerprint of what it showed, sends; `batch_send` compares that fingerprint under the
+batch's lock. Cancel likewise, without the fingerprint: a cancel
 that finds fewer orders to stop spends nothing.
 """
 
@@ -16,20 +17,22 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_GET
 
 from giftdesk.text import plural
 from orders.admin_order_actions import action_selection
 from orders.approvals import batch_fingerprint
 from orders.batch_access import may_send_or_cancel_batch
-from orders.batch_confirmation import cancel_summary, selection_digest, send_summary
-from orders.batches import BatchActionRefused, FundsShort, SendOutcome, batch_cancel, batch_send
+from orders.batch_confirmation import cancel_summary, selection_digest, send_summary, with_orders_to_cancel
+from orders.batches import BatchActionRefused, BatchChanged, FundsShort, SendOutcome, batch_cancel, batch_send
 from orders.models import Batch
-from orders.progress import batch_progress
+from orders.progress import batch_progress, cards_ahead
 
 CONFIRMED = "yes"  # the confirmation page's `post` field, as in Django's delete confirmation
 NOT_YOURS = "only its uploader, an approver or an administrator may send or cancel it"
@@ -63,10 +66,9 @@ class BatchSendMixin:
             "progress_url": reverse("admin:orders_batch_progress", args=[batch.pk]),
         })
 
+    @method_decorator(require_GET)
     def progress_view(self, request, batch_id):
         """The bar's numbers as JSON, for static/giftdesk/follow_send.js while the batch sends."""
-        if request.method != "GET":
-            return HttpResponseNotAllowed(["GET"])
         batch = get_object_or_404(Batch.objects.select_related("account"), pk=batch_id)
         if not self.has_view_permission(request, batch):
             raise PermissionDenied
@@ -74,20 +76,21 @@ class BatchSendMixin:
 
     # --- Doing it --------------------------------------------------------------------------------
 
-    def _run(self, request, batch, service, verb):
-        if not may_send_or_cancel_batch(request.user, batch):
-            self.message_user(request, f"“{batch}” was not touched: {NOT_YOURS}; ask one of them.", messages.ERROR)
-            return 0
+    def _run(self, request, batch, service, verb, **options) -> None:
+        """Call `service` on `batch` and say what it did, or why not."""
         try:
-            outcome = service(batch=batch, user=request.user)
+            outcome = service(batch=batch, user=request.user, **options)
         except BatchActionRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
-            return 0
+            return
         if isinstance(outcome, SendOutcome):
             self.message_user(request, outcome.message, messages.SUCCESS if outcome.queued else messages.WARNING)
-            return outcome.queued
-        self.message_user(request, f"{verb} {plural(outcome, 'order')} of “{batch}”.", messages.SUCCESS)
-        return outcome
+        else:
+            self.message_user(request, f"{verb} {plural(outcome, 'order')} of “{batch}”.", messages.SUCCESS)
+
+    def _not_touched(self, request, refused) -> None:
+        for batch in refused:
+            self.message_user(request, f"“{batch}” was not touched: {NOT_YOURS}; ask one of them.", messages.ERROR)
 
     def _confirmed_post(self, request) -> bool:
         return request.method == "POST" and request.POST.get("post") == CONFIRMED
@@ -106,10 +109,12 @@ class BatchSendMixin:
             **context,
         })
 
-    def _split_by_access(self, request, queryset):
-        batches = list(queryset.select_related("account").order_by("pk"))
-        allowed = [batch for batch in batches if may_send_or_cancel_batch(request.user, batch)]
-        return batches, allowed, [batch for batch in batches if batch not in allowed]
+    def _split_by_access(self, request, queryset) -> tuple[list[Batch], list[Batch]]:
+        """The selected batches the user may send or cancel, and the others."""
+        allowed, refused = [], []
+        for batch in queryset.select_related("account").order_by("pk"):
+            (allowed if may_send_or_cancel_batch(request.user, batch) else refused).append(batch)
+        return allowed, refused
 
     # --- Send ------------------------------------------------------------------------------------
 
@@ -119,61 +124,58 @@ class BatchSendMixin:
         batch = get_object_or_404(Batch.objects.select_related("account"), pk=batch_id)
         if not may_send_or_cancel_batch(request.user, batch):
             raise PermissionDenied
-        batch_url = reverse("admin:orders_batch_change", args=[batch.pk])
-        # "Send anyway (administrator)": offered on this page after Send was refused for
-        # short funds; a superuser's choice, recorded by batch_send.
-        send_anyway = request.method == "POST" and request.POST.get("send_anyway") == "1"
-        if send_anyway and not request.user.is_superuser:
-            self.message_user(request, "Nothing was sent: only an administrator may send a batch the wallet "
-                                       "cannot pay for. Top up the wallet, then send.", messages.ERROR)
-            return HttpResponseRedirect(batch_url)
-        if self._confirmed_post(request):
-            if request.POST.get("shown") != batch_fingerprint(batch):
-                self._changed_since_shown(request, f"“{batch}”")
-                return self._send_page(request, batch)
-            funds_short = []
+        if not self._confirmed_post(request):
+            return self._send_page(request, batch)
+        try:
+            # "Send anyway (administrator)": offered by the page when the wallet is short; the
+            # service refuses it to anyone else and records an administrator's choice.
+            outcome = batch_send(batch=batch, user=request.user, fingerprint=request.POST.get("shown", ""),
+                                 send_anyway=request.POST.get("send_anyway") == "1")
+        except BatchChanged:
+            self._changed_since_shown(request, f"“{batch}”")
+            return self._send_page(request, batch)
+        except FundsShort as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._send_page(request, batch)
+        except BatchActionRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome.queued else messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:orders_batch_change", args=[batch.pk]))
 
-            def send(*, batch, user):
-                try:
-                    return batch_send(batch=batch, user=user, send_anyway=send_anyway)
-                except FundsShort:
-                    funds_short.append(True)
-                    raise
-
-            self._run(request, batch, send, "Queued")
-            if not funds_short:
-                return HttpResponseRedirect(batch_url)
-            if request.user.is_superuser:
-                self.message_user(request, "As an administrator you may send it anyway with “Send anyway "
-                                           "(administrator)”; that choice is recorded in the audit trail.",
-                                  messages.WARNING, extra_tags="funds-short")
-            return self._send_page(request, batch, funds_short=True)
-        return self._send_page(request, batch)
-
-    def _send_page(self, request, batch, *, funds_short=False):
+    def _send_page(self, request, batch):
         summary = send_summary(batch, wallet=True)
         return self._confirmation(
             request, "admin/orders/batch/send_confirmation.html", title=f"Send “{batch}”?",
             batch=batch, summaries=[summary], summary=summary, shown=summary.fingerprint,
-            funds_short=funds_short, offer_send_anyway=funds_short and request.user.is_superuser,
+            offer_send_anyway=summary.funds_short and request.user.is_superuser,
         )
 
     @admin.action(description="Send the selected batches", permissions=["change"])
     def send_batches(self, request, queryset):
-        batches, allowed, refused = self._split_by_access(request, queryset)
-        summaries = [send_summary(batch) for batch in allowed]
-        digest = selection_digest(summaries)
+        allowed, refused = self._split_by_access(request, queryset)
         if self._confirmed_post(request):
-            if request.POST.get("shown") == digest:
-                for batch in batches:
-                    self._run(request, batch, batch_send, "Queued")
+            # The digest says the page showed these batches as they are; each send compares
+            # its batch's fingerprint again under the batch's lock.
+            fingerprints = {batch.pk: batch_fingerprint(batch) for batch in allowed}
+            if request.POST.get("shown") == selection_digest(fingerprints):
+                self._not_touched(request, refused)
+                for batch in allowed:
+                    self._run(request, batch, batch_send, "Queued", fingerprint=fingerprints[batch.pk])
                 return None
             self._changed_since_shown(request, "The selected batches")
-        sendable = [summary for summary in summaries if not summary.refusal]
+        ahead: dict[int, int] = {}  # per account: the batches of one account wait behind the same cards
+        summaries = []
+        for batch in allowed:
+            if batch.account_id not in ahead:
+                ahead[batch.account_id] = cards_ahead(batch.account)
+            summaries.append(send_summary(batch, ahead=ahead[batch.account_id]))
         return self._confirmation(
             request, "admin/orders/batch/send_confirmation.html",
-            title=f"Send {plural(len(batches), 'batch', 'batches')}?",
-            summaries=summaries, sendable=sendable, refused=refused, not_yours=NOT_YOURS, shown=digest,
+            title=f"Send {plural(len(allowed) + len(refused), 'batch', 'batches')}?",
+            summaries=summaries, sendable=[summary for summary in summaries if not summary.refusal],
+            refused=refused, not_yours=NOT_YOURS,
+            shown=selection_digest({summary.batch.pk: summary.fingerprint for summary in summaries}),
             **action_selection(request),
         )
 
@@ -195,15 +197,17 @@ class BatchSendMixin:
 
     @admin.action(description="Cancel what is not yet sent in the selected batches", permissions=["change"])
     def cancel_batches(self, request, queryset):
-        batches, allowed, refused = self._split_by_access(request, queryset)
+        allowed, refused = self._split_by_access(request, queryset)
         if self._confirmed_post(request):
-            for batch in batches:
+            # Those the page listed with nothing to cancel stay as they are, unmentioned: it said so.
+            self._not_touched(request, refused)
+            for batch in with_orders_to_cancel(allowed):
                 self._run(request, batch, batch_cancel, "Cancelled")
             return None
         summaries = [cancel_summary(batch) for batch in allowed]
         return self._confirmation(
             request, "admin/orders/batch/cancel_confirmation.html",
-            title=f"Cancel the unsent orders of {plural(len(batches), 'batch', 'batches')}?",
+            title=f"Cancel the unsent orders of {plural(len(allowed) + len(refused), 'batch', 'batches')}?",
             summaries=summaries, cancellable=[summary for summary in summaries if summary.cards],
             refused=refused, not_yours=NOT_YOURS, **action_selection(request),
         )

@@ -69,9 +69,11 @@ def entries(site: AdminSite, request) -> list[Entry]:
         found.append(Entry("send-gift-cards", "Send gift cards", reverse("admin:orders_batch_import"),
                            "Upload a spreadsheet of recipients (CSV or XLSX), check the preview, then send."))
     if _may_approve(request) and _may_view(site, request, Batch):
-        found.append(Entry("batches-to-approve", "Batches awaiting your approval",
+        # The list shows every batch awaiting approval, the user's own too: worded so.
+        found.append(Entry("batches-to-approve", "Batches awaiting approval",
                            _changelist(Batch, state__exact=BatchState.AWAITING_APPROVAL),
-                           "Read what each one sends, then approve or reject it."))
+                           "Read what each one sends, then approve or reject it. Those you uploaded or "
+                           "asked to send are for another approver."))
     if not may_import and _may_view(site, request, Order):
         may_export = _admin(site, Order).has_export_permission(request)
         found.append(Entry("see-orders", "Orders and export" if may_export else "Orders", _changelist(Order),
@@ -93,18 +95,24 @@ def needs_attention(site: AdminSite, request) -> list[Item] | None:
 
 def _awaiting_approval(request) -> list[Item]:
     yours = _may_approve(request)
-    count = attention.batches_awaiting_approval(decider=request.user if yours else None)
+    awaiting = attention.batches_awaiting_approval(decider=request.user if yours else None)
+    count = awaiting.yours
     if not count:
         return []
     text = f"{plural(count, 'batch', 'batches')} {verb(count, 'awaits', 'await')} " + (
         "your approval" if yours else "approval")
-    return [Item("approval", text, _changelist(Batch, state__exact=BatchState.AWAITING_APPROVAL))]
+    # The list shows every batch awaiting approval: say which of them are not counted.
+    others = awaiting.batches - count
+    note = (f"the list also shows {plural(others, 'batch', 'batches')} you uploaded or asked to send; "
+            f"another approver decides {verb(others, 'it', 'them')}." if others else "")
+    return [Item("approval", text, _changelist(Batch, state__exact=BatchState.AWAITING_APPROVAL), note)]
 
 
 def _paused_accounts(request) -> list[Item]:
     return [
         Item("paused", f"Sending is paused on {account.name}",
-             reverse("admin:providers_provideraccount_change", args=[account.pk]), account.blocked_reason)
+             reverse("admin:providers_provideraccount_change", args=[account.pk]),
+             f"{account.blocked_reason} {attention.PAUSED_REMEDY}")
         for account in attention.paused_accounts()
     ]
 
@@ -116,7 +124,8 @@ def _failed_orders(request) -> list[Item]:
         return []
     # The same filter as the count: the list shows exactly the orders counted.
     url = _changelist(Order, status__exact=OrderStatus.FAILED, completed_at__gte=str(since))
-    return [Item("failed", f"{plural(count, 'order')} failed in the past {attention.RECENT_FAILURE_DAYS} days", url)]
+    return [Item("failed", f"{plural(count, 'order')} failed in the past {attention.RECENT_FAILURE_DAYS} days", url,
+                 "retry or resend them from the order list.")]
 
 
 def _waiting_for_a_limit(request) -> list[Item]:

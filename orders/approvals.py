@@ -69,12 +69,15 @@ def approval_reasons(totals: Mapping[str, Decimal]) -> list[str]:
 
 def batch_fingerprint(batch: Batch) -> str:
     """A digest of everything an approver signs: each order still to send (recipient,
-    amount, currency, product, message, delivery date) and the batch's schedule and sender.
+    amount, currency, product, message, delivery date), the batch's schedule and sender,
+    and where it goes (the account, its environment and API address: the pages name them).
     Any change to these changes the digest, so an approval cannot carry over to a batch
-    that was edited after it."""
+    that was edited after it, nor a confirmation to a batch sent elsewhere than shown."""
+    account = batch.account
     digest = hashlib.sha256()
     digest.update(repr((batch.scheduled_for.isoformat() if batch.scheduled_for else "",
-                        batch.sender_name, batch.message, batch.account_id)).encode())
+                        batch.sender_name, batch.message, account.pk, account.environment,
+                        account.api_base_url)).encode())
     rows = (batch.orders.filter(status=OrderStatus.PENDING).order_by("id")
             .values_list("id", "recipient__name", "recipient__email", "recipient__phone", "amount",
                          "currency", "product_id", "message", "send_on"))

@@ -1,14 +1,16 @@
 """What needs someone's attention, for the start page (issue 10, finding 3). Reads only.
 
-Each read is one query on an indexed filter (Batch.state, Order (status, batch)), or the
-few paused accounts, so the start page stays quick with a million orders: no full scan,
-however many orders there are.
+Each read is one query on an indexed filter (Batch.state, Order (status, completed_at),
+Order (status, batch)), or the few paused accounts, so the start page stays quick with a
+million orders: no full scan, however many orders there are.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from orders.models import Batch, BatchState, Order, OrderStatus
@@ -18,15 +20,27 @@ from providers.models import ProviderAccount
 # Failed orders stay failed (a resend is a new order): counting all of them would never go
 # down, so the start page counts those that failed lately.
 RECENT_FAILURE_DAYS = 30
+# What to do about a paused account: the batch page and the start page say it alike.
+PAUSED_REMEDY = "Fix it, then use “Resume sending” on the account."
 
 
-def batches_awaiting_approval(*, decider=None) -> int:
-    """Batches waiting for an approver. With `decider`: only those that user may decide,
-    i.e. neither uploaded nor asked to send by them (orders.batch_access.approval_refusal)."""
+@dataclass(frozen=True)
+class AwaitingApproval:
+    batches: int  # every batch waiting for an approver (what the batch list shows in that state)
+    yours: int  # of those, the ones the decider may decide; all of them when there is no decider
+
+
+def batches_awaiting_approval(*, decider=None) -> AwaitingApproval:
+    """Batches waiting for an approver, in one query. With `decider`: also how many that user
+    may decide, i.e. neither uploaded nor asked to send by them
+    (orders.batch_access.approval_refusal)."""
     batches = Batch.objects.filter(state=BatchState.AWAITING_APPROVAL)
-    if decider is not None:
-        batches = batches.exclude(created_by=decider).exclude(send_requested_by=decider)
-    return batches.count()
+    if decider is None:
+        count = batches.count()
+        return AwaitingApproval(batches=count, yours=count)
+    theirs = Q(created_by=decider) | Q(send_requested_by=decider)
+    counts = batches.aggregate(batches=Count("pk"), yours=Count("pk", filter=~theirs))
+    return AwaitingApproval(batches=counts["batches"], yours=counts["yours"])
 
 
 def paused_accounts() -> list[ProviderAccount]:

@@ -9,61 +9,23 @@ batch changed between the page and the confirmation is shown again, never sent u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from giftdesk.text import plural
 from orders.approvals import approval_reasons, batch_fingerprint
+from orders.batch_review import CurrencyLine, currency_lines
+from orders.batches import send_refusal
 from orders.models import Batch, BatchState, Order, OrderStatus
-from orders.money import amount_text, totals_text
-from orders.progress import ESTIMATE_FROM_SECONDS, TO_SEND, account_sending_seconds, duration_text
-from orders.spending import limit_remaining
+from orders.money import totals_text
+from orders.progress import ESTIMATE_FROM_SECONDS, account_sending_seconds, batch_counts, cards_ahead, duration_text
 
-
-@dataclass(frozen=True)
-class CurrencyLine:
-    currency: str
-    cards: int
-    total: Decimal
-    limit: Decimal | None = None  # the account's monthly limit; None: no limit
-    remaining: Decimal | None = None  # what is left of it this month
-
-    @property
-    def total_text(self) -> str:
-        return amount_text(self.total, self.currency)
-
-    @property
-    def over_limit(self) -> Decimal:
-        if self.remaining is None:
-            return Decimal(0)
-        return max(self.total - self.remaining, Decimal(0))
-
-    @property
-    def limit_text(self) -> str:
-        if self.limit is None:
-            return "No monthly limit"
-        text = (f"{amount_text(self.remaining, self.currency)} left of {amount_text(self.limit, self.currency)} "
-                "this month")
-        if self.over_limit:
-            text += (f": {amount_text(self.over_limit, self.currency)} over, so some cards wait until the limit "
-                     "is raised or next month begins")
-        return text
-
-
-def _lines(orders, *, account=None) -> list[CurrencyLine]:
-    rows = orders.order_by().values("currency").annotate(cards=Count("id"), total=Sum("amount")).order_by("currency")
-    lines = []
-    for row in rows:
-        limit = account.monthly_limit(row["currency"]) if account is not None else None
-        remaining = limit_remaining(account, row["currency"]) if limit is not None else None
-        lines.append(CurrencyLine(currency=row["currency"], cards=row["cards"], total=row["total"],
-                                  limit=limit, remaining=remaining))
-    return lines
+# What Cancel stops: orders no worker has taken yet (orders.batches.batch_cancel).
+CANCELLABLE = (OrderStatus.PENDING, OrderStatus.QUEUED)
 
 
 @dataclass(frozen=True)
@@ -77,7 +39,7 @@ class SendSummary:
     refusal: str  # why Send would be refused now; "" when it would not
     paused: str  # the account's blocked reason
     duration_seconds: float
-    ahead: int  # cards of other batches queued on the account before these
+    ahead: int  # cards queued on the account before these (orders.progress.cards_ahead)
     funds: object | None = None  # orders.funds.FundsCheck, asked only for the one-batch page
 
     @property
@@ -101,6 +63,12 @@ class SendSummary:
         return any(line.over_limit for line in self.currencies)
 
     @property
+    def funds_short(self) -> bool:
+        """The wallet cannot pay, and Send would queue now (a send for approval is not refused
+        for it): only an administrator's "Send anyway" goes."""
+        return bool(self.funds and self.funds.short and not self.refusal and not self.needs_approval)
+
+    @property
     def confirm_label(self) -> str:
         cards = plural(self.cards, "card")
         if self.needs_approval:
@@ -116,34 +84,22 @@ class SendSummary:
             return ""
         return (f"About {duration_text(self.duration_seconds)} at the account's limit of "
                 f"{self.account.rate_limit_per_minute:,} requests a minute"
-                + (f", after {self.ahead:,} queued cards of other batches" if self.ahead else "") + ".")
+                + (f", after {plural(self.ahead, 'card')} already queued on the account" if self.ahead else "")
+                + ".")
 
 
-def send_refusal(batch: Batch, cards: int) -> str:
-    """Why `batch_send` would refuse this batch now, in its words; "" when it would not. Only
-    a forecast for the page: the service checks again under its lock."""
-    if batch.state in (BatchState.CANCELLED, BatchState.REJECTED):
-        return f"Batch “{batch}” is {batch.get_state_display().lower()}: nothing to send."
-    if batch.state == BatchState.AWAITING_APPROVAL:
-        return f"Batch “{batch}” is already waiting for an approver."
-    if not batch.account.is_active:
-        return f"The account “{batch.account}” is switched off. Switch it on, then send again."
-    if not cards:
-        return f"Batch “{batch}” has no pending orders to send."
-    return ""
-
-
-def send_summary(batch: Batch, *, wallet: bool = False) -> SendSummary:
+def send_summary(batch: Batch, *, wallet: bool = False, ahead: int | None = None) -> SendSummary:
     """What pressing Send on `batch` would do. `wallet`: also compare the total with the
-    provider's wallet (may ask the provider, when its stored balance is old)."""
+    provider's wallet (may ask the provider, when its stored balance is old). `ahead`: the
+    account's cards_ahead, when the caller already counted them."""
     fingerprint = batch_fingerprint(batch)  # first: what is shown below is no older than it
     account = batch.account
-    pending = Order.objects.filter(batch=batch, status=OrderStatus.PENDING)
-    lines = _lines(pending, account=account)
+    lines = currency_lines(Order.objects.filter(batch=batch, status=OrderStatus.PENDING), account=account)
     cards = sum(line.cards for line in lines)
     totals = {line.currency: line.total for line in lines}
     reasons = approval_reasons(totals) if batch.state != BatchState.APPROVED else []
-    ahead = Order.objects.filter(batch__account_id=account.pk, status__in=TO_SEND).count()
+    if ahead is None:
+        ahead = cards_ahead(account)
     funds = None
     if wallet and totals:
         from orders.funds import funds_check  # the wallet check's own module (it may ask the provider)
@@ -152,8 +108,9 @@ def send_summary(batch: Batch, *, wallet: bool = False) -> SendSummary:
     scheduled = batch.scheduled_for if batch.scheduled_for and batch.scheduled_for > timezone.now() else None
     return SendSummary(
         batch=batch, fingerprint=fingerprint, cards=cards, currencies=lines, scheduled_for=scheduled,
-        approval_reasons=reasons, refusal=send_refusal(batch, cards), paused=account.blocked_reason,
-        duration_seconds=account_sending_seconds(account, cards + ahead), ahead=ahead, funds=funds,
+        approval_reasons=reasons, refusal=send_refusal(batch, has_pending=bool(cards)),
+        paused=account.blocked_reason, duration_seconds=account_sending_seconds(account, cards + ahead),
+        ahead=ahead, funds=funds,
     )
 
 
@@ -189,19 +146,26 @@ class CancelSummary:
 
 def cancel_summary(batch: Batch) -> CancelSummary:
     """What Cancel on `batch` would stop (its pending and queued orders) and what it cannot."""
-    stoppable = Order.objects.filter(batch=batch, status__in=[OrderStatus.PENDING, OrderStatus.QUEUED])
-    counts = dict(batch.orders.order_by().values_list("status").annotate(n=Count("id")))
+    counts = batch_counts(batch)
     return CancelSummary(
-        batch=batch, currencies=_lines(stoppable),
+        batch=batch, currencies=currency_lines(Order.objects.filter(batch=batch, status__in=CANCELLABLE)),
         with_provider=counts.get(OrderStatus.SENDING, 0) + counts.get(OrderStatus.PROCESSING, 0),
         delivered=counts.get(OrderStatus.DELIVERED, 0), failed=counts.get(OrderStatus.FAILED, 0),
         already_cancelled=counts.get(OrderStatus.CANCELLED, 0),
     )
 
 
-def selection_digest(summaries: Iterable[SendSummary]) -> str:
-    """One digest for the batches a list action's page showed, each with its fingerprint."""
+def with_orders_to_cancel(batches: Iterable[Batch]) -> list[Batch]:
+    """Those of `batches` that have an order Cancel would stop, in one query."""
+    batches = list(batches)
+    ids = set(Order.objects.filter(batch__in=batches, status__in=CANCELLABLE)
+              .order_by().values_list("batch_id", flat=True).distinct())
+    return [batch for batch in batches if batch.pk in ids]
+
+
+def selection_digest(fingerprints: Mapping[int, str]) -> str:
+    """One digest for the batches a list action's page showed ({batch id: fingerprint})."""
     digest = hashlib.sha256()
-    for summary in sorted(summaries, key=lambda s: s.batch.pk):
-        digest.update(f"{summary.batch.pk}:{summary.fingerprint};".encode())
+    for batch_id, fingerprint in sorted(fingerprints.items()):
+        digest.update(f"{batch_id}:{fingerprint};".encode())
     return digest.hexdigest()

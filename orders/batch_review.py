@@ -10,23 +10,21 @@ approver did not see (the approval is then refused, never given unseen).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Max, Min, Sum
-from django.db.models.functions import Coalesce, Lower
-from django.utils import timezone
+from django.db.models.functions import Lower
 
 from orders.approvals import approval_reasons, batch_fingerprint
 from orders.models import Batch, Order, OrderStatus
-from orders.money import totals_of
+from orders.money import amount_text
 from orders.provider_queries import orders_quote
+from orders.recent_recipients import recent_orders
 from orders.spending import limit_remaining
 from providers.clients.base import Quote
 
-# A recipient who got a card recently: their order is with the provider or delivered.
-RECENT_STATUSES = (OrderStatus.SENDING, OrderStatus.PROCESSING, OrderStatus.DELIVERED)
 RECENT_SHOWN = 50  # recent recipients listed; the count is exact
 REJECTED_ROWS_SHOWN = 200  # invalid upload rows listed; the count is exact
 AMOUNTS_SHOWN = 6  # distinct amounts listed per product, then a range
@@ -47,15 +45,20 @@ class ProductLine:
 
 @dataclass(frozen=True)
 class CurrencyLine:
-    """One currency of the batch: its face value, the provider's price where quoted, and
-    the account's monthly limit against it."""
+    """One currency of a batch's orders: the cards, their face value, the account's monthly
+    limit against it and, on the approval screen, the provider's price where quoted. The
+    Send and Cancel confirmations (orders.batch_confirmation) show the same lines."""
 
     currency: str
     cards: int
     total: Decimal
-    quote: Quote | None
-    limit: Decimal | None  # the account's monthly limit; None: no limit
-    remaining: Decimal | None  # what the account may still spend this month; None: no limit
+    limit: Decimal | None = None  # the account's monthly limit; None: no limit
+    remaining: Decimal | None = None  # what the account may still spend this month; None: no limit
+    quote: Quote | None = None
+
+    @property
+    def total_text(self) -> str:
+        return amount_text(self.total, self.currency)
 
     @property
     def over_limit(self) -> Decimal:
@@ -64,10 +67,38 @@ class CurrencyLine:
             return Decimal(0)
         return max(self.total - self.remaining, Decimal(0))
 
+    @property
+    def limit_text(self) -> str:
+        if self.limit is None:
+            return "No monthly limit"
+        text = (f"{amount_text(self.remaining, self.currency)} left of {amount_text(self.limit, self.currency)} "
+                "this month")
+        if self.over_limit:
+            text += (f": {amount_text(self.over_limit, self.currency)} over, so some cards wait until the limit "
+                     "is raised or next month begins")
+        return text
+
+
+def currency_lines(orders, *, account=None, quotes=None) -> list[CurrencyLine]:
+    """`orders` per currency in one query; with `account`, each against its monthly limit;
+    with `quotes` ({currency: Quote}), the provider's price."""
+    rows = orders.order_by().values("currency").annotate(cards=Count("id"), total=Sum("amount")).order_by("currency")
+    lines = []
+    for row in rows:
+        currency = row["currency"]
+        limit = account.monthly_limit(currency) if account is not None else None
+        lines.append(CurrencyLine(
+            currency=currency, cards=row["cards"], total=row["total"], limit=limit,
+            remaining=limit_remaining(account, currency) if limit is not None else None,
+            quote=(quotes or {}).get(currency),
+        ))
+    return lines
+
 
 @dataclass(frozen=True)
 class RecentCard:
-    """Another order to one of this batch's recipients, with the provider or delivered lately."""
+    """Another order to one of this batch's recipients, lately and not cancelled or failed
+    (`orders.recent_recipients`, as the import preview counts them)."""
 
     email: str
     name: str
@@ -121,14 +152,9 @@ def batch_review(batch: Batch) -> BatchReview:
     fingerprint = batch_fingerprint(batch)
     account = batch.account
     pending = Order.objects.filter(batch=batch, status=OrderStatus.PENDING)
-    totals = totals_of(pending)
-    counts = dict(pending.order_by().values_list("currency").annotate(n=Count("id")))
     quotes, quote_problem = orders_quote(account=account, orders=pending)
-    currencies = [
-        CurrencyLine(currency=currency, cards=counts.get(currency, 0), total=total, quote=quotes.get(currency),
-                     limit=account.monthly_limit(currency), remaining=limit_remaining(account, currency))
-        for currency, total in sorted(totals.items())
-    ]
+    currencies = currency_lines(pending, account=account, quotes=quotes)
+    totals = {line.currency: line.total for line in currencies}
     recent_days = settings.GIFTDESK_RECENT_RECIPIENT_DAYS
     recent_cards, recent_count = _recent_cards(pending, days=recent_days)
     rejected = list(batch.rejected_rows or [])[:REJECTED_ROWS_SHOWN]
@@ -141,7 +167,7 @@ def batch_review(batch: Batch) -> BatchReview:
         fingerprint=fingerprint,
         account=str(account),
         provider=account.get_kind_display(),
-        cards=sum(counts.values()),
+        cards=sum(line.cards for line in currencies),
         totals=totals,
         currencies=currencies,
         quote_problem=quote_problem,
@@ -181,24 +207,21 @@ def _products(pending) -> list[ProductLine]:
 
 
 def _recent_cards(pending, *, days: int) -> tuple[list[RecentCard], int]:
-    """Other orders to this batch's recipients (the same email, in any case) that went to the
-    provider or were delivered in the last `days` days: the approver may not want to pay
+    """Other batches' orders to this batch's recipients (the same email, in any case) that got
+    or are due to get a card in the last `days` days: the approver may not want to pay
     twice. Returns (the most recent ones, the number of distinct recipients)."""
-    since = timezone.now() - timedelta(days=days)
     emails = pending.order_by().annotate(email_key=Lower("recipient__email")).values("email_key")
-    recent = (Order.objects.filter(status__in=RECENT_STATUSES)
-              .annotate(email_key=Lower("recipient__email"),
-                        sent_at=Coalesce("submitted_at", "claimed_at", "queued_at", "created_at"))
-              .filter(email_key__in=emails, sent_at__gte=since))
+    recent = (recent_orders(days=days).filter(email_key__in=emails)
+              .exclude(batch_id__in=pending.order_by().values("batch_id")))
     count = recent.values("email_key").distinct().count()
     if not count:
         return [], 0
     labels = dict(OrderStatus.choices)
-    rows = recent.select_related("recipient", "batch").order_by("-sent_at", "-id")[:RECENT_SHOWN]
+    rows = recent.select_related("recipient", "batch").order_by("-recent_at", "-id")[:RECENT_SHOWN]
     return [
         RecentCard(email=order.recipient.email, name=order.recipient.name, reference=order.reference,
                    amount=order.amount, currency=order.currency, status=order.status,
-                   status_label=labels.get(order.status, order.status), when=order.sent_at,
+                   status_label=labels.get(order.status, order.status), when=order.recent_at,
                    batch_id=order.batch_id, batch_name=order.batch.name)
         for order in rows
     ], count

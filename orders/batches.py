@@ -145,32 +145,50 @@ class SendOutcome:
         return self.state == BatchState.AWAITING_APPROVAL
 
 
-def batch_send(*, batch: Batch, user=None, send_anyway: bool = False) -> SendOutcome:
+class BatchChanged(BatchActionRefused):
+    """The batch is no longer what the person confirming it was shown."""
+
+
+def batch_send(*, batch: Batch, user=None, fingerprint: str | None = None, send_anyway: bool = False) -> SendOutcome:
     """Send a batch's pending orders: queue them now, or at the batch's scheduled time, or
     ask for approval first when their total reaches a threshold (orders.approvals).
 
-    `send_anyway`: an administrator's choice to send although the wallet looks short; it is
-    recorded. Refusals raise BatchActionRefused with the reason (FundsShort for the wallet)."""
+    `fingerprint`: what the confirmation page showed (orders.approvals.batch_fingerprint),
+    compared under the batch's lock, so a batch changed since (even while the wallet is
+    asked) is not sent unseen: BatchChanged. `send_anyway`: an administrator's choice to
+    send although the wallet looks short; it is recorded. Refusals raise BatchActionRefused
+    with the reason (FundsShort for the wallet)."""
     _balance_refresh_if_old(batch)
-    return _batch_send(batch=batch, user=user, send_anyway=send_anyway)
+    return _batch_send(batch=batch, user=user, fingerprint=fingerprint, send_anyway=send_anyway)
+
+
+def send_refusal(batch: Batch, *, has_pending: bool) -> str:
+    """Why a send of `batch` is refused (`has_pending`: it has orders to send); "" when it
+    is not. batch_send asks it under the lock; the confirmation page, beforehand."""
+    if batch.state in (BatchState.CANCELLED, BatchState.REJECTED):
+        return f"Batch “{batch}” is {batch.get_state_display().lower()}: nothing to send."
+    if batch.state == BatchState.AWAITING_APPROVAL:
+        return f"Batch “{batch}” is already waiting for an approver."
+    if not batch.account.is_active:
+        return f"The account “{batch.account}” is switched off. Switch it on, then send again."
+    if not has_pending:
+        return f"Batch “{batch}” has no pending orders to send."
+    return ""
 
 
 @transaction.atomic
-def _batch_send(*, batch: Batch, user, send_anyway: bool) -> SendOutcome:
+def _batch_send(*, batch: Batch, user, fingerprint: str | None, send_anyway: bool) -> SendOutcome:
     batch = Batch.objects.select_for_update(of=("self",)).select_related("account").get(pk=batch.pk)
-    if batch.state in (BatchState.CANCELLED, BatchState.REJECTED):
-        raise BatchActionRefused(f"Batch “{batch}” is {batch.get_state_display().lower()}: nothing to send.")
-    if batch.state == BatchState.AWAITING_APPROVAL:
-        raise BatchActionRefused(f"Batch “{batch}” is already waiting for an approver.")
-    if not batch.account.is_active:
-        raise BatchActionRefused(
-            f"The account “{batch.account}” is switched off. Switch it on, then send again."
-        )
+    current = batch_fingerprint(batch)
+    if fingerprint is not None and fingerprint != current:
+        raise BatchChanged(f"“{batch}” changed while you were reviewing it (an order was edited, cancelled or "
+                           "sent meanwhile): nothing was sent. Look at it again, then send.")
     pending = batch.orders.filter(status=OrderStatus.PENDING)
     totals = totals_of(pending)
-    if not totals:
-        raise BatchActionRefused(f"Batch “{batch}” has no pending orders to send.")
-    if batch.state == BatchState.APPROVED and batch.approved_fingerprint != batch_fingerprint(batch):
+    refusal = send_refusal(batch, has_pending=bool(totals))
+    if refusal:
+        raise BatchActionRefused(refusal)
+    if batch.state == BatchState.APPROVED and batch.approved_fingerprint != current:
         batch_approval_void(batch=batch, user=user, what="the batch")
         batch.refresh_from_db()
     now = timezone.now()
@@ -251,7 +269,7 @@ def _queue_or_schedule(batch: Batch, *, actor: str) -> SendOutcome:
     # Only once the orders are committed can a worker see them.
     transaction.on_commit(lambda: wake_worker(account_id))
     count = len(queued)
-    message = f"Queued {count} order{'s' if count != 1 else ''} of “{batch}”."
+    message = f"Queued {plural(count, 'order')} of “{batch}”."
     if account.blocked_reason:
         message = (f"{message} Sending on {account} is paused: {account.blocked_reason} "
                    "The orders wait and go as soon as sending on the account is resumed.")

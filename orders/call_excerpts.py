@@ -12,9 +12,12 @@ every card of it. An order's page shows only what concerns its own card:
   tell which (only redacted names and an amount) says so in its client module
   (`cards_in_order_lists`), and those entries are matched by position.
 - Another recipient's name or email is never shown: wherever it is left (a provider's
-  error text quoting it), it is replaced by "[another recipient]".
-- A body that is not JSON (or was cut short when stored) is shown only when it mentions no
-  other card of the call; otherwise a note says why it is not.
+  error text quoting it), it is replaced by "[another recipient]". The same replacement,
+  built from every call that carried the order, cleans the order's own fields and history
+  (`OrderCalls.replaced`): the engine copies a basket's refusal onto each of its cards.
+- A body that is not JSON (or was cut short when stored) cannot be narrowed, so of a call
+  that carried other cards it is not shown; a note says why. (The recorder's own
+  "[not JSON: 512 characters, not recorded]" names nobody and is shown.)
 
 Secrets were already redacted when the call was stored (providers.clients.base); this only
 narrows what is left to the one card.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -38,20 +42,51 @@ from providers.clients import client_class
 ANOTHER_RECIPIENT = "[another recipient]"
 # Shorter identifiers must equal a whole value: "12" inside a price or a date is no card.
 CONTAINED_FROM = 6
+# What the recorder stores instead of an answer that is not JSON (providers.clients.base):
+# our own words, naming nobody.
+UNRECORDED = re.compile(r"\[not JSON: [\d,]+ characters?, not recorded\]")
+# An email in free text, as loose as the ones a provider quotes back ("jonas@example").
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")
 
 
 @dataclass(frozen=True)
 class Card:
-    """One card a call carried, as its bodies may name it (all casefolded)."""
+    """One card a call carried, as its bodies may name it."""
 
-    identifiers: frozenset[str]  # our reference, the provider's order id, the recipient's email
-    people: frozenset[str]  # what another order's page must never show: the name and the email
+    identifiers: frozenset[str]  # casefolded: our reference, the provider's order id, the recipient's email
+    people: frozenset[str]  # as spelled (matched ignoring case): the recipient's name and email
 
     @classmethod
     def of(cls, order: Order) -> Card:
         recipient = order.recipient
         values = (order.reference, order.provider_order_id, recipient.email)
-        return cls(identifiers=_folded(values), people=_folded((recipient.name, recipient.email)))
+        return cls(identifiers=frozenset(value.casefold() for value in _stripped(values)),
+                   people=frozenset(_stripped((recipient.name, recipient.email))))
+
+
+@dataclass(frozen=True)
+class OtherRecipients:
+    """Replaces other recipients' names and emails, whole words only, in any text."""
+
+    pattern: re.Pattern | None = None
+    own: frozenset[str] = frozenset()  # casefolded: this card's own, kept where a shorter name would match inside
+
+    @classmethod
+    def of(cls, people: Iterable[str], *, own: Iterable[str]) -> OtherRecipients:
+        own = set(own)
+        folded = frozenset(person.casefold() for person in own)
+        # A name or email two cards share (one person's two cards) is this card's too.
+        others = {person for person in people if person.casefold() not in folded}
+        if not others:
+            return cls()
+        # Longest first, this card's own included: "Lars" (another's) stays in "Lars Østergaard" (ours).
+        words = sorted(others | own, key=len, reverse=True)
+        return cls(re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE), folded)
+
+    def replaced(self, text: str) -> str:
+        if not self.pattern or not text:
+            return text
+        return self.pattern.sub(lambda found: found[0] if found[0].casefold() in self.own else ANOTHER_RECIPIENT, text)
 
 
 @dataclass(frozen=True)
@@ -74,8 +109,12 @@ class CallCards:
         return self._others_union("identifiers") - self.cards[self.this].identifiers
 
     @cached_property
-    def other_people(self) -> re.Pattern | None:
-        return _people_pattern(self._others_union("people") - self.cards[self.this].people)
+    def other_people(self) -> frozenset[str]:
+        return self._others_union("people")
+
+    @cached_property
+    def others(self) -> OtherRecipients:
+        return OtherRecipients.of(self.other_people, own=self.cards[self.this].people)
 
     def _others_union(self, name: str) -> frozenset[str]:
         return frozenset().union(*(getattr(card, name) for index, card in enumerate(self.cards) if index != self.this))
@@ -98,17 +137,21 @@ class BodyExcerpt:
 @dataclass
 class CallExcerpt:
     call: ProviderCall
+    cards: CallCards
     request: BodyExcerpt
     response: BodyExcerpt
-    cards_carried: int
 
     @property
     def path(self) -> str:
-        return urlsplit(self.call.url).path or self.call.url
+        return _path(self.call.url)
 
     @property
     def failed(self) -> bool:
         return not self.call.http_status or self.call.http_status >= 400
+
+    @property
+    def cards_carried(self) -> int:
+        return len(self.cards.cards)
 
     @property
     def carried(self) -> str:
@@ -118,6 +161,19 @@ class CallExcerpt:
     @property
     def bodies(self) -> list[tuple[str, BodyExcerpt]]:
         return [("Request body", self.request), ("Response body", self.response)]
+
+
+@dataclass
+class OrderCalls:
+    """Every call that carried one order, narrowed to its card, and the other recipients
+    any of them carried: what the order's page must not show, wherever it is quoted."""
+
+    excerpts: list[CallExcerpt]
+    others: OtherRecipients
+
+    def replaced(self, text: str) -> str:
+        """`text` (a field or event of the order) with the other recipients replaced."""
+        return self.others.replaced(text)
 
 
 def body_excerpt(body: str, cards: CallCards) -> BodyExcerpt:
@@ -133,55 +189,48 @@ def body_excerpt(body: str, cards: CallCards) -> BodyExcerpt:
     return BodyExcerpt(text=json.dumps(kept, indent=2, ensure_ascii=False), hidden=walk.hidden)
 
 
-def order_call_excerpts(order: Order) -> list[CallExcerpt]:
-    """Every call that carried the order, once each, oldest first, narrowed to its card."""
+def order_calls(order: Order) -> OrderCalls:
+    """Every call that carried the order, once each, oldest first, narrowed to its card; two
+    queries however many calls (the calls, then the orders each carried)."""
     carried = Order.objects.select_related("recipient").only(
         "id", "reference", "provider_order_id", "recipient__name", "recipient__email").order_by("id")
     calls = order.provider_calls.select_related("submission__account").prefetch_related(
         Prefetch("orders", queryset=carried)).order_by("created_at", "id")
     excerpts = []
     for call in calls:
-        orders = list(call.orders.all())
-        this = next((index for index, other in enumerate(orders) if other.pk == order.pk), None)
-        if this is None:  # not linked to it after all: show nothing of it as ours
-            continue
-        cards = CallCards(cards=tuple(Card.of(other) for other in orders), this=this,
+        orders = list(call.orders.all())  # ours among them: the calls are the order's own
+        cards = CallCards(cards=tuple(Card.of(other) for other in orders),
+                          this=[other.pk for other in orders].index(order.pk),
                           cards_in_order_lists=_cards_in_order_lists(call.submission.account.kind))
-        excerpts.append(CallExcerpt(call=call, request=body_excerpt(call.request_body, cards),
-                                    response=body_excerpt(call.response_body, cards), cards_carried=len(orders)))
-    return excerpts
+        excerpts.append(CallExcerpt(call=call, cards=cards, request=body_excerpt(call.request_body, cards),
+                                    response=body_excerpt(call.response_body, cards)))
+    others = OtherRecipients.of(frozenset().union(*(excerpt.cards.other_people for excerpt in excerpts)),
+                                own=Card.of(order).people)
+    return OrderCalls(excerpts=excerpts, others=others)
 
 
 def call_summary(call: ProviderCall) -> str:
     """“#12 PUT /baskets → 400”: a call named by its path (the host is the account's)."""
-    return f"#{call.pk} {call.method} {urlsplit(call.url).path or call.url} → {call.http_status or 'no answer'}"
+    return f"#{call.pk} {call.method} {_path(call.url)} → {call.http_status or 'no answer'}"
 
 
-def without_other_recipients(text: str, *, order: Order, call: ProviderCall | None) -> str:
-    """`text` (an event of the order, caused by `call`) with the other cards' recipients of
-    that call replaced: the engine notes a basket's refusal on every card it carried, in the
-    provider's words, which may quote one recipient's email."""
-    if call is None or not text:
-        return text
-    own = Card.of(order).people
-    others = frozenset().union(*(Card.of(other).people for other in call.orders.all() if other.pk != order.pk))
-    pattern = _people_pattern(others - own)
-    return pattern.sub(ANOTHER_RECIPIENT, text) if pattern else text
+def other_emails_replaced(text: str, *, own_email: str) -> str:
+    """`text` with every email but `own_email` replaced: for a list of orders, where each
+    row's error would need its own calls to name the other recipients. A basket's refusal
+    copied onto every card then quotes another's email on no row but that one's."""
+    own = own_email.strip().casefold()
+    return EMAIL.sub(lambda found: found[0] if found[0].casefold() == own else ANOTHER_RECIPIENT, text or "")
 
 
 # --- Inside -------------------------------------------------------------------------------------
 
 
-def _people_pattern(people: frozenset[str]) -> re.Pattern | None:
-    if not people:
-        return None
-    # Whole words only ("Recipient 1" is not inside "Recipient 10"); longest first.
-    words = sorted(people, key=len, reverse=True)
-    return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE)
+def _stripped(values) -> list[str]:
+    return [str(value).strip() for value in values if value and str(value).strip()]
 
 
-def _folded(values) -> frozenset[str]:
-    return frozenset(str(value).strip().casefold() for value in values if value and str(value).strip())
+def _path(url: str) -> str:
+    return urlsplit(url).path or url
 
 
 def _cards_in_order_lists(kind: str) -> frozenset[str]:
@@ -194,14 +243,15 @@ def _cards_in_order_lists(kind: str) -> frozenset[str]:
 
 
 def _text_excerpt(body: str, cards: CallCards) -> BodyExcerpt:
-    folded = body.casefold()
-    if any(_contains(folded, identifier) for identifier in cards.theirs) or (
-            cards.other_people and cards.other_people.search(body)):
-        # A long answer is cut when stored (providers.clients.base), and is then JSON no more.
-        why = "was cut short when it was stored" if body.lstrip()[:1] in ("{", "[") else "is not JSON"
-        return BodyExcerpt(note=f"Not shown: this body ({plural(len(body), 'character')}) {why}, so this card's "
-                                "part cannot be picked out, and it mentions other cards of this call.")
-    return BodyExcerpt(text=body)
+    others = len(cards.cards) - 1
+    if not others or UNRECORDED.fullmatch(body.strip()):
+        return BodyExcerpt(text=body)
+    # Not searched for the other cards: stored bodies escape letters ("\u00d8stergaard"), and a
+    # body cut short may end inside a name. A long answer is cut when stored (providers.clients.base).
+    why = "was cut short when it was stored" if body.lstrip()[:1] in ("{", "[") else "is not JSON"
+    return BodyExcerpt(note=f"Not shown: this body ({plural(len(body), 'character')}) {why}, so this card's part "
+                            f"cannot be picked out from the {plural(others, 'other card')} of this call; it is "
+                            "withheld to protect their recipients.")
 
 
 def _contains(text: str, identifier: str) -> bool:
@@ -281,8 +331,7 @@ class _Walk:
                 any(_contains(text, identifier) for identifier in self.cards.theirs))
 
     def _scrubbed(self, text: str) -> str:
-        pattern = self.cards.other_people
-        return pattern.sub(ANOTHER_RECIPIENT, text) if pattern else text
+        return self.cards.others.replaced(text)
 
     @staticmethod
     def _marker(count: int) -> str:

@@ -1,8 +1,9 @@
 """What the preview says beyond valid and invalid rows: the rows with warnings, and the
 recent recipients the uploader may leave out.
 
-A recent recipient (someone who got, or is getting, a card from the account within
-GIFTDESK_RECENT_RECIPIENT_DAYS) is a warning, not an error: the row is valid. Leaving such
+A recent recipient (someone who got or is due to get a card from the account within
+GIFTDESK_RECENT_RECIPIENT_DAYS: an order not cancelled or failed, `orders.recent_recipients`)
+is a warning, not an error: the row is valid, flagged ``ValidRow.recent`` by validation. Leaving such
 rows out is the uploader's choice on the confirm step; they are then not created and not
 counted as invalid rows (they are not), but named in the success message and the audit entry.
 """
@@ -32,15 +33,18 @@ class RecentRecipients:
     @property
     def label(self) -> str:
         """The confirm form's checkbox: what leaving them out means, with the count and value."""
-        who = "the recipient" if len(self.rows) == 1 else f"the {plural(len(self.rows), 'recipient')}"
-        return (f"Leave out {who} who got a card in the last {plural(self.days, 'day')} "
+        if len(self.rows) == 1:
+            who = "the recipient who got or is due to get"
+        else:
+            who = f"the {plural(len(self.rows), 'recipient')} who got or are due to get"
+        return (f"Leave out {who} a card in the last {plural(self.days, 'day')} "
                 f"({totals_text(self.totals)} of the total)")
 
 
 def recent_recipients(preview: ImportPreview, context: ImportContext) -> RecentRecipients:
-    """The valid rows whose recipient got a card from this account lately (the same test as the
-    row's warning, which `orders.spreadsheet` words)."""
-    rows = [row for row in preview.valid_rows if row.email.lower() in context.recent_recipient_emails]
+    """The valid rows whose recipient got or is due to get a card from this account lately (the
+    flag validation set, and worded among the row's warnings)."""
+    rows = [row for row in preview.valid_rows if row.recent]
     return RecentRecipients(rows=rows, days=context.recent_days,
                             totals=totals_add((row.currency, row.amount) for row in rows))
 

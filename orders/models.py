@@ -212,6 +212,8 @@ class Order(models.Model):
         ordering = ["batch", "source_row", "id"]
         indexes = [
             models.Index(fields=["status", "batch"]),
+            # Orders that failed lately, for the start page (orders.attention).
+            models.Index(fields=["status", "completed_at"]),
             models.Index(fields=["created_at"]),
             # The month's spend of an account in a currency (orders.spending); claimed_at
             # first, so a lookup of queued orders by currency never picks it over (status, batch).

@@ -155,6 +155,19 @@ def batch_counts(batch: Batch) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+def cards_ahead(account: ProviderAccount, *, batch: Batch | None = None) -> int:
+    """Cards on `account` that go before `batch`'s at the rate limit's pace: queued or
+    sending, not held back by a monthly spending limit (those wait for the limit, not the
+    pace), and, as claims take the oldest queued orders first, older than `batch`'s last
+    card still to send. Without `batch`: all of them, what a batch sent now waits behind."""
+    ahead = (Order.objects.filter(batch__account_id=account.pk, status__in=TO_SEND)
+             .exclude(waiting_reason__startswith=WAIT_REASON_START))
+    if batch is not None:
+        last = batch.orders.filter(status__in=TO_SEND).aggregate(last=Max("id"))["last"] or 0
+        ahead = ahead.filter(id__lt=last).exclude(batch_id=batch.pk)
+    return ahead.count()
+
+
 def batch_progress(batch: Batch, *, now: datetime | None = None, estimate: bool = True) -> Progress:
     """The batch's progress; with `estimate`, while it is sending, how long the cards still
     to send will take at the account's rate limit, counting the cards of other batches on
@@ -174,9 +187,6 @@ def batch_progress(batch: Batch, *, now: datetime | None = None, estimate: bool 
             if held:
                 note = (f"{plural(held, 'order')} {verb(held, 'waits', 'wait')} for a monthly spending limit of "
                         f"{account}: {verb(held, 'it goes', 'they go')} when the limit is raised or next month begins.")
-            last = batch.orders.filter(status__in=TO_SEND).aggregate(last=Max("id"))["last"] or 0
-            ahead = (Order.objects.filter(batch__account_id=account.pk, status__in=TO_SEND, id__lt=last)
-                     .exclude(batch_id=batch.pk).exclude(waiting_reason__startswith=WAIT_REASON_START).count())
-            remaining = account_sending_seconds(account, to_send - held + ahead)
+            remaining = account_sending_seconds(account, to_send - held + cards_ahead(account, batch=batch))
     return progress_of(counts, state=batch.state, state_label=batch.get_state_display(),
                        remaining_seconds=remaining, now=now, note=note)

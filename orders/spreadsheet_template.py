@@ -18,14 +18,10 @@ from decimal import Decimal
 import xlsxwriter
 from django.utils.text import slugify
 
-from orders.product_choices import account_products, price_rule
-from orders.spreadsheet.headers import FIELD_ALIASES
+from orders.product_choices import account_products
+from orders.spreadsheet.headers import COLUMNS
 from orders.spreadsheet.rows import Catalog
 from providers.models import PricingKind, Product, ProviderAccount, money
-
-# The spreadsheet contract's columns, in the order the README lists them.
-COLUMNS = ["name", "email", "amount", "currency", "product", "phone", "message", "reference", "send_on"]
-assert set(COLUMNS) <= FIELD_ALIASES.keys()
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -61,7 +57,6 @@ class TemplateFile:
 @dataclass
 class Template:
     account: ProviderAccount
-    product: Product | None  # the product the template was asked for
     products: list[ProductLine]
     example: dict[str, str | Decimal] | None  # None when the account has no active product
     notes: list[ColumnNote]
@@ -91,12 +86,11 @@ def template_filename(account: ProviderAccount, product: Product | None, file_fo
 def template_contents(account: ProviderAccount, product: Product | None = None) -> Template:
     products = list(account_products(account))
     catalog = Catalog(products)
-    lines = [ProductLine(key=product_key(item, catalog), product=item, rule=price_rule(item)) for item in products]
+    lines = [ProductLine(key=product_key(item, catalog), product=item, rule=item.pricing_summary()) for item in products]
     shown = next((line for line in lines if product is not None and line.product.pk == product.pk),
                  lines[0] if lines else None)
     return Template(
         account=account,
-        product=product,
         products=lines,
         example=example_row(shown) if shown else None,
         notes=column_notes(account, lines, shown),

@@ -117,24 +117,52 @@ def upload_ticket(token: str, *, user_id: int) -> str:
     return signing.dumps({"token": token, "user": user_id}, salt=_TICKET_SALT)
 
 
-def upload_claim(ticket: str, *, user_id: int | None) -> str:
-    """The token of this user's own upload named by `ticket`, if it is still kept.
+@dataclass(frozen=True)
+class _Refusals:
+    """What a kind of ticket says when it is refused (its messages are worded for its form)."""
 
-    Raises UploadRefused (with a message for the user) for anything else: a path, a made-up
-    or altered value, another user's ticket, an expired one, or a file already imported.
+    not_yours: str
+    expired: str  # with {hours}
+    gone: str
+
+
+_CONFIRM_REFUSALS = _Refusals(not_yours=NOT_YOURS, expired=EXPIRED, gone=GONE)
+_KEPT_REFUSALS = _Refusals(not_yours=KEPT_NOT_YOURS, expired=KEPT_EXPIRED, gone=KEPT_GONE)
+
+
+def _claim(ticket: str, *, user_id: int | None, salt: str, refusals: _Refusals) -> tuple[dict, Path, int]:
+    """The signed data of this user's own ticket of this kind, its file's path and size.
+
+    Raises UploadRefused (with the kind's message) for anything else: a path, a made-up or
+    altered value, a ticket of the other kind, another user's ticket, an expired one, or a
+    file already used or swept.
     """
     try:
-        data = signing.loads(ticket, salt=_TICKET_SALT, max_age=_max_age_seconds())
+        data = signing.loads(ticket, salt=salt, max_age=_max_age_seconds())
     except signing.SignatureExpired:
-        raise UploadRefused(EXPIRED.format(hours=_max_age_text())) from None
+        raise UploadRefused(refusals.expired.format(hours=_max_age_text())) from None
     except signing.BadSignature:
-        raise UploadRefused(NOT_YOURS) from None
+        raise UploadRefused(refusals.not_yours) from None
     if user_id is None or not isinstance(data, dict) or data.get("user") != user_id:
-        raise UploadRefused(NOT_YOURS)
-    token = data.get("token")
-    if not _path(token).is_file():
-        raise UploadRefused(GONE)
-    return token
+        raise UploadRefused(refusals.not_yours)
+    try:
+        path = _path(data.get("token"))
+    except UploadRefused:
+        raise UploadRefused(refusals.not_yours) from None
+    try:
+        info = path.stat()
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        raise UploadRefused(refusals.gone)  # used, swept, or never a file of ours
+    return data, path, info.st_size
+
+
+def upload_claim(ticket: str, *, user_id: int | None) -> str:
+    """The token of this user's own upload named by `ticket` (a confirm form's), if it is
+    still kept; UploadRefused otherwise (see `_claim`)."""
+    _, path, _ = _claim(ticket, user_id=user_id, salt=_TICKET_SALT, refusals=_CONFIRM_REFUSALS)
+    return path.name
 
 
 def uploads_sweep() -> int:
@@ -181,26 +209,7 @@ def kept_upload_ticket(token: str, *, user_id: int, name: str) -> str:
 
 
 def kept_upload_claim(ticket: str, *, user_id: int | None) -> KeptUpload:
-    """This user's file kept by `ticket`, if it is still there.
-
-    Raises UploadRefused (with a message for the upload form) for anything else: a path, a
-    made-up or altered value, a confirm ticket, another user's ticket, an expired one, or a
-    file already used or swept.
-    """
-    try:
-        data = signing.loads(ticket, salt=_KEPT_SALT, max_age=_max_age_seconds())
-    except signing.SignatureExpired:
-        raise UploadRefused(KEPT_EXPIRED.format(hours=_max_age_text())) from None
-    except signing.BadSignature:
-        raise UploadRefused(KEPT_NOT_YOURS) from None
-    if user_id is None or not isinstance(data, dict) or data.get("user") != user_id:
-        raise UploadRefused(KEPT_NOT_YOURS)
-    try:
-        path = _path(data.get("token"))
-    except UploadRefused:
-        raise UploadRefused(KEPT_NOT_YOURS) from None
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise UploadRefused(KEPT_GONE) from None
+    """This user's file kept by `ticket` (an upload form's), if it is still there;
+    UploadRefused otherwise (see `_claim`)."""
+    data, path, size = _claim(ticket, user_id=user_id, salt=_KEPT_SALT, refusals=_KEPT_REFUSALS)
     return KeptUpload(token=path.name, name=str(data.get("name") or "upload"), size=size)

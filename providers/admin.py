@@ -18,6 +18,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import get_text_list
 
 from giftdesk.admin_restrictions import AdministratorsOnlyMixin
 from providers.audit import account_action_record, account_change_record
@@ -121,6 +122,11 @@ class ProviderAccountAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         entered = form.entered_credentials(obj.kind)
         for notice in account_save(account=obj, credentials=entered):
             self.message_user(request, notice, messages.WARNING)
+        if not change and not entered:
+            # Allowed (the credentials may come later), but never under a plain success message.
+            needed = get_text_list(list(client_class(obj.kind).credential_fields.values()), "and")
+            self.message_user(request, f"{obj} has no credentials yet: enter its {needed} on its page before "
+                                       "testing the connection.", messages.WARNING)
         # In the admin's transaction: the change and its audit entry commit together.
         account_change_record(account=obj, before=before, user=request.user, credentials_entered=entered,
                               how="in the admin")

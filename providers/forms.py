@@ -6,19 +6,20 @@ of its own: first the provider (`ProviderChoiceForm`), then that provider's form
 (`account_form(kind)`), which shows only its credentials and its settings, each a field of
 its own (never JSON). A credential of another provider posted anyway is refused.
 
-Credentials are write-only: blank keeps what is stored, nothing is ever shown back.
+Credentials are write-only: blank keeps what is stored, nothing is ever shown back, not
+even after a form error: the form then asks for each typed one again, next to its field.
 """
 
 from __future__ import annotations
 
 from django import forms
+from django.utils.text import get_text_list
 
 from giftdesk.text import plural, verb
 from providers.clients import client_class
 from providers.clients.base import ProviderClient, SettingField
 from providers.models import ProviderAccount, ProviderKind
 from providers.services import (
-    COMMON_CREDENTIALS,
     MONTHLY_LIMITS_EXAMPLE,
     AccountConfigError,
     account_save,
@@ -33,7 +34,7 @@ WEBHOOK_SECRET_HELP = "The secret that verifies the webhooks the provider sends 
 # The model's defaults, used where a provider documents no tighter limit.
 MAX_CARDS_DEFAULT = ProviderAccount._meta.get_field("max_cards_per_request").default
 RATE_LIMIT_DEFAULT = ProviderAccount._meta.get_field("rate_limit_per_minute").default
-SENDING_FIELDS = ("max_cards_per_request", "rate_limit_per_minute")
+TYPE_AGAIN = "Enter the {label} again: credentials are never sent back to the browser."
 
 
 def credential_field_name(key: str) -> str:
@@ -51,13 +52,15 @@ def kind_credentials(kind: str) -> list[str]:
             if key in accepted]
 
 
-def and_join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+def kind_credential_labels(kind: str) -> dict[str, str]:
+    """The credentials `kind` takes (`kind_credentials`), each with its label as the kind's documents name it."""
+    labels = {**credential_labels(), **client_class(kind).credential_fields}
+    return {key: labels.get(key, key) for key in kind_credentials(kind)}
 
 
 def provider_choices() -> list[tuple[str, str]]:
     """Each provider with what it asks for: "GoGift: Client ID and Client secret"."""
-    return [(kind, f"{label}: {and_join(list(client_class(kind).credential_fields.values()))}")
+    return [(kind, f"{label}: {get_text_list(list(client_class(kind).credential_fields.values()), 'and')}")
             for kind, label in ProviderKind.choices]
 
 
@@ -194,16 +197,27 @@ class ProviderAccountForm(forms.ModelForm):
             # Another provider's credential has no field here, so it can only come from a
             # forged or stale post: refuse it rather than drop it silently.
             labels = credential_labels()
-            foreign = [labels[key] for key in labels if key not in credential_keys(kind)
-                       and str(self.data.get(self.add_prefix(credential_field_name(key))) or "").strip()]
+            foreign = [labels[key] for key in labels
+                       if key not in credential_keys(kind) and self._typed(credential_field_name(key))]
             if foreign:
                 name = client_class(kind).display_name
-                own = {**labels, **client_class(kind).credential_fields}
                 raise forms.ValidationError(
-                    f"{', '.join(foreign)} {verb(len(foreign), 'does', 'do')} not apply to {name} accounts; "
-                    f"{name} uses {', '.join(own[key] for key in kind_credentials(kind))}."
+                    f"{get_text_list(foreign, 'and')} {verb(len(foreign), 'does', 'do')} not apply to {name} "
+                    f"accounts; {name} uses {get_text_list(list(kind_credential_labels(kind).values()), 'and')}."
                 )
         return cleaned
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.is_bound and self._errors:
+            # A password field comes back empty after any error (a credential is never sent
+            # back): say so next to each one typed, or saving again would store none.
+            for name, field in self.fields.items():
+                if name.startswith(credential_field_name("")) and name not in self._errors and self._typed(name):
+                    self.add_error(name, TYPE_AGAIN.format(label=field.label))
+
+    def _typed(self, name: str) -> bool:
+        return bool(str(self.data.get(self.add_prefix(name)) or "").strip())
 
     def save(self, commit=True):
         """The account with this form's fields and settings. Credentials are applied by
@@ -244,11 +258,10 @@ def account_form(kind: str | None) -> type[forms.ModelForm]:
     if kind is None:
         return ProviderChoiceForm
     client = client_class(kind)
-    labels = {**credential_labels(), **COMMON_CREDENTIALS, **client.credential_fields}
     helps = {"webhook_secret": WEBHOOK_SECRET_HELP, **client.credential_help}
     fields: dict[str, forms.Field] = {
-        credential_field_name(key): _credential_field(labels.get(key, key), helps.get(key, ""))
-        for key in kind_credentials(kind)
+        credential_field_name(key): _credential_field(label, helps.get(key, ""))
+        for key, label in kind_credential_labels(kind).items()
     }
     fields |= {setting_field_name(key): _setting_field(setting) for key, setting in client.setting_fields.items()}
     fields |= _endpoint_fields(client) | _sending_fields(client)

@@ -9,18 +9,13 @@ from providers import crypto
 from providers.clients.base import PricingKind  # one definition, shared with the clients
 
 
-def money(amount: Decimal | None) -> str:
-    """50.00 -> "50", 12.5 -> "12.50": how staff write amounts."""
+def money(amount: Decimal | None, *, grouped: bool = False) -> str:
+    """50.00 -> "50", 12.5 -> "12.50": how staff write amounts. `grouped`: 5000 -> "5,000",
+    as staff read the amounts of a price rule."""
     if amount is None:
         return "?"
-    return f"{amount:.0f}" if amount == amount.to_integral_value() else f"{amount:.2f}"
-
-
-def price(amount: Decimal | None) -> str:
-    """5000 -> "5,000", 12.5 -> "12.50": an amount in a price rule, grouped as staff read it."""
-    if amount is None:
-        return "?"
-    return f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
+    group = "," if grouped else ""
+    return f"{amount:{group}.0f}" if amount == amount.to_integral_value() else f"{amount:{group}.2f}"
 
 
 class ProviderKind(models.TextChoices):
@@ -156,17 +151,18 @@ class Product(models.Model):
         "50–5,000 DKK in steps of 10", "25, 50, 100 EUR"."""
         currency = self.currency
         if self.pricing == PricingKind.FIXED:
-            return ", ".join(price(amount) for amount in sorted(self.denomination_amounts)) + f" {currency}"
+            amounts = sorted(self.denomination_amounts)
+            return ", ".join(money(amount, grouped=True) for amount in amounts) + f" {currency}"
         low, high = self.min_amount, self.max_amount
         if low is not None and high is not None:
-            rule = f"{price(low)}–{price(high)} {currency}"
+            rule = f"{money(low, grouped=True)}–{money(high, grouped=True)} {currency}"
         elif low is not None:
-            rule = f"from {price(low)} {currency}"
+            rule = f"from {money(low, grouped=True)} {currency}"
         elif high is not None:
-            rule = f"up to {price(high)} {currency}"
+            rule = f"up to {money(high, grouped=True)} {currency}"
         else:
             rule = f"any amount in {currency}"
-        return f"{rule} in steps of {price(self.step)}" if self.step else rule
+        return f"{rule} in steps of {money(self.step, grouped=True)}" if self.step else rule
 
     def amount_error(self, amount: Decimal) -> str | None:
         """Why `amount` cannot be bought as this product, or None when it can."""

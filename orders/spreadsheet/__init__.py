@@ -12,11 +12,17 @@ Two steps, neither of which writes to the database:
 2. ``validate(table, context)`` checks every row against the account's catalog and
    returns an ``ImportPreview``: valid rows ready to become orders, invalid rows with
    *every* problem of the row (``RowError``), and warnings (duplicates in the file,
-   recipients who got a card recently) that do not stop a row.
+   recipients who got or are due to get a card lately, flagged ``ValidRow.recent``) that
+   do not stop a row.
+
+``parse_amount(text)`` reads an amount as the amount column does (the digits 0-9 only) and
+raises ``NotAnAmount`` with the message; ``send_csv --amount`` and the import form's default
+amount use it too. ``COLUMNS`` are the contract's columns in the order the README lists them.
 
 One job per module:
 - ``read``: bytes -> records: formats, encodings, delimiters, size limits, zip-bomb guards;
-- ``headers``: records -> ``Table``: header names to fields, row numbers, the row limit;
+- ``headers``: records -> ``Table``: the columns and their header names, row numbers, the row limit;
+- ``amounts``: reading an amount (and quoting a user's value in a message);
 - ``rows``: ``Table`` -> ``ImportPreview``: every rule a row must meet, and the warnings;
 - ``context``: what validation needs from the database (``ImportContext.for_account``,
   the only read), the preview's types, and the download of the invalid rows;
@@ -33,15 +39,18 @@ from typing import Any
 # Imported on first use, not here: the bounded reader's child process imports ``read``
 # without setting Django up, and ``context`` needs the models (so the app registry).
 EXPORTS = {
+    "COLUMNS": "headers",
     "FileRefused": "errors",
     "ImportContext": "context",
     "ImportPreview": "context",
     "InvalidRow": "context",
+    "NotAnAmount": "amounts",
     "RowError": "context",
     "SourceRow": "headers",
     "Table": "headers",
     "ValidRow": "context",
     "invalid_rows_csv": "context",
+    "parse_amount": "amounts",
     "read_table": "read",
     "validate": "rows",
 }

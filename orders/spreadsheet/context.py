@@ -14,14 +14,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models.functions import Lower
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus
+from orders.recent_recipients import recent_orders
 from orders.spreadsheet.headers import header_row_note
 from providers.models import Product, ProviderAccount
 
@@ -46,6 +45,9 @@ class ValidRow:
     product: Product
     send_on: date | None
     warnings: list[str] = field(default_factory=list)
+    # The recipient got or is due to get a card from the account lately (`orders.recent_recipients`):
+    # set by validation, worded among the warnings, and what the preview's "Leave out" choice leaves out.
+    recent: bool = False
 
 
 @dataclass
@@ -107,16 +109,10 @@ class ImportContext:
 
 
 def recent_recipient_emails(account: ProviderAccount) -> set[str]:
-    """Lower-cased emails that got (or are getting) a card from `account` lately."""
-    since = timezone.now() - timedelta(days=settings.GIFTDESK_RECENT_RECIPIENT_DAYS)
-    emails = (
-        Order.objects.filter(batch__account=account, created_at__gte=since)
-        .exclude(status__in=[OrderStatus.CANCELLED, OrderStatus.FAILED])
-        .annotate(email_lower=Lower("recipient__email"))
-        .values_list("email_lower", flat=True)
-        .distinct()
-    )
-    return set(emails)
+    """Lower-cased emails that got or are due to get a card from `account` lately (not a
+    cancelled or failed order: `orders.recent_recipients`)."""
+    orders = recent_orders(days=settings.GIFTDESK_RECENT_RECIPIENT_DAYS).filter(batch__account=account)
+    return set(orders.order_by().values_list("email_key", flat=True).distinct())
 
 
 def invalid_rows_csv(preview: ImportPreview) -> str:

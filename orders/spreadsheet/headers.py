@@ -15,7 +15,7 @@ on row 2: the first data row is row 3); blank rows are skipped but keep their nu
 row limit counts data rows only and stops reading as soon as it is passed. A second bound,
 on the row number itself (blank rows included), stops reading a sheet of endless empty
 rows: the data-row limit alone would read every one of them. A header without a single
-data row under it refuses the file: there is nothing to send.
+data row under it refuses the file, naming the header's row (``no_data_rows``).
 
 No Django here: the limits come as arguments (``ReadLimits``), so the bounded reader's
 child process can build the table without setting Django up.
@@ -30,6 +30,10 @@ from dataclasses import dataclass
 
 from orders.spreadsheet.errors import FileRefused, HeaderNotFound
 from orders.spreadsheet.limits import ReadLimits
+
+# The contract's columns, in the order the README lists them: the template's header row and
+# the import page's field list. first_name + last_name may stand in for name.
+COLUMNS = ["name", "email", "amount", "currency", "product", "phone", "message", "reference", "send_on"]
 
 # field -> accepted header spellings (normalized with `normalize_header`).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -54,7 +58,6 @@ HEADER_SEARCH_ROWS = 10
 # A cell longer than this is no column name (the longest spelling is 14 letters); it is
 # not normalized, so a title row of one 20 MB cell costs nothing to look at.
 HEADER_CELL_MAX_CHARS = 100
-NO_DATA_ROWS = "The file has a header but no recipient rows: nothing to send."
 
 
 @dataclass
@@ -159,17 +162,24 @@ def table_under_header(
         table.rows.append(source_row(number, record, header_map))
     if not table.data_row_count:
         # "No valid rows" would read as a check that failed; there was nothing to check.
-        raise FileRefused(NO_DATA_ROWS)
+        raise FileRefused(no_data_rows(header_row))
     return table
 
 
+def no_data_rows(header_row: int) -> str:
+    """The refusal of a header with nothing under it: where the header is, and what to add."""
+    return (f"The header is on row {header_row} but there are no recipient rows under it. "
+            "Add one row per recipient below the header and upload it again.")
+
+
 def header_row_note(header_row: int) -> str:
-    """What the preview and send_csv say when the header is not row 1."""
+    """What the preview and send_csv say when the header is not row 1 (the rows above it may
+    be titles or blank: they were skipped either way)."""
     if header_row <= 1:
         return ""
     if header_row == 2:
-        return "Row 2 was taken as the header; row 1 above it was skipped as a title."
-    return f"Row {header_row} was taken as the header; rows 1–{header_row - 1} above it were skipped as titles."
+        return "Row 2 was taken as the header; the row above it was skipped."
+    return f"Row {header_row} was taken as the header; the {header_row - 1} rows above it were skipped."
 
 
 def refuse_too_many_rows(limit: int) -> FileRefused:

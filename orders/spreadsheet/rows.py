@@ -5,9 +5,10 @@ fields (name, email, amount unless a default is given), email syntax, the amount
 the product's pricing rules, the product (provider product id or SKU), the currency,
 ``send_on`` (ISO date, today or later), control characters, line breaks outside the
 message, and field lengths. Amounts and dates take the digits 0-9 only: a regex digit
-class and ``Decimal`` also take Arabic-Indic or full-width digits ("٥٠" would be 50).
-Duplicate recipients in the file and recipients who got a card recently are warnings,
-which do not stop a row.
+class and ``Decimal`` also take Arabic-Indic or full-width digits ("٥٠" would be 50);
+amounts are read by ``amounts.parse_amount``, as the defaults given beside the file are.
+Duplicate recipients in the file and recent recipients (``context.recent_recipient_emails``)
+are warnings, which do not stop a row.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from giftdesk.text import plural
+from orders.spreadsheet.amounts import ONLY_ASCII_DIGITS, NotAnAmount, char_name, has_other_digits, parse_amount, show
 from orders.spreadsheet.context import ImportContext, ImportPreview, InvalidRow, RowError, ValidRow
 from orders.spreadsheet.errors import FileRefused
 from orders.spreadsheet.headers import FIELD_ALIASES, SourceRow, Table, found_columns
@@ -41,11 +44,8 @@ FIELD_MAX_LENGTHS: dict[str, int] = {
 # Fields where a line break is legitimate content.
 MULTILINE_FIELDS = frozenset({"message"})
 
-# [0-9], not \d: \d matches every Unicode digit ("٥٠", "５０"), and Decimal reads them as 50.
-AMOUNT_PATTERN = re.compile(r"^([0-9]{1,10})(?:[.,]([0-9]+))?$")
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 ISO_DATE_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-ONLY_ASCII_DIGITS = "only the digits 0-9 are accepted"
 LINE_BREAK = re.compile("[\n\r\u2028\u2029]")
 
 _email_validator = EmailValidator()
@@ -62,6 +62,7 @@ def validate(table: Table, context: ImportContext) -> ImportPreview:
     for source in table.rows:
         checked = check_row(source, table, context, catalog, limits)
         if isinstance(checked, ValidRow):
+            checked.recent = checked.email.lower() in context.recent_recipient_emails
             checked.warnings = row_warnings(checked, occurrences, context)
             valid_rows.append(checked)
         else:
@@ -213,10 +214,6 @@ def text_problem(name: str, value: str, limit: int) -> str | None:
     return None
 
 
-def char_name(char: str) -> str:
-    return f"U+{ord(char):04X}"
-
-
 def check_name(check: RowCheck) -> str:
     if check.has("name"):
         name = check.text("name")
@@ -252,27 +249,11 @@ def check_amount(check: RowCheck, context: ImportContext) -> Decimal | None:
             return Decimal(context.default_amount).quantize(Decimal("0.01"))
         check.error("amount", "No amount: fill in the amount column or give a default amount.")
         return None
-    amount, problem = parse_amount(text)
-    if problem:
-        check.error("amount", problem)
-    return amount
-
-
-def parse_amount(text: str) -> tuple[Decimal | None, str | None]:
-    """ "50", "50.00" and "50,00" (comma as the decimal separator) -> Decimal("50.00")."""
-    example = "write it like 50 or 50.00, without a currency sign or thousands separator"
-    if has_other_digits(text):
-        return None, f"{show(text)} is not an amount: {ONLY_ASCII_DIGITS}; {example}."
-    match = AMOUNT_PATTERN.match(text)
-    if not match:
-        return None, f"{show(text)} is not an amount; {example}."
-    if match.group(2) is not None and len(match.group(2)) > 2:
-        return None, f"{show(text)} has more than two decimals; {example}."
     try:
-        amount = Decimal(text.replace(",", "."))
-    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
-        return None, f"{show(text)} is not an amount; {example}."
-    return amount.quantize(Decimal("0.01")), None
+        return parse_amount(text)
+    except NotAnAmount as refusal:
+        check.error("amount", str(refusal))
+        return None
 
 
 def check_product(
@@ -353,18 +334,6 @@ def check_send_on(check: RowCheck, today: date) -> date | None:
     return send_on
 
 
-def has_other_digits(text: str) -> bool:
-    """A digit other than 0-9: Arabic-Indic, full-width, Devanagari and the like."""
-    return any(char.isdigit() and not char.isascii() for char in text)
-
-
-def show(value: str, limit: int = 60) -> str:
-    """A user's value quoted for a message: shortened, invisible characters made visible."""
-    shortened = value if len(value) <= limit else value[:limit] + "…"
-    visible = "".join(char if char.isprintable() else char_name(char) for char in shortened)
-    return f"'{visible}'"
-
-
 # --- Warnings ---------------------------------------------------------------------------
 
 
@@ -384,8 +353,8 @@ def row_warnings(row: ValidRow, occurrences: dict[str, list[int]], context: Impo
     others = [number for number in occurrences.get(email, []) if number != row.row]
     if others:
         warnings.append(f"{row.email} also appears in {plural_rows(others)}.")
-    if email in context.recent_recipient_emails:
-        warnings.append(f"{row.email} received a card in the last {context.recent_days} days.")
+    if row.recent:
+        warnings.append(f"{row.email} got or is due to get a card in the last {plural(context.recent_days, 'day')}.")
     return warnings
 
 

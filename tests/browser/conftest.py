@@ -5,17 +5,13 @@ import shutil
 import pytest
 from django.db import connections
 
-from tests.fixtures.roles import roles_restore
-
 CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch, migrated_roles):
+def browser_page(live_server, monkeypatch, migrated_roles_restored):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    # An earlier live-server test emptied the database, the migrated groups with it.
-    roles_restore(migrated_roles)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are

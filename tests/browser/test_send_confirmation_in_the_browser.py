@@ -5,14 +5,18 @@ A person opens a batch, presses Send, reads the confirmation page (the account, 
 the total), confirms, and watches the bar: half the cards go at once, the other half wait
 for the account's monthly limit, and the bar says so without reloading the page. The limit
 is raised, the worker sends the rest, the bar reaches 100% and the page reloads once to show
-the finished batch. The emulator's ledger holds each card once. No page breaks the
-Content-Security-Policy; screenshots go to var/screenshots/send-*.png.
+the finished batch. The emulator's ledger holds each card once. Signed out meanwhile, the
+page stops asking and shows the login. No page breaks the Content-Security-Policy;
+screenshots go to var/screenshots/send-*.png.
 """
 
+import re
+
 import pytest
+from django.urls import reverse
 
 from orders.dispatch import wake_worker
-from orders.models import BatchState, OrderStatus
+from orders.models import Batch, BatchState, OrderStatus
 from providers.models import ProviderAccount
 from tests.browser.pages import log_in, page_checked, shot, watch
 from tests.fixtures.data import make_batch
@@ -85,4 +89,30 @@ def test_a_person_confirms_a_send_and_watches_the_bar_reach_100_percent(
         batch.orders.values_list("reference", flat=True))  # each card bought once
     # The batch page loaded three times: before Send, after the confirmation, and the one reload.
     assert [url for url in loads if url == batch_url] == [batch_url] * 3, loads
+    page_checked(page)
+
+
+def test_signed_out_while_following_a_send_the_page_stops_asking_and_shows_the_login(
+    browser_page, live_server, admin_user, emulated_gogift_account
+):
+    # Sending, with no worker: the page keeps asking for the progress until it is told to stop.
+    batch = make_batch(emulated_gogift_account, ["100", "100"])
+    batch.orders.update(status=OrderStatus.QUEUED)
+    Batch.objects.filter(pk=batch.pk).update(state=BatchState.SENDING)
+    page = watch(browser_page)
+    progress_url = reverse("admin:orders_batch_progress", args=[batch.pk])
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if progress_url in request.url else None)
+    log_in(page, live_server, admin_user)
+    page.goto(f"{live_server.url}/admin/orders/batch/{batch.pk}/change/")
+    with page.expect_response(lambda response: progress_url in response.url and response.status == 200):
+        pass  # the script follows the send
+
+    page.context.clear_cookies()  # signed out (elsewhere, or the session expired)
+
+    page.wait_for_url(re.compile(r"/admin/login/\?next="), timeout=20_000)  # reloaded once: the login page
+    shot(page, "send-follow-signed-out")
+    seen = len(asked)
+    page.wait_for_timeout(7_000)  # more than two of the script's periods
+    assert len(asked) == seen, asked  # nobody asks any more
     page_checked(page)

@@ -145,7 +145,8 @@ def test_a_person_goes_from_the_start_page_to_the_export_and_every_page_holds_up
     content = page.inner_text("#content")
     assert f"{BAD_EMAIL}' is not a valid email address" in content
     assert product.amount_error(Decimal(BAD_AMOUNT)) in content
-    recent_warning = f"{RECENT[1]} received a card in the last {settings.GIFTDESK_RECENT_RECIPIENT_DAYS} days"
+    recent_warning = (f"{RECENT[1]} got or is due to get a card in the last "
+                      f"{settings.GIFTDESK_RECENT_RECIPIENT_DAYS} days")
     expect(page.locator("#content").get_by_text(recent_warning).first).to_be_visible()
     expect(page.locator("#id_leave_out_recent")).to_be_visible()
     step("preview")
@@ -194,6 +195,11 @@ def test_a_person_goes_from_the_start_page_to_the_export_and_every_page_holds_up
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- worker ---\n{worker.output()}") from None
     expect(progress).to_have_attribute("data-state", BatchState.COMPLETED)
+    # The bar as drawn, not only its attribute: the delivered segment fills the track.
+    delivered = progress.locator('rect[data-segment="delivered"]')
+    expect(delivered).to_have_attribute("width", re.compile(r"^100(\.0+)?%$"))
+    drawn, track = delivered.bounding_box(), progress.locator("rect.giftdesk-bar-track").bounding_box()
+    assert drawn and track and abs(drawn["width"] - track["width"]) < 1 and drawn["width"] > 100, (drawn, track)
     step("delivered")
     assert set(batch.orders.values_list("status", flat=True)) == {OrderStatus.DELIVERED}
     ledger = Counter(entry.reference for entry in gogift_emulator.ledger)
@@ -201,7 +207,7 @@ def test_a_person_goes_from_the_start_page_to_the_export_and_every_page_holds_up
     assert RECENT[1] not in {entry.recipient_email for entry in gogift_emulator.ledger}
     assert gogift_emulator.faults.injected["http_429"] == 1  # the retry after it bought nothing twice
 
-    # 10. One order's page: its own part of each provider call, collapsed; nobody else's email.
+    # 10. One order's page: its own part of each provider call, collapsed; nobody else's name or email.
     mette = batch.orders.get(recipient__email=SENT["EMP-1001"][1])
     page.locator(f"#content a[href$='{reverse('admin:orders_order_change', args=[mette.pk])}']").first.click()
     arrived(page, "#provider-calls")
@@ -209,9 +215,12 @@ def test_a_person_goes_from_the_start_page_to_the_export_and_every_page_holds_up
     assert calls.count() >= 1
     assert calls.evaluate_all("calls => calls.filter((call) => call.open).length") == 0
     html = page.content()
-    assert SENT["EMP-1001"][1] in html
-    others = [email for _, email, _ in SENT.values() if email != SENT["EMP-1001"][1]] + [RECENT[1]]
-    assert not [email for email in others if email in html], others
+    assert SENT["EMP-1001"][0] in html and SENT["EMP-1001"][1] in html
+    others = [(name, email) for name, email, _ in SENT.values() if email != SENT["EMP-1001"][1]] + [RECENT]
+    assert not [person for person in others for value in person if value in html], others
+    # Not a page that shows nothing: the card travelled with the others, whose lines were hidden.
+    basket = calls.filter(has_text=f"this card and {plural(len(SENT) - 1, 'other')}")
+    assert basket.filter(has_text="other cards of this call hidden").count() >= 1, page.inner_text("#provider-calls")
     step("order-page")
 
     # 11. The order list, searched by the spreadsheet's reference: that order alone.

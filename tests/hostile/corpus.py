@@ -69,7 +69,8 @@ def valid_csv() -> bytes:
 
 NOT_AN_AMOUNT = "is not an amount; write it like 50 or 50.00"
 NOT_ASCII_DIGITS = "only the digits 0-9 are accepted"
-NO_DATA_ROWS = "The file has a header but no recipient rows: nothing to send."
+NO_DATA_ROWS = ("The header is on row 1 but there are no recipient rows under it. "
+                "Add one row per recipient below the header and upload it again.")
 # Markup in a file name (no "/": a browser sends only the last path segment).
 HOSTILE_NAME = "<script>alert('name')<img src=x onerror=alert(1)>"
 PASSWD = ("root:x:0:0", "/bin/bash", "/usr/sbin/nologin")
@@ -139,9 +140,9 @@ CASES: list[Case] = [
           "'Department'")),
     # --- Title rows above the header (the rows keep the numbers the spreadsheet shows) -----------
     Case("title-rows-csv", "hr_export.csv", workbooks.title_rows_csv, ACCEPTED, (),
-         admin_words=("Row 3 was taken as the header; rows 1–2 above it were skipped as titles.",
+         admin_words=("Row 3 was taken as the header; the 2 rows above it were skipped.",
                       "1 valid row will become an order"),
-         cli_words=("Row 3 was taken as the header; rows 1–2 above it were skipped as titles.",
+         cli_words=("Row 3 was taken as the header; the 2 rows above it were skipped.",
                     "1 valid row (100.00 DKK), 0 invalid rows.")),
     Case("title-rows-xlsx", "hr_export.xlsx", workbooks.title_rows_xlsx, ACCEPTED, (),
          admin_words=("Row 3 was taken as the header", "1 valid row will become an order"),

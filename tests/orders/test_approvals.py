@@ -386,6 +386,19 @@ def test_a_schedule_moved_after_approval_voids_it(approved_for_later):
     assert_voided(approved_for_later)
 
 
+@pytest.mark.parametrize("change", [{"environment": "production"},
+                                    {"api_base_url": "https://elsewhere.example.com/api"}])
+def test_pointing_the_account_elsewhere_after_approval_voids_it(approved_for_later, change):
+    # The approver saw where the cards go (the account's environment): not where they would go now.
+    assert approved_for_later.account.environment == "sandbox" and not approved_for_later.account.api_base_url
+    ProviderAccount.objects.filter(pk=approved_for_later.account_id).update(**change)
+
+    with at(approved_for_later.scheduled_for + timedelta(minutes=1)):
+        assert scheduled_batches_queue() == []
+
+    assert_voided(approved_for_later)
+
+
 def test_sending_an_approved_batch_again_after_an_edit_asks_for_approval_again(approved_for_later, sender):
     Order.objects.filter(batch=approved_for_later, amount=Decimal("100")).update(amount=Decimal("50"))
 

@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.batch_confirmation import send_summary
 from orders.models import Batch, BatchState, Order, OrderStatus
 from orders.progress import batch_progress, duration_text, progress_of, sending_seconds
 from orders.spending import WAIT_REASON_START
@@ -124,6 +125,22 @@ def test_cards_held_by_a_spending_limit_are_said_not_timed(gifty):
 
     assert progress.remaining_seconds == 300  # the other 600
     assert progress.note.startswith("400 orders wait for a monthly spending limit of Gifty")
+
+
+def test_the_send_page_waits_behind_the_cards_the_bar_counts_not_those_a_limit_holds(gifty):
+    earlier = sending(gifty, 200)
+    Order.objects.filter(pk__in=list(earlier.orders.order_by("id").values_list("pk", flat=True)[:100])).update(
+        waiting_reason=WAIT_REASON_START + "EUR limit of “Gifty”: …")
+    batch = sending(gifty, 1000)
+    about_to_send = make_batch(gifty, ["25"] * 1000, sku="GIFTY-STD")
+
+    assert batch_progress(batch).remaining_seconds == 550  # its 1,000 after the 100 of `earlier` not held
+
+    summary = send_summary(about_to_send)
+    assert summary.ahead == 1100  # the same rule: all of `batch` and the 100 not held, never the held ones
+    assert summary.duration_seconds == 1050
+    assert summary.duration_text == ("About 18 minutes at the account's limit of 120 requests a minute, "
+                                     "after 1,100 cards already queued on the account.")
 
 
 # --- On the pages ------------------------------------------------------------------------------------------

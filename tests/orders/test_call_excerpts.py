@@ -3,7 +3,9 @@ to a counted marker, and no other recipient's name or email is ever left in what
 
 import json
 
-from orders.call_excerpts import ANOTHER_RECIPIENT, Card, CallCards, body_excerpt
+import pytest
+
+from orders.call_excerpts import ANOTHER_RECIPIENT, Card, CallCards, OtherRecipients, body_excerpt, other_emails_replaced
 
 CARDS = 50
 THIS = 17
@@ -176,3 +178,62 @@ def test_an_identifier_two_cards_share_tells_nothing_apart():
 
     assert shown["lines"] == [{"email": "same@example.com", "reference": "GD-AAAA0001"},
                               "… 1 other card of this call hidden"]
+
+
+def person(name: str, email: str, reference: str) -> Card:
+    return Card(identifiers=frozenset({reference.casefold(), email.casefold()}), people=frozenset({name, email}))
+
+
+@pytest.mark.parametrize("name", ["Jürgen Strauß", "İlker Yılmaz"])
+def test_a_name_whose_letters_change_when_casefolded_is_still_replaced(name):
+    # "Strauß" casefolds to "strauss" and "İ" to "i̇": searched as spelled, ignoring case.
+    cards = CallCards(cards=(person("Mette Holm", "mette@example.com", "GD-0001AAAABBBB"),
+                             person(name, "other@example.com", "GD-0002AAAABBBB")), this=0)
+    refusal = json.dumps({"message": f"Delivery to {name} refused; to Mette Holm accepted."}, ensure_ascii=True)
+
+    excerpt = body_excerpt(refusal, cards)
+
+    assert json.loads(excerpt.text)["message"] == f"Delivery to {ANOTHER_RECIPIENT} refused; to Mette Holm accepted."
+    assert cards.others.replaced(f"Sent to {name}, OTHER@example.com.") == (
+        f"Sent to {ANOTHER_RECIPIENT}, {ANOTHER_RECIPIENT}.")
+
+
+@pytest.mark.parametrize(("own", "other"), [("Lars Østergaard", "Lars"), ("Jürgen Strauß", "Jürgen")])
+def test_this_cards_own_name_stays_whole_when_another_recipients_name_is_part_of_it(own, other):
+    others = OtherRecipients.of({other, "other@example.com"}, own={own, "own@example.com"})
+
+    assert others.replaced(f"{own} and {other}") == f"{own} and {ANOTHER_RECIPIENT}"
+
+
+def test_a_body_cut_short_is_withheld_even_when_its_names_are_escaped():
+    # A stored body escapes letters: "Lars \u00d8stergaard" names another recipient unseen.
+    cards = CallCards(cards=(person("Mette Holm", "mette@example.com", "GD-0001AAAABBBB"),
+                             person("Lars Østergaard", "lars@example.com", "GD-0002AAAABBBB")), this=0)
+    cut_short = json.dumps({"deliveries": [{"recipientName": "Lars Østergaard", "note": "x" * 200}]})[:120]
+    assert "\\u00d8stergaard" in cut_short
+
+    excerpt = body_excerpt(cut_short, cards)
+
+    assert excerpt.text == "" and "cut short" in excerpt.note and "1 other card of this call" in excerpt.note
+    assert "withheld to protect their recipients" in excerpt.note
+
+
+def test_a_text_body_of_a_call_with_other_cards_is_withheld_even_when_it_names_none():
+    excerpt = body_excerpt("Service unavailable, try again later.", basket_cards())
+
+    assert excerpt.text == "" and "is not JSON" in excerpt.note and "49 other cards of this call" in excerpt.note
+
+
+def test_a_text_body_of_a_call_that_carried_only_this_card_is_shown():
+    excerpt = body_excerpt("Service unavailable for r0@example.com.", CallCards(cards=(card(0),), this=0))
+
+    assert excerpt.text == "Service unavailable for r0@example.com." and not excerpt.note
+
+
+def test_a_list_row_keeps_its_own_email_and_loses_every_other():
+    text = "Refused: 'jonas@example' is not valid (basket of mette@example.com)."
+
+    assert other_emails_replaced(text, own_email="Mette@Example.com") == (
+        f"Refused: '{ANOTHER_RECIPIENT}' is not valid (basket of mette@example.com).")
+    assert other_emails_replaced(text, own_email="jonas@example") == (
+        f"Refused: 'jonas@example' is not valid (basket of {ANOTHER_RECIPIENT}).")

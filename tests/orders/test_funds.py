@@ -271,7 +271,12 @@ def test_the_admin_refuses_send_and_offers_an_administrator_send_anyway(admin_cl
                                                                         wallet_of_1200, admin_user):
     batch = five_thousand_eur(emulated_ugiftme_account, user=admin_user)
 
-    page = confirm_send(admin_client, batch).content.decode()
+    page = admin_client.get(send_url(batch)).content.decode()  # the page says so before anything is posted
+
+    assert SHORT in page and 'id="send-anyway"' in page and "Send anyway (administrator)" in page
+    assert "As an administrator you may send it anyway" in page and 'id="confirm-send"' not in page
+
+    page = confirm_send(admin_client, batch).content.decode()  # a plain confirmation is still refused
 
     assert SHORT in page and 'id="send-anyway"' in page and "Send anyway (administrator)" in page
     assert statuses(batch) == {OrderStatus.PENDING}
@@ -287,12 +292,14 @@ def test_the_admin_offers_no_send_anyway_to_a_sender_and_refuses_it_posted(sende
                                                                           emulated_ugiftme_account, wallet_of_1200):
     batch = five_thousand_eur(emulated_ugiftme_account, user=sender_user)
 
-    page = confirm_send(sender, batch).content.decode()
-    assert SHORT in page and 'id="send-anyway"' not in page
+    page = sender.get(send_url(batch)).content.decode()  # refused on the page: no "Yes, send" to press
+    assert SHORT in page and 'id="send-anyway"' not in page and 'id="confirm-send"' not in page
+    assert "Top up the wallet, then send; only an administrator may send it anyway." in page
 
-    page = confirm_send(sender, batch, send_anyway="1").content.decode()
+    posted = confirm_send(sender, batch, send_anyway="1")
 
-    assert "only an administrator may send a batch the wallet cannot pay for" in page
+    assert [str(message) for message in posted.context["messages"]] == [
+        f"{SHORT} Only an administrator may send a batch the wallet cannot pay for."]
     assert statuses(batch) == {OrderStatus.PENDING}
     assert not AuditEntry.objects.filter(action=AuditAction.SEND_ANYWAY).exists()
 

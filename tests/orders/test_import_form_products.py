@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 
 from orders.models import Batch
-from orders.product_choices import price_rule
 from providers.models import PricingKind, Product, ProviderAccount
 from tests.fixtures.data import person
 
@@ -131,6 +130,27 @@ def test_the_product_list_view_gives_the_accounts_active_products_as_labelled(ad
 def test_the_product_list_view_answers_404_for_an_unknown_account(admin_client, catalogs):
     assert admin_client.get(PRODUCTS_URL, {"account": "9999"}).status_code == 404
     assert admin_client.get(PRODUCTS_URL, {"account": "x"}).status_code == 404
+    assert admin_client.get(PRODUCTS_URL, {"account": "²"}).status_code == 404  # a digit to isdigit, not to int
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "x", "-1", "99999999999999999999999"],
+                         ids=["superscript", "arabic-indic", "letter", "negative", "too-large"])
+def test_a_link_naming_no_product_of_the_account_opens_the_form_without_one(admin_client, catalogs, value):
+    gogift, _ = catalogs
+
+    page = admin_client.get(IMPORT_URL, {"account": gogift.pk, "product": value})
+    unknown_account = admin_client.get(IMPORT_URL, {"account": value})
+
+    assert page.status_code == 200 and chosen_account(page) == str(gogift.pk)
+    select = re.search(r'<select name="default_product".*?</select>', page.content.decode(), re.S).group()
+    assert re.findall(r'<option value="([^"]*)" selected>', select) == [""]  # none chosen
+    assert unknown_account.status_code == 200 and chosen_account(unknown_account) is None
+
+
+def test_a_link_naming_the_accounts_product_chooses_it(admin_client, catalogs, global_gift_card):
+    gogift, _ = catalogs
+    page = admin_client.get(IMPORT_URL, {"account": gogift.pk, "product": global_gift_card.pk})
+    assert re.search(rf'<option value="{global_gift_card.pk}" selected>', page.content.decode())
 
 
 def test_the_product_list_view_needs_the_import_permission(catalogs):
@@ -157,4 +177,4 @@ def test_two_products_that_would_read_the_same_are_told_apart(admin_client, gogi
 ])
 def test_the_price_rule_reads_as_staff_write_it(fields, rule):
     values = {name: Decimal(value) if name.endswith(("amount", "step")) else value for name, value in fields.items()}
-    assert price_rule(Product(title="Card", currency="DKK", **values)) == rule
+    assert Product(title="Card", currency="DKK", **values).pricing_summary() == rule

@@ -9,8 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEntry
-from orders.models import Batch, BatchState
+from orders.batch_review import batch_review
+from orders.models import Batch, BatchState, OrderStatus
+from orders.spreadsheet import ImportContext
+from tests.fixtures.data import GLOBAL_GIFT_CARD_ID
 from tests.orders.test_admin import EXAMPLE, confirm, upload
+from tests.orders.test_approval_screen import batch_of
 
 CONFIRM_URL = reverse("admin:orders_batch_process_import")
 
@@ -75,8 +79,8 @@ def test_the_same_file_again_names_the_earlier_batch_at_the_top_and_offers_to_le
     assert text_of(html, "preview-counts") == "10 valid · 2 invalid · 10 with warnings"
     checkbox = re.search(r'<input[^>]*id="id_leave_out_recent"[^>]*>', html).group(0)
     assert 'name="leave_out_recent"' in checkbox and "checked" in checkbox  # The same file: ticked.
-    assert ("Leave out the 10 recipients who got a card in the last 30 days (11,000.00 DKK of the total)"
-            in html)
+    assert ("Leave out the 10 recipients who got or are due to get a card in the last 30 days "
+            "(11,000.00 DKK of the total)") in html
     assert html.count("giftdesk-row-warning") == 10
 
 
@@ -103,7 +107,8 @@ def test_a_different_file_is_not_named_and_its_recent_recipients_are_offered_unt
     assert 'id="same-file-notice"' not in html
     checkbox = re.search(r'<input[^>]*id="id_leave_out_recent"[^>]*>', html).group(0)
     assert "checked" not in checkbox
-    assert "Leave out the recipient who got a card in the last 30 days (100.00 DKK of the total)" in html
+    assert ("Leave out the recipient who got or is due to get a card in the last 30 days "
+            "(100.00 DKK of the total)") in html
 
 
 def test_no_recent_recipient_no_leave_out_choice(staff, emulated_gogift_account):
@@ -160,3 +165,23 @@ def test_one_row_reads_in_the_singular(staff, emulated_gogift_account):
 
     message = response.content.decode()
     assert "created with 1 order. 1 invalid row left out." in message and "1 orders" not in message
+
+
+# --- One definition of a recent recipient: the preview and the approval screen ----------------
+
+def test_a_card_still_pending_counts_as_recent_on_the_preview_and_on_the_approval_screen(
+        emulated_gogift_account, admin_user):
+    # The same list twice, the first batch never sent: the case to catch. A cancelled card does not count.
+    lines = [(GLOBAL_GIFT_CARD_ID, "100"), (GLOBAL_GIFT_CARD_ID, "200")]
+    first = batch_of(emulated_gogift_account, lines, uploader=admin_user)
+    first.orders.filter(recipient__email="r1@example.com").update(status=OrderStatus.CANCELLED)
+    context = ImportContext.for_account(emulated_gogift_account)
+
+    second = batch_of(emulated_gogift_account, lines, uploader=admin_user)
+    review = batch_review(second)
+
+    assert context.recent_recipient_emails == {"r0@example.com"}
+    # The second batch's own orders are not "another card".
+    assert [(card.email, card.batch_id, card.status) for card in review.recent_cards] == [
+        ("r0@example.com", first.pk, OrderStatus.PENDING)]
+    assert review.recent_recipient_count == 1

@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders import dispatch
+from orders import dispatch, events
 from orders.batches import batch_create, batch_send
 from orders.exports import COLUMNS
 from orders.models import Order, OrderStatus, Recipient
@@ -176,3 +178,94 @@ def test_a_provider_whose_lines_name_no_card_is_narrowed_by_position(admin_clien
     request = request[:request.index("Response body")]
     assert "… 2 other cards of this call hidden" in request and "&quot;amount&quot;: 50" in request
     assert "&quot;amount&quot;: 60" not in request and "&quot;amount&quot;: 25" not in request
+
+
+def failed_basket(account, gogift_emulator):
+    """One GoGift basket for six cards that fails as a whole: a 500 first, then (the second
+    attempt, not split) the refusal of one bad email, copied onto every card's last error."""
+    ProviderAccount.objects.filter(pk=account.pk).update(max_cards_per_request=len(PEOPLE))
+    batch = spreadsheet_batch(account)
+    Recipient.objects.filter(orders__batch=batch, email=PEOPLE[-1][1]).update(email=BAD_EMAIL)
+    gogift_emulator.faults.add("http_500", path="/baskets", times=1)
+    batch_send(batch=batch)
+    dispatch.account_pump(account.pk, budget_seconds=30)
+    return batch
+
+
+def test_a_basket_refused_as_a_whole_names_no_other_recipient_anywhere_on_a_cards_page(
+        admin_client, emulated_gogift_account, gogift_emulator):
+    batch = failed_basket(emulated_gogift_account, gogift_emulator)
+    orders = list(batch.orders.select_related("recipient").order_by("id"))
+    mette = orders[0]
+    assert {order.status for order in orders} == {OrderStatus.FAILED}
+    assert BAD_EMAIL in mette.last_error and len({order.last_error for order in orders}) == 1  # shared
+    # A note naming no call (as a rate limit's does) in the provider's words, and a wait.
+    events.record_note([mette], actor="worker", message=f"GoGift said: {PEOPLE[1][0]} <{PEOPLE[1][1]}> is busy.")
+    Order.objects.filter(pk=mette.pk).update(waiting_reason=f"Held back for {PEOPLE[2][0]}.",
+                                             provider_details={"note": f"sent with {PEOPLE[3][1]}"})
+
+    html = order_page(admin_client, mette)
+
+    assert [email for _, email in PEOPLE[1:-1] if email in html] == [] and BAD_EMAIL not in html
+    assert [name for name, _ in PEOPLE[1:] if name in html] == []
+    for field in ("last_error_shown", "waiting_reason_shown", "provider_details_shown"):
+        assert f"field-{field}" in html, field
+        shown = html[html.index(f"field-{field}"):]
+        assert "[another recipient]" in shown[:shown.index("</div>\n")], field
+    assert "Last error" in html and "Waiting for" in html
+    assert 'class="field-last_error"' not in html and 'class="field-waiting_reason"' not in html
+    assert "GoGift said: [another recipient] &lt;[another recipient]&gt; is busy." in html
+    assert PEOPLE[0][1] in html  # its own recipient stays
+
+
+def test_the_order_list_shows_a_basket_refusal_with_another_recipients_email_on_that_row_only(
+        admin_client, emulated_gogift_account, gogift_emulator):
+    batch = failed_basket(emulated_gogift_account, gogift_emulator)
+
+    html = admin_client.get(CHANGELIST, {"batch__id__exact": batch.pk}).content.decode()
+
+    rows = {row.split("</tr>")[0] for row in html.split("<tr")[1:]}
+    errors = {order.reference: [row for row in rows if order.reference in row][0].split('class="field-short_error">')[1]
+              for order in batch.orders.select_related("recipient")}
+    jonas = batch.orders.get(recipient__email=BAD_EMAIL).reference
+    assert BAD_EMAIL in errors.pop(jonas)
+    assert [reference for reference, error in errors.items() if BAD_EMAIL in error] == []
+    assert all("[another recipient]" in error for error in errors.values()), errors
+
+
+def test_the_order_page_reads_as_many_queries_with_many_calls_as_with_few(
+        admin_client, emulated_gogift_account, django_assert_max_num_queries):
+    batch = sent_basket(emulated_gogift_account)
+    mette = batch.orders.order_by("id").first()
+    with CaptureQueriesContext(connection) as first:
+        order_page(admin_client, mette)
+    calls = list(mette.provider_calls.all())
+    for call in calls * 3:  # three times the calls, each with its cards and a history event
+        carried = list(call.orders.all())
+        call.pk = None
+        call.save()
+        call.orders.set(carried)
+        events.record_note([mette], actor="worker", message="Again.", provider_call=call)
+    assert mette.provider_calls.count() == 4 * len(calls)
+
+    with django_assert_max_num_queries(len(first)):
+        html = order_page(admin_client, mette)
+    assert html.count('<details class="provider-call') == 4 * len(calls)
+
+
+def test_the_batch_page_and_the_resend_page_show_a_basket_refusal_without_other_recipients(
+        admin_client, emulated_gogift_account, gogift_emulator):
+    batch = failed_basket(emulated_gogift_account, gogift_emulator)
+    mette = batch.orders.select_related("recipient").get(recipient__email=PEOPLE[0][1])
+
+    batch_page = admin_client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+    rows = {row.split("</tr>")[0] for row in batch_page.split('<div class="giftdesk-orders">')[1].split("<tr")[2:]}
+    # Each row keeps its own recipient; the refusal quoting Jonas's email reads only on his row.
+    assert len([row for row in rows if BAD_EMAIL in row]) == 1
+    assert sum("[another recipient]" in row for row in rows) == len(PEOPLE) - 1
+
+    resend_page = admin_client.post(CHANGELIST, {"action": "resend_order", "_selected_action": [mette.pk]})
+    html = resend_page.content.decode()
+    assert resend_page.status_code == 200 and "Resend to a corrected email" in html
+    assert BAD_EMAIL not in html and "[another recipient]" in html
+    assert [name for name, _ in PEOPLE[1:] if name in html] == []

@@ -17,7 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEntry
-from orders import dispatch
+from orders import batches, dispatch
+from orders.approvals import batch_fingerprint
 from orders.batches import batch_create
 from orders.models import Batch, BatchState, Order, OrderStatus, Submission, SubmissionState
 from orders.spreadsheet import ValidRow
@@ -178,6 +179,52 @@ def test_a_confirmation_of_a_batch_changed_since_the_page_was_shown_sends_nothin
     assert "4,250.00 DKK" in text(response)  # shown again, as it is now
 
 
+def edit_while_the_wallet_is_asked(monkeypatch, batch) -> None:
+    """Send asks the wallet before it locks the batch: an order of `batch` is edited then."""
+    ask_the_wallet = batches._balance_refresh_if_old
+
+    def ask_then_edit(sent):
+        ask_the_wallet(sent)
+        Order.objects.filter(pk=batch.orders.order_by("id").first().pk).update(amount=Decimal("4000"))
+
+    monkeypatch.setattr(batches, "_balance_refresh_if_old", ask_then_edit)
+
+
+def test_a_batch_changed_while_send_asks_the_wallet_is_caught_under_the_lock(
+    admin_client, emulated_gogift_account, gogift_emulator, monkeypatch
+):
+    batch = make_batch(emulated_gogift_account, ["100", "250"])
+    shown = admin_client.get(send_url(batch)).context["shown"]
+    edit_while_the_wallet_is_asked(monkeypatch, batch)
+
+    response = admin_client.post(send_url(batch), {"post": "yes", "shown": shown})
+
+    assert response.status_code == 200 and statuses(batch) == {OrderStatus.PENDING}
+    assert any("changed since the confirmation page was shown" in message for message in messages_of(response))
+    assert "4,250.00 DKK" in text(response)  # shown again, as it is now
+    assert Batch.objects.get(pk=batch.pk).state == BatchState.PENDING
+    assert not AuditEntry.objects.filter(action=AuditAction.SEND).exists()
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=1)
+    assert gogift_emulator.ledger == []
+
+
+def test_switching_the_account_to_another_environment_after_the_page_refuses_the_send(
+    admin_client, emulated_gogift_account, gogift_emulator
+):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    page = admin_client.get(send_url(batch))
+    assert "GoGift (sandbox)" in text(page)
+    ProviderAccount.objects.filter(pk=emulated_gogift_account.pk).update(environment="production")
+
+    response = admin_client.post(send_url(batch), {"post": "yes", "shown": page.context["shown"]})
+
+    assert response.status_code == 200 and statuses(batch) == {OrderStatus.PENDING}
+    assert any("changed since the confirmation page was shown" in message for message in messages_of(response))
+    assert "GoGift (production)" in text(response)  # shown again, where it would now go
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=1)
+    assert gogift_emulator.ledger == []
+
+
 def test_confirming_sends_and_the_provider_creates_each_card_once(
     admin_client, emulated_gogift_account, gogift_emulator
 ):
@@ -307,6 +354,41 @@ def test_the_send_action_without_the_digest_of_what_it_showed_sends_nothing(admi
     assert statuses(batch) == {OrderStatus.PENDING}
 
 
+def test_the_send_action_with_the_real_digest_of_a_batch_changed_since_sends_nothing(
+    admin_client, emulated_gogift_account, gogift_emulator
+):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    other = make_batch(emulated_gogift_account, ["200"])
+    page = action(admin_client, "send_batches", [batch, other])
+    Order.objects.filter(batch=batch).update(amount=Decimal("400"))
+
+    again = action(admin_client, "send_batches", [batch, other], post="yes", shown=page.context["shown"])
+
+    assert again.status_code == 200 and 'id="confirm-send"' in text(again) and "400.00 DKK" in text(again)
+    assert any(message.startswith("The selected batches changed since the confirmation page was shown")
+               for message in messages_of(again))
+    assert statuses(batch) == statuses(other) == {OrderStatus.PENDING}
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=1)
+    assert gogift_emulator.ledger == []
+
+
+def test_the_send_action_checks_each_batch_under_its_lock(
+    admin_client, emulated_gogift_account, gogift_emulator, monkeypatch
+):
+    batch = make_batch(emulated_gogift_account, ["100"])
+    page = action(admin_client, "send_batches", [batch])
+    edit_while_the_wallet_is_asked(monkeypatch, batch)
+
+    done = admin_client.post(CHANGELIST, {"action": "send_batches", "post": "yes", "shown": page.context["shown"],
+                                          "_selected_action": [batch.pk]}, follow=True)
+
+    assert messages_of(done) == ["“test.csv” changed while you were reviewing it (an order was edited, cancelled "
+                                 "or sent meanwhile): nothing was sent. Look at it again, then send."]
+    assert statuses(batch) == {OrderStatus.PENDING} and Batch.objects.get(pk=batch.pk).state == BatchState.PENDING
+    dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=1)
+    assert gogift_emulator.ledger == []
+
+
 def test_the_cancel_action_lists_each_batch_first_and_cancels_only_once_confirmed(
     admin_client, emulated_gogift_account
 ):
@@ -325,6 +407,24 @@ def test_the_cancel_action_lists_each_batch_first_and_cancels_only_once_confirme
 
     assert done.status_code == 302 and statuses(first) == {OrderStatus.CANCELLED}
     assert statuses(second) == {OrderStatus.DELIVERED}
+    # The page said the second had nothing to cancel: no error about it after the confirmation.
+    assert messages_of(admin_client.get(done.url)) == ["Cancelled 2 orders of “test.csv”."]
+
+
+def test_the_cancel_action_names_the_batches_left_out_once_each(sender, emulated_gogift_account):
+    client = signed_in(sender)
+    own = make_batch(emulated_gogift_account, ["100"])
+    Batch.objects.filter(pk=own.pk).update(created_by=sender)
+    anothers = make_batch(emulated_gogift_account, ["500"])
+    Batch.objects.filter(pk=anothers.pk).update(name="Someone else's", created_by=person("other", "Senders"))
+
+    done = client.post(CHANGELIST, {"action": "cancel_batches", "post": "yes",
+                                    "_selected_action": [own.pk, anothers.pk]}, follow=True)
+
+    assert messages_of(done) == [
+        "“Someone else's” was not touched: only its uploader, an approver or an administrator may send or "
+        "cancel it; ask one of them.", "Cancelled 1 order of “test.csv”."]
+    assert statuses(own) == {OrderStatus.CANCELLED} and statuses(anothers) == {OrderStatus.PENDING}
 
 
 # --- Who may ---------------------------------------------------------------------------------------------
@@ -340,7 +440,8 @@ def test_only_those_who_may_send_see_the_pages_and_a_forged_confirmation_is_refu
 
     for url in (send_url(batch), cancel_url(batch)):
         assert client.get(url).status_code == 403
-        assert client.post(url, {"post": "yes", "shown": "x"}).status_code == 403
+        # The real fingerprint: only the permission check stops it.
+        assert client.post(url, {"post": "yes", "shown": batch_fingerprint(batch)}).status_code == 403
 
     assert statuses(batch) == {OrderStatus.PENDING} and gogift_emulator.ledger == []
 

@@ -67,7 +67,8 @@ def test_a_refused_file_exits_two_and_creates_nothing(emulated_gogift_account, t
 @pytest.mark.parametrize("option, value, words", [
     ("--account", "Nope", "no account named 'Nope'"),
     ("--product", "999", "no active product with id or SKU '999'"),
-    ("--amount", "ten", "is not a number"),
+    ("--amount", "ten", "--amount 'ten' is not an amount; write it like 50 or 50.00"),
+    ("--amount", "0", "--amount '0' is not more than 0"),
     ("--user", "ghost", "no user named 'ghost'"),
 ])
 def test_a_bad_option_exits_two_with_a_reason(emulated_gogift_account, option, value, words):
@@ -176,15 +177,17 @@ def write(tmp_path, text: str, name: str = "rows.csv") -> Path:
     return path
 
 
-@pytest.mark.parametrize("text", ["name,email,amount\n", "name,email,amount\n\n,,\n", "Recipients\nname,email,amount\n"],
+@pytest.mark.parametrize("text, header_row", [("name,email,amount\n", 1), ("name,email,amount\n\n,,\n", 1),
+                                              ("Recipients\nname,email,amount\n", 2)],
                          ids=["header-only", "blank-rows", "title-and-header"])
 @pytest.mark.parametrize("extra", [[], ["--dry-run"], ["--strict"]], ids=["plain", "dry-run", "strict"])
-def test_a_header_without_recipient_rows_exits_two_with_nothing_to_send(emulated_gogift_account, tmp_path, text,
-                                                                          extra):
+def test_a_header_without_recipient_rows_exits_two_naming_the_header_row(emulated_gogift_account, tmp_path, text,
+                                                                           header_row, extra):
     code, output = send_csv(write(tmp_path, text), "--account", emulated_gogift_account.name,
                             "--product", GLOBAL_GIFT_CARD_ID, *extra)
     assert code == 2, output
-    assert output == "Refused: The file has a header but no recipient rows: nothing to send.\n"
+    assert output == (f"Refused: The header is on row {header_row} but there are no recipient rows under it. "
+                      "Add one row per recipient below the header and upload it again.\n")
     assert not Batch.objects.exists()
 
 
@@ -215,11 +218,29 @@ def test_a_header_lacking_name_and_amount_is_refused_naming_both(emulated_gogift
             "column (needed unless you give a default amount).") in output
 
 
-@pytest.mark.parametrize("value", ["٥٠", "５０"])
-def test_a_default_amount_with_other_digits_exits_two(emulated_gogift_account, value):
+AMOUNT_EXAMPLE = "write it like 50 or 50.00, without a currency sign or thousands separator."
+
+
+@pytest.mark.parametrize("value, refusal", [
+    ("٥٠", f"'٥٠' is not an amount: only the digits 0-9 are accepted; {AMOUNT_EXAMPLE}"),
+    ("５０", f"'５０' is not an amount: only the digits 0-9 are accepted; {AMOUNT_EXAMPLE}"),
+    # Decimal() would read these as 100, NaN and Infinity (the last two with a traceback).
+    ("1e2", f"'1e2' is not an amount; {AMOUNT_EXAMPLE}"),
+    ("NaN", f"'NaN' is not an amount; {AMOUNT_EXAMPLE}"),
+    ("Infinity", f"'Infinity' is not an amount; {AMOUNT_EXAMPLE}"),
+    ("50.001", f"'50.001' has more than two decimals; {AMOUNT_EXAMPLE}"),
+], ids=["arabic-indic", "full-width", "exponent", "nan", "infinity", "three-decimals"])
+def test_a_default_amount_is_read_as_the_amount_column_reads_it(emulated_gogift_account, value, refusal):
     code, output = send_csv(EXAMPLE, "--account", emulated_gogift_account.name, "--amount", value)
-    assert code == 2 and "only the digits 0-9 are accepted" in output, output
+    assert (code, output) == (2, f"Refused: --amount {refusal}\n")
     assert not Batch.objects.exists()
+
+
+def test_a_default_amount_with_a_comma_is_read_as_the_amount_column_reads_it(emulated_gogift_account, tmp_path):
+    path = write(tmp_path, "name,email\nAna,ana@example.com\n")
+    code, output = send_csv(path, "--account", emulated_gogift_account.name, "--product", GLOBAL_GIFT_CARD_ID,
+                            "--amount", "250,00", "--dry-run")
+    assert code == 0 and "1 valid row (250.00 DKK), 0 invalid rows." in output, output
 
 
 def test_a_file_over_the_byte_limit_says_20_mb(emulated_gogift_account, tmp_path):

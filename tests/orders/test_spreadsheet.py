@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from html import unescape
 import time
 import zipfile
 from datetime import date, datetime, timedelta
@@ -585,7 +586,8 @@ def test_a_recent_recipient_is_a_warning(context, gogift_account, global_gift_ca
     deliver_card(gogift_account, global_gift_card, "Jane@Example.com")
     context.recent_recipient_emails = ImportContext.for_account(gogift_account).recent_recipient_emails
     preview = preview_of(HEADER + "Jane,jane@example.com,50\n", context)
-    assert preview.warnings == ["Row 2: jane@example.com received a card in the last 30 days."]
+    assert preview.warnings == ["Row 2: jane@example.com got or is due to get a card in the last 30 days."]
+    assert [row.recent for row in preview.valid_rows] == [True]
 
 
 def test_for_account_counts_live_recent_orders_of_that_account_only(gogift_account, global_gift_card):
@@ -633,7 +635,8 @@ def test_the_example_file_has_exactly_two_invalid_rows(context):
 # --- issue 10: nothing to send, digits 0-9, NUL in a cell, every missing column, sizes -----
 
 
-NOTHING_TO_SEND = "The file has a header but no recipient rows: nothing to send."
+NOTHING_TO_SEND = ("The header is on row 1 but there are no recipient rows under it. "
+                   "Add one row per recipient below the header and upload it again.")
 
 
 @pytest.mark.parametrize("text", [HEADER, HEADER.rstrip("\n"), HEADER + "\n\n , ,\n,,\n"],
@@ -738,17 +741,37 @@ def test_the_admin_refuses_a_header_without_rows_on_the_upload_form(admin_client
 
     response = upload(admin_client, emulated_gogift_account, b"Recipients\nname,email,amount\n\n")
     html = response.content.decode()
-    assert NOTHING_TO_SEND in html
+    assert NOTHING_TO_SEND.replace("row 1", "row 2") in html  # the header under its title row
     assert 'name="import_file"' in html and "confirm-import" not in html
     assert not Batch.objects.exists()
 
 
-@pytest.mark.parametrize("value", ["٥٠", "२५०"])
-def test_the_admin_refuses_a_default_amount_with_other_digits(admin_client, emulated_gogift_account, value):
+AMOUNT_EXAMPLE = "write it like 50 or 50.00, without a currency sign or thousands separator."
+
+
+@pytest.mark.parametrize("value, refusal", [
+    ("٥٠", f"'٥٠' {AMOUNT_DIGITS}"),
+    ("२५०", f"'२५०' {AMOUNT_DIGITS}"),
+    # Django's DecimalField would read the first as 100 (the other two it refuses, in other words).
+    ("1e2", f"'1e2' is not an amount; {AMOUNT_EXAMPLE}"),
+    ("NaN", f"'NaN' is not an amount; {AMOUNT_EXAMPLE}"),
+    ("Infinity", f"'Infinity' is not an amount; {AMOUNT_EXAMPLE}"),
+], ids=["arabic-indic", "devanagari", "exponent", "nan", "infinity"])
+def test_the_admin_reads_the_default_amount_as_the_amount_column(admin_client, emulated_gogift_account, value,
+                                                                  refusal):
     from tests.orders.test_admin import upload
 
     response = upload(admin_client, emulated_gogift_account, b"name,email\nJane,jane@example.com\n",
                       default_amount=value)
-    assert "Only the digits 0-9 are accepted; write it like 250 or 250.00." in response.content.decode()
-    assert "confirm-import" not in response.content.decode()
+    html = unescape(response.content.decode())
+    assert f'<ul class="errorlist" id="id_default_amount_error"><li>{refusal}</li></ul>' in html
+    assert "confirm-import" not in html
     assert not Batch.objects.exists()
+
+
+def test_the_admin_takes_a_default_amount_with_a_decimal_comma(admin_client, emulated_gogift_account):
+    from tests.orders.test_admin import upload
+
+    response = upload(admin_client, emulated_gogift_account, b"name,email\nJane,jane@example.com\n",
+                      default_amount="250,00")
+    assert response.context["result"].giftdesk_preview.valid_rows[0].amount == Decimal("250.00")

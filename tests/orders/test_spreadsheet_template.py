@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from orders.models import Batch
 from orders.spreadsheet.read import detect_delimiter
-from orders.spreadsheet_template import COLUMNS
+from orders.spreadsheet.headers import COLUMNS
 from providers.models import PricingKind, Product, ProviderAccount
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU, person
 
@@ -142,14 +142,19 @@ def test_an_unknown_account_product_or_format_is_refused_clearly(admin_client, g
 
     unknown_account = admin_client.get(TEMPLATE_URL, {"account": "9999", "format": "csv"})
     garbled_account = admin_client.get(TEMPLATE_URL, {"account": "'; drop", "format": "csv"})
+    # "²" is a digit to str.isdigit but not to int: refused like any other non-id, not a 500.
+    superscript_account = admin_client.get(TEMPLATE_URL, {"account": "²", "format": "csv"})
     inactive_account = download(admin_client, inactive)
     foreign_product = download(admin_client, gogift_account, product=foreign)
+    superscript_product = admin_client.get(TEMPLATE_URL, {"account": gogift_account.pk, "product": "²",
+                                                          "format": "csv"})
     bad_format = download(admin_client, gogift_account, "pdf")
 
-    for response in (unknown_account, garbled_account, inactive_account):
+    for response in (unknown_account, garbled_account, superscript_account, inactive_account):
         assert response.status_code == 404 and "No active account has this id" in response.content.decode()
-    assert foreign_product.status_code == 404
-    assert "GoGift sandbox has no active product with this id" in foreign_product.content.decode()
+    for response in (foreign_product, superscript_product):
+        assert response.status_code == 404
+        assert "GoGift sandbox has no active product with this id" in response.content.decode()
     assert bad_format.status_code == 400 and "use format=csv or format=xlsx" in bad_format.content.decode()
 
 

@@ -141,9 +141,10 @@ def test_a_huge_title_row_is_refused_in_seconds_not_minutes(data):
     assert message.startswith("The header row (row 1) has no name (or first_name and last_name) and no email column")
 
 
-def test_a_header_under_titles_without_data_rows_is_refused_as_nothing_to_send():
+def test_a_header_under_titles_without_data_rows_is_refused_naming_the_header_row():
     assert refusal(b"Recipients\nname,email,amount\n\n") == (
-        "The file has a header but no recipient rows: nothing to send."
+        "The header is on row 2 but there are no recipient rows under it. "
+        "Add one row per recipient below the header and upload it again."
     )
 
 
@@ -165,8 +166,8 @@ def test_row_errors_carry_the_numbers_the_spreadsheet_shows(gogift_account, glob
 
 @pytest.mark.parametrize(("row", "note"), [
     (1, ""),
-    (2, "Row 2 was taken as the header; row 1 above it was skipped as a title."),
-    (3, "Row 3 was taken as the header; rows 1–2 above it were skipped as titles."),
+    (2, "Row 2 was taken as the header; the row above it was skipped."),
+    (3, "Row 3 was taken as the header; the 2 rows above it were skipped."),
 ])
 def test_the_note_says_which_row_was_taken_as_the_header(row, note):
     assert header_row_note(row) == note
@@ -222,7 +223,7 @@ def test_the_preview_says_which_row_was_the_header_and_the_orders_keep_the_sheet
 
     html = preview.content.decode()
     assert ('<p id="header-row-note" class="giftdesk-note">Row 3 was taken as the header; '
-            "rows 1–2 above it were skipped as titles.</p>") in html
+            "the 2 rows above it were skipped.</p>") in html
     assert "2 valid rows will become orders" in html
     assert not Batch.objects.exists()
     assert confirm(admin_client, preview).status_code == 302
@@ -243,7 +244,7 @@ def test_send_csv_prints_the_header_note_and_numbers_rows_as_the_sheet(emulated_
                             "--dry-run")
 
     assert code == 1, output
-    assert "Row 2 was taken as the header; row 1 above it was skipped as a title." in output
+    assert "Row 2 was taken as the header; the row above it was skipped." in output
     assert "Row 4, email: 'john@' is not a valid email address" in output
     assert "1 valid row (50.00 DKK), 1 invalid row." in output
     assert not Batch.objects.exists()

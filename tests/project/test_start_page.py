@@ -131,6 +131,17 @@ def test_who_may_approve_is_also_offered_the_batches_awaiting_their_approval(db,
     assert client.get(found["batches-to-approve"]).status_code == 200
 
 
+def test_the_approval_entry_says_the_list_holds_ones_own_batches_too(db, account, settings):
+    client, approver = logged_in("approver")
+    own = awaiting_approval(account, approver, settings)  # not theirs to decide, yet in the list
+    page = start_page(client)
+
+    assert ">Batches awaiting approval<" in page and "Batches awaiting your approval" not in page
+    assert "Those you uploaded or asked to send are for another approver." in page
+    listed = client.get(entries(page)["batches-to-approve"])
+    assert [row.pk for row in listed.context["cl"].result_list] == [own.pk]
+
+
 def test_a_sender_is_not_offered_approvals(db):
     client, _ = logged_in("sender")
     assert set(entries(start_page(client))) == {"send-gift-cards"}
@@ -186,7 +197,13 @@ def test_approvers_count_only_the_batches_they_may_decide(db, account, settings)
     assert "1 batch awaits your approval" in attention_links(start_page(admin_client))  # the approver's
 
     awaiting_approval(account, make_user("sender", "uploader"), settings)
-    assert "2 batches await your approval" in attention_links(start_page(approver_client))
+    page = start_page(approver_client)
+    assert "2 batches await your approval" in attention_links(page)
+    # The link lists all three: the entry says which one is not counted.
+    assert ("the list also shows 1 batch you uploaded or asked to send; another approver decides it."
+            in attention_section(page))
+    listed = approver_client.get(attention_links(page)["2 batches await your approval"])
+    assert len(listed.context["cl"].result_list) == 3
 
 
 def test_an_approver_who_asked_to_send_a_batch_does_not_count_it_as_theirs_to_decide(db, account, settings):
@@ -210,7 +227,8 @@ def test_a_paused_account_is_named_with_its_reason_and_linked(db, account, role)
 
     assert links == {"Sending is paused on GoGift sandbox":
                      reverse("admin:providers_provideraccount_change", args=[account.pk])}
-    assert "GoGift refused the client credentials." in attention_section(page)
+    assert ("GoGift refused the client credentials. Fix it, then use “Resume sending” on the account."
+            in attention_section(page))
     assert client.get(links["Sending is paused on GoGift sandbox"]).status_code == 200
 
 
@@ -223,10 +241,12 @@ def test_failed_orders_are_counted_and_linked_to_the_order_list_showing_exactly_
     failed(third, when=timezone.now() - timedelta(days=attention.RECENT_FAILURE_DAYS + 2))  # long ago
     client, _ = logged_in(role)
 
-    links = attention_links(start_page(client))
+    page = start_page(client)
+    links = attention_links(page)
 
     text = f"2 orders failed in the past {attention.RECENT_FAILURE_DAYS} days"
     assert list(links) == [text]
+    assert "retry or resend them from the order list." in attention_section(page)
     assert links[text].startswith(f"{reverse('admin:orders_order_changelist')}?status__exact=failed&")
     listed = client.get(links[text])
     assert listed.status_code == 200
@@ -333,6 +353,8 @@ def test_no_attention_query_scans_the_whole_order_or_batch_table(db, account, se
     for plan in plans:
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
         assert not re.search(r"\bSCAN (orders_order|orders_batch)\b", plan), plan
+    # Recent failures: the search narrows on completed_at too, not only on the status.
+    assert re.search(r"USING (COVERING )?INDEX \w+ \(status=\? AND completed_at>\?\)", plans[2]), plans[2]
 
 
 # --- Django's app list, below ---------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_saving_settings_keeps_the_keys_the_form_does_not_show(admin_client, gog
 def test_a_credential_of_another_kind_is_refused_naming_what_the_kind_uses(admin_client, gogift_account):
     response = admin_client.post(change_url(gogift_account), account_post(gogift_account, credential_api_key="k"))
     assert response.status_code == 200
-    assert ("API key does not apply to GoGift accounts; GoGift uses Client ID, Client secret, Webhook secret."
+    assert ("API key does not apply to GoGift accounts; GoGift uses Client ID, Client secret and Webhook secret."
             in response.content.decode())
 
 

@@ -146,10 +146,40 @@ def test_a_forged_credential_on_the_account_page_changes_nothing(admin_client, d
         **new_account_post("ugiftme", name="Wallet", max_cards_per_request="5", rate_limit_per_minute="60"),
         "credential_client_id": "forged", "credential_client_secret": "forged"})
 
-    assert ("Client ID, Client secret do not apply to UGiftMe accounts; UGiftMe uses API key, Webhook secret."
+    assert ("Client ID and Client secret do not apply to UGiftMe accounts; UGiftMe uses API key and Webhook secret."
             in response.content.decode())
     account.refresh_from_db()
     assert account.credentials == {"api_key": "k"} and account.max_cards_per_request == 10
+
+
+def test_a_credential_typed_before_another_error_is_asked_for_again_next_to_its_field(admin_client, db):
+    response = admin_client.post(f"{ADD_URL}?kind=gifty", new_account_post(
+        "gifty", credential_api_token="typed-token", max_cards_per_request="0"))
+
+    html = response.content.decode()
+    assert response.status_code == 200 and not ProviderAccount.objects.exists()
+    row = html[html.index('class="form-row errors field-credential_api_token'):]
+    row = row[:row.index('name="credential_api_token"')]
+    assert "Enter the API token again: credentials are never sent back to the browser." in row
+    assert "typed-token" not in html  # never sent back
+    assert "Enter the Webhook secret again" not in html  # only what was typed
+
+
+def test_an_account_added_without_credentials_says_so_beside_the_success(admin_client, db):
+    response = admin_client.post(f"{ADD_URL}?kind=gogift", new_account_post("gogift"), follow=True)
+
+    account = ProviderAccount.objects.get()
+    assert response.redirect_chain[-1][0] == change_url(account) and account.credentials == {}
+    warning = [str(message) for message in response.context["messages"] if message.level_tag == "warning"]
+    assert warning == ["New gogift has no credentials yet: enter its Client ID and Client secret on its page "
+                       "before testing the connection."]
+
+
+def test_an_account_added_with_its_credentials_gets_no_such_warning(admin_client, db):
+    response = admin_client.post(f"{ADD_URL}?kind=gifty", new_account_post("gifty", credential_api_token="t"),
+                                 follow=True)
+
+    assert [message for message in response.context["messages"] if message.level_tag == "warning"] == []
 
 
 # --- The account's page: settings as fields --------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -159,15 +159,13 @@ class Command(BaseCommand):
     def _amount(self, value: str | None) -> Decimal | None:
         if value is None:
             return None
-        if any(char.isdigit() and not char.isascii() for char in value):
-            # Decimal("٥٠") is 50: the same rule as the amount column, 0-9 only.
-            raise _Refused(f"--amount {value!r}: only the digits 0-9 are accepted; write it like 250 or 250.00.")
+        # Read as the amount column is ("1e2", "NaN" and "٥٠" are refused), in the same words.
         try:
-            amount = Decimal(value.replace(",", "."))
-        except InvalidOperation:
-            raise _Refused(f"--amount {value!r} is not a number; write it like 250 or 250.00.") from None
-        if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-            raise _Refused(f"--amount {value!r} must be positive with at most 2 decimals.")
+            amount = spreadsheet.parse_amount(value.strip())
+        except spreadsheet.NotAnAmount as refusal:
+            raise _Refused(f"--amount {refusal}") from None
+        if not amount:
+            raise _Refused(f"--amount {value!r} is not more than 0; give the amount of one card, e.g. 250.")
         return amount
 
     # --- Output -------------------------------------------------------------------------------
