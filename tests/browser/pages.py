@@ -209,3 +209,16 @@ def downloaded(page, selector: str, timeout: float = 15_000) -> Download:
     failure = download.failure()
     assert failure is None, f"the download from {download.url[:120]} failed: {failure}"
     return Download(download.suggested_filename, Path(download.path()).read_bytes())
+
+
+def import_form_filled(page, account, path: Path, product: str = "The Global Gift Card") -> None:
+    """On the import page: choose the file at `path`, the account, and the first of its
+    products whose label starts with `product` (a script refills that list once the account
+    is chosen: wait for it)."""
+    page.set_input_files("#id_import_file", str(path))
+    page.select_option("#id_account", label=account.name)
+    page.wait_for_function("""(product) => [...document.querySelectorAll("#id_default_product option")]
+                              .some((option) => option.text.startsWith(product))""", arg=product)
+    page.select_option("#id_default_product", label=next(
+        label for label in page.locator("#id_default_product option").all_inner_texts()
+        if label.startswith(product)))

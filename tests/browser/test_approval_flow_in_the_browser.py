@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from orders.models import Batch, BatchState, OrderStatus
-from tests.browser.pages import ROOT, log_in, page_checked, shot, watch
+from tests.browser.pages import ROOT, import_form_filled, log_in, page_checked, shot, watch
 
 pytestmark = pytest.mark.browser
 
@@ -32,11 +32,7 @@ def person(username: str, group: str) -> User:
 def upload_and_send(page, live_server, account, path: Path) -> Batch:
     """The Sender's path: upload, preview, confirm, press Send."""
     page.goto(f"{live_server.url}/admin/orders/batch/import/")
-    page.set_input_files("#id_import_file", str(path))
-    page.select_option("#id_account", label=account.name)
-    page.select_option("#id_default_product", label=next(
-        option for option in page.locator("#id_default_product option").all_inner_texts()
-        if option.startswith("The Global Gift Card")))
+    import_form_filled(page, account, path)
     page.click("input[type=submit]")
     page.wait_for_selector("#confirm-import")
     page.click("#confirm-import input[type=submit]")

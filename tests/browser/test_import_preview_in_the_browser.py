@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Batch
-from tests.browser.pages import ROOT, arrived, log_in, shot, watch
+from tests.browser.pages import ROOT, arrived, import_form_filled, log_in, shot, watch
 
 pytestmark = pytest.mark.browser
 
@@ -17,13 +17,7 @@ EXAMPLE = ROOT / "examples" / "recipients.csv"
 
 def fill_import_form(page, live_server, account) -> None:
     page.goto(f"{live_server.url}{reverse('admin:orders_batch_import')}")
-    page.set_input_files("#id_import_file", str(EXAMPLE))
-    page.select_option("#id_account", label=account.name)
-    page.wait_for_function("""() => [...document.querySelectorAll("#id_default_product option")]
-                                    .some((option) => option.text.startsWith("The Global Gift Card"))""")
-    page.select_option("#id_default_product", label=next(
-        option for option in page.locator("#id_default_product option").all_inner_texts()
-        if option.startswith("The Global Gift Card")))
+    import_form_filled(page, account, EXAMPLE)
 
 
 def background(page, selector: str) -> str:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from orders.models import Batch, OrderStatus
-from tests.browser.pages import ROOT, SCREENSHOTS, log_in, page_checked, shot, watch
+from tests.browser.pages import ROOT, SCREENSHOTS, import_form_filled, log_in, page_checked, shot, watch
 
 pytestmark = pytest.mark.browser
 
@@ -26,11 +26,7 @@ def test_a_user_uploads_previews_confirms_sends_and_sees_every_card_delivered(
 
     page.goto(f"{live_server.url}/admin/orders/batch/")
     page.click("text=Import")
-    page.set_input_files("#id_import_file", str(EXAMPLE))
-    page.select_option("#id_account", label=emulated_gogift_account.name)
-    page.select_option("#id_default_product", label=next(
-        option for option in page.locator("#id_default_product option").all_inner_texts()
-        if option.startswith("The Global Gift Card")))
+    import_form_filled(page, emulated_gogift_account, EXAMPLE)
     page.click("input[type=submit]")
 
     page.wait_for_selector("#confirm-import")

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from orders.models import Batch, Order, OrderStatus
 from providers.models import Product, ProviderAccount
+from tests.admin_client import confirm_send
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU, make_batch
 from tests.fixtures.emulators_gogift import GOGIFT_TEST_CLIENT_SECRET
 
@@ -38,14 +39,6 @@ def confirm(client, preview_response):
     form = preview_response.context["confirm_form"]
     data = {name: ("" if value is None else value) for name, value in form.initial.items()}
     return client.post(reverse("admin:orders_batch_process_import"), data)
-
-
-def confirm_send(client, batch, **fields):
-    """Send as the admin asks it: the confirmation page, then its POST (post=yes, and the
-    fingerprint of what the page showed)."""
-    url = reverse("admin:orders_batch_send", args=[batch.pk])
-    page = client.get(url)
-    return client.post(url, {"post": "yes", "shown": page.context["shown"], **fields}, follow=True)
 
 
 def test_the_upload_page_offers_the_batch_options(staff, emulated_gogift_account):

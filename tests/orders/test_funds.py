@@ -23,6 +23,7 @@ from orders.funds import funds_check
 from orders.models import Batch, BatchState, Order, OrderStatus
 from orders.spreadsheet import ValidRow
 from providers.models import Product, ProviderAccount
+from tests.admin_client import confirm_send
 
 SHORT = "The wallet has 1,200.00 EUR, this batch needs 5,000.00 EUR: top up, then send."
 
@@ -258,13 +259,6 @@ def test_an_administrator_approving_may_send_anyway(emulated_ugiftme_account, wa
 
 def send_url(batch) -> str:
     return reverse("admin:orders_batch_send", args=[batch.pk])
-
-
-def confirm_send(client, batch, **fields):
-    """Send as the admin asks it: the confirmation page, then its POST (post=yes, and the
-    fingerprint of what the page showed)."""
-    shown = client.get(send_url(batch)).context["shown"]
-    return client.post(send_url(batch), {"post": "yes", "shown": shown, **fields}, follow=True)
 
 
 def test_the_admin_refuses_send_and_offers_an_administrator_send_anyway(admin_client, emulated_ugiftme_account,

@@ -16,7 +16,6 @@ from auditlog.models import LogEntry
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.forms import CheckboxInput
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +26,7 @@ from audit.services import record
 from orders.exports import COLUMNS
 from orders.models import Batch, BatchState, Order, OrderStatus
 from providers.models import Product, ProviderAccount
+from tests.admin_client import confirm_send, form_data
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU, make_batch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "recipients.csv"
@@ -52,12 +52,6 @@ def signed_in(user: User) -> Client:
     client = Client()
     client.force_login(user)  # axes needs a request for a real login
     return client
-
-
-def confirm_send(client: Client, batch: Batch):
-    """Send as the admin asks it: the confirmation page, then its POST."""
-    url = reverse("admin:orders_batch_send", args=[batch.pk])
-    return client.post(url, {"post": "yes", "shown": client.get(url).context["shown"]})
 
 
 @pytest.fixture
@@ -91,20 +85,6 @@ def only_entry(action: str) -> AuditEntry:
     entries = list(AuditEntry.objects.filter(action=action))
     assert len(entries) == 1, [entry.summary for entry in entries]
     return entries[0]
-
-
-def form_data(page) -> dict:
-    """What an admin change form posts back unchanged."""
-    form = page.context["adminform"].form
-    data = {}
-    for name in form.fields:
-        value = form[name].value()
-        if isinstance(form.fields[name].widget, CheckboxInput):
-            if value:
-                data[name] = "on"
-            continue
-        data[name] = "" if value is None else value
-    return data
 
 
 # --- What is recorded -----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
-from django.forms import CheckboxInput
 from django.test import Client
 from django.urls import reverse
 
@@ -29,6 +28,7 @@ from orders.approvals import batch_fingerprint
 from orders.batches import batch_send
 from orders.models import Batch, BatchState, Order, OrderStatus, Submission
 from providers.models import ProviderAccount, WebhookEvent
+from tests.admin_client import form_data
 from tests.fixtures.data import make_batch
 from tests.fixtures.emulators_gifty import GIFTY_VARIABLE_CARD
 
@@ -142,20 +142,6 @@ def outcome(response, *, done: bool, untouched: bool) -> str:
         return ALLOWED
     assert untouched, f"refused ({response.status_code}) but something changed"
     return DENIED
-
-
-def form_data(page) -> dict:
-    """What the admin's change (or add) form would post back unchanged."""
-    form = page.context["adminform"].form
-    data = {}
-    for name, bound in ((name, form[name]) for name in form.fields):
-        value = bound.value()
-        if isinstance(form.fields[name].widget, CheckboxInput):
-            if value:
-                data[name] = "on"
-            continue
-        data[name] = "" if value is None else value
-    return data
 
 
 def changelist_action(world: World, model: str, action: str, ids: list[int]):
