@@ -23,6 +23,7 @@ class AuditAction(models.TextChoices):
     RESEND = "resend", "Resend"
     RESUME = "resume", "Resume sending"
     EXPORT = "export", "Export"
+    RECONCILE = "reconcile", "Reconcile with a provider"
     ACCOUNT_CHANGE = "account_change", "Account change"
 
 

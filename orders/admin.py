@@ -6,23 +6,24 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.db.models import Count, Min, Q, Sum
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from import_export.admin import ExportActionMixin, ImportMixin
-from import_export.formats.base_formats import CSV, XLSX
+from import_export.admin import ImportMixin
 
-from giftdesk.admin_restrictions import AdministratorsOnlyMixin, ReadOnlyAdminMixin, restrict_task_queue
+from giftdesk.admin_restrictions import (
+    AdministratorsOnlyMixin,
+    ReadOnlyAdminMixin,
+    restrict_task_queue,
+)
 from giftdesk.text import plural, verb
 from orders import spreadsheet, uploads
-from orders.attention import PAUSED_REMEDY
 from orders.admin_approval import BatchApprovalMixin
-from orders.admin_order_actions import BatchActionsMixin, OrderActionsMixin
-from orders.admin_send import BatchSendMixin
+from orders.admin_dashboard import OrderDashboardMixin
+from orders.admin_export import OrderExportMixin
 from orders.admin_import import (
     BatchImportResource,
     SpreadsheetConfirmForm,
@@ -31,19 +32,30 @@ from orders.admin_import import (
 )
 from orders.admin_import_form import ImportFormMixin
 from orders.admin_kept_upload import KeptUploadMixin
-from orders.audit import export_record
+from orders.admin_order_actions import BatchActionsMixin, OrderActionsMixin
+from orders.admin_order_filters import ORDER_LIST_FILTERS, OrderListMixin
+from orders.admin_reconciliation import AccountReconcileMixin
+from orders.admin_send import BatchSendMixin
+from orders.admin_totals import OrderTotalsMixin
+from orders.attention import PAUSED_REMEDY
 from orders.batch_access import may_edit_batch, may_send_or_cancel_batch
-from orders.call_excerpts import OrderCalls, call_summary, order_calls, other_emails_replaced
+from orders.batch_totals import face_values, status_counts
+from orders.call_excerpts import (
+    OrderCalls,
+    call_summary,
+    order_calls,
+    other_emails_replaced,
+)
 from orders.dispatch import ResumeRefused, account_sending_resume
 from orders.import_preview import left_out_note
-from orders.exports import OrderExportResource
-from orders.models import Batch, Order, OrderEvent, OrderStatus, Submission
+from orders.models import Batch, Order, OrderEvent, Submission
+from orders.money import amount_text
+from orders.order_search import OrderSearchMixin
 from orders.provider_queries import order_card_details_refresh
 from orders.selectors import waiting_products_no_longer_offered
 from orders.spending import limit_waits, month_summary
 from providers.admin import ProviderAccountAdmin
 from providers.models import ProviderAccount
-
 
 ORDERS_SHOWN = 200  # on a batch's page
 # An order's fields that may hold a provider's words, and what its page shows instead.
@@ -92,13 +104,6 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
     def get_import_formats(self):
         return [SpreadsheetFormat]
 
-    def get_queryset(self, request):
-        counts = {f"n_{status}": Count("orders", filter=Q(orders__status=status)) for status in OrderStatus.values}
-        return super().get_queryset(request).annotate(
-            **counts, amount_total=Sum("orders__amount"), currency=Min("orders__currency"),
-            currencies=Count("orders__currency", distinct=True),
-        )
-
     def has_add_permission(self, request):
         return False  # Batches come from uploads ("Import" above the list).
 
@@ -120,9 +125,12 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
 
     @admin.display(description="Total")
     def total(self, batch):
-        if batch.currencies > 1:
-            return "Several currencies: see the orders"  # A sum across currencies means nothing.
-        return f"{batch.amount_total or 0:,.2f} {batch.currency or ''}".strip()
+        # Face value of all its orders, one line per currency: a sum across currencies means nothing.
+        totals = face_values(batch)
+        if not totals:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((amount_text(amount, currency),)
+                                                           for currency, amount in totals.items()))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = self.get_object(request, object_id)
@@ -135,7 +143,7 @@ class BatchAdmin(BatchSendMixin, BatchApprovalMixin, BatchActionsMixin, ImportFo
         """Every order's status and error on the batch page, below its fields; capped, so a
         50,000-row batch still opens at once (the order list shows them all)."""
         orders = list(batch.orders.select_related("recipient").order_by("source_row", "id")[:ORDERS_SHOWN])
-        total = sum(getattr(batch, f"n_{status}", 0) for status in OrderStatus.values)
+        total = sum(status_counts(batch).values())
         return render_to_string("admin/orders/batch/orders_table.html", {
             "orders": orders, "shown": len(orders), "total": total,
             "all_url": f"{reverse('admin:orders_order_changelist')}?batch__id__exact={batch.pk}",
@@ -287,49 +295,30 @@ class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin.ModelAdmin):
+class OrderAdmin(OrderDashboardMixin, OrderTotalsMixin, OrderExportMixin, OrderActionsMixin, OrderSearchMixin,
+                 OrderListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["giftdesk_reference", "spreadsheet_reference", "recipient", "amount_display", "status_display",
                     "batch", "account", "provider_order_id", "short_error", "updated_at"]
-    list_filter = ["status", "batch__account", "currency", "created_at"]
-    # The spreadsheet's own reference (an employee number) is what people search by.
-    search_fields = ["reference", "recipient__reference", "recipient__email", "recipient__name", "provider_order_id",
-                     "batch__name"]
+    # Finance's filters, each cheap at a million orders: orders/admin_order_filters.py.
+    list_filter = ORDER_LIST_FILTERS
+    # An exact email, reference or provider order id first (orders/order_search.py); these
+    # fields only when nothing matches exactly ("contains": reads every recipient).
+    search_fields = ["recipient__name", "recipient__email", "recipient__reference", "batch__name"]
     list_select_related = ["recipient", "batch__account"]
+    # Newest batch first, then newest order (a date range: its date, orders/admin_order_filters.py);
+    # sortable only where an index serves the order (orders/models.py).
+    ordering = ["-batch_id", "-id"]
+    sortable_by = ["giftdesk_reference", "updated_at"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per choice would read every order
     inlines = [OrderEventInline]
     readonly_fields = ["card_code", "giftdesk_reference", "spreadsheet_reference", *PROVIDER_TEXT.values()]
-    actions = ["refresh_card_details", "retry_orders", "resend_order", "cancel_orders"]
-    resource_classes = [OrderExportResource]
-    formats = [CSV, XLSX]
+    actions = ["refresh_card_details", "retry_orders", "resend_order", "cancel_orders", "export_selected_orders"]
 
     change_form_template = "admin/orders/order/change_form.html"
+    change_list_template = "admin/orders/order/change_list.html"
 
-    def has_export_permission(self, request):
-        # Its own permission (Finance, administrators), not "view": the action, the
-        # button and the export URL all ask this.
-        return request.user.has_perm("orders.export_order")
-
-    def get_export_data(self, file_format, request, queryset, **kwargs):
-        data = super().get_export_data(file_format, request, queryset, **kwargs)
-        # import-export calls this once per file it makes: the audit entry of the export.
-        export_record(user=request.user, orders=queryset, count=queryset.count(),
-                      file_format=file_format.get_extension(), where="from the admin",
-                      chosen=self.export_chosen(request, kwargs.get("export_form")))
-        return data
-
-    @staticmethod
-    def export_chosen(request, form) -> str:
-        """Which orders an admin export took: the selection, the list's filters and search."""
-        parts = []
-        if form is not None and "export_items" in form.changed_data:
-            parts.append(f"{len(form.cleaned_data['export_items'])} selected in the list")
-        filters = [f"{key}={value}" for key, value in request.GET.items()
-                   if key not in ("q", "o", "p", "_changelist_filters")]
-        if filters:
-            parts.append(f"filtered by {', '.join(filters)}")
-        if request.GET.get("q"):
-            parts.append(f"search “{request.GET['q']}”")
-        return "; ".join(parts) or "all orders"
+    # The export (its page, button, action, permission): orders/admin_export.py (OrderExportMixin).
 
     class Media:
         css = {"all": ["giftdesk/admin.css"]}
@@ -361,7 +350,7 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
         # Ours, sent to the provider with the order; not the spreadsheet's.
         return order.reference
 
-    @admin.display(description="Reference (spreadsheet)", ordering="recipient__reference")
+    @admin.display(description="Reference (spreadsheet)")
     def spreadsheet_reference(self, order):
         return order.recipient.reference or "—"
 
@@ -386,15 +375,15 @@ class OrderAdmin(OrderActionsMixin, ReadOnlyAdminMixin, ExportActionMixin, admin
         basket's other cards and their recipients are not shown (orders.call_excerpts)."""
         return render_to_string("admin/orders/order/provider_calls.html", {"excerpts": page_calls(order).excerpts})
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description="Amount")
     def amount_display(self, order):
         return f"{order.amount:,.2f} {order.currency}"
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description="Status")
     def status_display(self, order):
         return status_badge(order.status, order.get_status_display())
 
-    @admin.display(description="Account", ordering="batch__account__name")
+    @admin.display(description="Account")
     def account(self, order):
         return order.batch.account
 
@@ -437,8 +426,8 @@ admin.site.unregister(ProviderAccount)
 
 
 @admin.register(ProviderAccount)
-class AccountAdmin(ProviderAccountAdmin):
-    actions = [*ProviderAccountAdmin.actions, "resume_sending"]
+class AccountAdmin(AccountReconcileMixin, ProviderAccountAdmin):
+    actions = [*ProviderAccountAdmin.actions, "resume_sending", "reconcile_with_provider"]
     list_display = [*ProviderAccountAdmin.list_display[:-1], "this_month", ProviderAccountAdmin.list_display[-1]]
     readonly_fields = [*ProviderAccountAdmin.readonly_fields, "this_month"]
 

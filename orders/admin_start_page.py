@@ -78,7 +78,8 @@ def entries(site: AdminSite, request) -> list[Entry]:
         may_export = _admin(site, Order).has_export_permission(request)
         found.append(Entry("see-orders", "Orders and export" if may_export else "Orders", _changelist(Order),
                            "Every card: recipient, amount, status and cost."
-                           + (" Filter the list, then Export (CSV or XLSX)." if may_export else "")))
+                           + (" Filter the list: its totals follow; then “Export these orders” (CSV or XLSX)."
+                              if may_export else "")))
     return found
 
 
@@ -137,5 +138,13 @@ def _waiting_for_a_limit(request) -> list[Item]:
                  url, "they go when the limit allows; an administrator can raise it on the account.")]
 
 
+def dashboard_url(site: AdminSite, request) -> str:
+    """The spending dashboard (orders/admin_dashboard.py), for whoever may open it; "" otherwise."""
+    order_admin = _admin(site, Order)
+    allowed = getattr(order_admin, "has_dashboard_permission", None)
+    return reverse("admin:orders_order_dashboard") if allowed is not None and allowed(request) else ""
+
+
 def start_page_context(site: AdminSite, request) -> dict:
-    return {"start_entries": entries(site, request), "needs_attention": needs_attention(site, request)}
+    return {"start_entries": entries(site, request), "needs_attention": needs_attention(site, request),
+            "dashboard_url": dashboard_url(site, request)}

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from orders.models import Batch, BatchState, Order, OrderStatus
+from orders.models import Batch, BatchState, Order, OrderStatus, Submission, SubmissionState
 from orders.spending import WAIT_REASON_START
 from providers.models import ProviderAccount
 
@@ -61,3 +61,35 @@ def failed_orders_since(since: datetime) -> int:
 def orders_waiting_for_a_limit() -> int:
     """Queued orders a monthly spending limit holds back (orders.spending)."""
     return Order.objects.filter(status=OrderStatus.QUEUED, waiting_reason__startswith=WAIT_REASON_START).count()
+
+
+def queued_orders_of_paused_accounts() -> dict[int, int]:
+    """{account id: its queued orders} for the accounts whose sending is paused (blocked_reason
+    set), in one grouped query; they go once staff resume sending on the account."""
+    rows = (Order.objects.filter(status=OrderStatus.QUEUED).exclude(batch__account__blocked_reason="")
+            .order_by().values_list("batch__account_id").annotate(count=Count("pk")))
+    return dict(rows)
+
+
+# A submission still settling: not yet accepted or rejected by the provider.
+UNSETTLED_SUBMISSION_STATES = (SubmissionState.PREPARED, SubmissionState.IN_FLIGHT, SubmissionState.RETRY)
+
+
+def submissions_with_unknown_outcome():
+    """Submissions an attempt of which may have been placed (a timeout after sending, a dropped
+    answer, a worker that died) and that the provider has not settled yet: the engine asks
+    again with the same key or looks the order up (DESIGN.md engine rule 4)."""
+    return Submission.objects.filter(outcome_unknown=True, state__in=UNSETTLED_SUBMISSION_STATES)
+
+
+@dataclass(frozen=True)
+class UnknownOutcomes:
+    submissions: int
+    orders: int  # the orders those submissions carry
+
+
+def unknown_outcomes() -> UnknownOutcomes:
+    """How many submissions have an unknown outcome, and how many orders they carry: one query."""
+    counts = submissions_with_unknown_outcome().aggregate(submissions=Count("pk", distinct=True),
+                                                          orders=Count("orders"))
+    return UnknownOutcomes(submissions=counts["submissions"], orders=counts["orders"])

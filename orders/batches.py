@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -24,7 +24,7 @@ from orders import events
 from orders.approvals import approval_reasons, batch_fingerprint
 from orders.batch_access import approval_refusal
 from orders.dispatch import PAUSED_PREFIX, wake_worker
-from orders.models import Batch, BatchState, Order, OrderStatus, Recipient
+from orders.models import BATCH_TOTALS_FIELDS, Batch, BatchState, Order, OrderStatus, Recipient
 from orders.funds import FundsCheck, funds_check
 from orders.import_preview import left_out_note
 from orders.money import amount_text, totals_of, totals_text
@@ -115,6 +115,7 @@ def batch_create(
         orders, from_status="", to_status=OrderStatus.PENDING, actor=actor,
         message=f"Imported from {source_filename or 'a spreadsheet'}.",
     )
+    batch.refresh_from_db(fields=sorted(BATCH_TOTALS_FIELDS))  # as recorded just now (orders.batch_totals)
     audit_record(AuditAction.UPLOAD, user=user, target=batch, amounts=totals_of(batch.orders.all()),
                  summary=f"Uploaded {source_filename or 'a spreadsheet'}: {plural(len(orders), 'order')} on {account}"
                          + (f", {plural(batch.rejected_row_count, 'invalid row')} left out."
@@ -387,7 +388,15 @@ def scheduled_batches_queue() -> list[SendOutcome]:
 def batch_cancel(*, batch: Batch, user=None) -> int:
     """Cancel every order of a batch not yet handed to a worker. Returns how many."""
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
-    stoppable = list(batch.orders.filter(status__in=[OrderStatus.PENDING, OrderStatus.QUEUED]))
+    unsent = batch.orders.filter(status__in=[OrderStatus.PENDING, OrderStatus.QUEUED])
+    stoppable = list(orders_not_held(unsent))
+    held = unsent.count() - len(stoppable)
+    if held:
+        # All or nothing: "Cancelled 8 orders" must not leave 2 queued unsaid. The worker
+        # lets go of them as soon as this transaction ends.
+        raise BatchActionRefused(f"A worker holds {plural(held, 'queued order')} of “{batch}” at this instant (it may "
+                                 "be sending them), so nothing was cancelled: look at the batch again in a moment, "
+                                 "then cancel.")
     if not stoppable:
         # Say what the rest are doing, counted: "the rest are with the provider" was not always true.
         statuses = list(batch.orders.values_list("status", flat=True))
@@ -415,6 +424,17 @@ def batch_cancel(*, batch: Batch, user=None) -> int:
                  summary=f"Cancelled {plural(len(cancelled), 'order')} not yet sent ({totals_text(totals)}).")
     batch_state_after_cancel(batch)
     return len(cancelled)
+
+
+def orders_not_held(orders: QuerySet) -> QuerySet:
+    """`orders`, locked, without those another transaction holds this instant (PostgreSQL).
+
+    A cancel holds its batch's row, and a worker claiming queued orders holds them until it
+    has counted them on their batch's row (orders.batch_totals): were the cancel to wait
+    for those orders, each would wait for the other. The caller says which were left out."""
+    if connection.features.has_select_for_update_skip_locked:
+        return orders.select_for_update(skip_locked=True, of=("self",))
+    return orders
 
 
 def batch_state_after_cancel(batch: Batch) -> None:

@@ -27,7 +27,7 @@ from django_q.tasks import async_task
 from audit.models import AuditAction
 from audit.services import record as audit_record
 from giftdesk.text import plural
-from orders import events, spending
+from orders import batch_totals, events, spending
 from orders.models import (
     Batch,
     BatchState,
@@ -200,11 +200,12 @@ def _submit_request(submission: Submission, orders: list[Order]) -> SubmitReques
         # No send_at from the batch's schedule: the engine queues a scheduled batch at its
         # time (orders.batches.scheduled_batches_queue), and a time already past could be
         # refused. Each card's own send_on date still goes with it.
-        cards=_cards(orders),
+        cards=card_requests(orders),
     )
 
 
-def _cards(orders: list[Order]) -> list[CardRequest]:
+def card_requests(orders: list[Order]) -> list[CardRequest]:
+    """The cards of `orders` as the provider client takes them (to submit, or to look up)."""
     return [
         CardRequest(
             order_reference=order.reference,
@@ -228,10 +229,18 @@ def _orders_in(submission: Submission, status: str) -> list[Order]:
     )
 
 
-def _client(submission: Submission, order_ids: list[int]) -> tuple[ProviderClient, events.CallRecorder]:
-    """A client for one attempt, and its calls: `calls.last` caused what the attempt records next."""
-    calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=worker_name())
+def submission_client(submission: Submission, order_ids: list[int], *,
+                      actor: str | None = None) -> tuple[ProviderClient, events.CallRecorder]:
+    """A client for one attempt (or lookup), holding the account's rate limit across workers, and
+    its calls, each recorded linked to `order_ids`: `calls.last` caused what is recorded next."""
+    calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=actor or worker_name())
     return account_client(submission.account, recorder=calls), calls
+
+
+def status_request(submission: Submission, orders: list[Order]) -> StatusRequest:
+    """The lookup of a submission's provider order, for the cards of `orders`."""
+    return StatusRequest(provider_reference=submission.provider_reference, cards=card_requests(orders),
+                         idempotency_key=submission.idempotency_key)
 
 
 def submission_attempt(submission_id: int) -> str | None:
@@ -242,7 +251,7 @@ def submission_attempt(submission_id: int) -> str | None:
     orders = _orders_in(submission, OrderStatus.SENDING)
     if not orders:
         return _settle_without_orders(submission)
-    client, calls = _client(submission, [order.pk for order in orders])
+    client, calls = submission_client(submission, [order.pk for order in orders])
     try:
         result = client.submit(_submit_request(submission, orders))
     except AccountError as exc:
@@ -268,6 +277,14 @@ def _apply_results(
     cause: ProviderCall | None,
 ) -> int:
     """Move each order to what the provider says of its card; returns how many are still processing."""
+    with batch_totals.deferred():  # the batches' totals move once each, in id order, after the orders
+        return _results_apply(submission, orders, result, from_status=from_status, cause=cause)
+
+
+def _results_apply(
+    submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
+    cause: ProviderCall | None,
+) -> int:
     now = timezone.now()
     by_reference = {card.order_reference: card for card in result.cards}
     still_processing = 0
@@ -308,8 +325,8 @@ def _apply_results(
         fields["waiting_reason"] = _scheduled_note(held) if held else ""
         if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
             events.record_transition(
-                [order], to_status=new_status, actor=worker_name(), submission=submission, provider_call=cause,
-                message=error or _accepted_message(submission, card, new_status, held_until=held),
+                [order], from_status=from_status, to_status=new_status, actor=worker_name(), submission=submission,
+                provider_call=cause, message=error or _accepted_message(submission, card, new_status, held_until=held),
             )
             still_processing += new_status == OrderStatus.PROCESSING
     return still_processing
@@ -385,15 +402,21 @@ def _fail_orders(submission: Submission, orders: list[Order], reason: str, *, ca
     """`definitely_refused`: the provider refused the request, so it bought nothing and staff
     may retry the orders under a new key (orders.order_actions)."""
     now = timezone.now()
-    failed = [
-        order for order in orders
-        if Order.objects.filter(pk=order.pk, status__in=[OrderStatus.SENDING, OrderStatus.PROCESSING]).update(
-            status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now,
-            definitely_refused=definitely_refused,
-        )
-    ]
-    events.record_transition(failed, to_status=OrderStatus.FAILED, actor=worker_name(),
-                             submission=submission, provider_call=cause, message=reason)
+    # One conditional UPDATE per status it may be in, so the event and the batch's totals get
+    # the status it really had (an attempt taken over may have moved it meanwhile).
+    left = list(orders)
+    with batch_totals.deferred():
+        for previous in (OrderStatus.SENDING, OrderStatus.PROCESSING):
+            failed = [
+                order for order in left
+                if Order.objects.filter(pk=order.pk, status=previous).update(
+                    status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now,
+                    definitely_refused=definitely_refused,
+                )
+            ]
+            events.record_transition(failed, from_status=previous, to_status=OrderStatus.FAILED,
+                                     actor=worker_name(), submission=submission, provider_call=cause, message=reason)
+            left = [order for order in left if order not in failed]
 
 
 # --- Polling --------------------------------------------------------------------------------------
@@ -423,13 +446,10 @@ def submission_poll(submission_id: int) -> int | None:
         return 0
     if not client_class(submission.account.kind).supports_status:
         return _scheduled_cards_deliver(submission, orders)
-    client, calls = _client(submission, [order.pk for order in orders])
+    client, calls = submission_client(submission, [order.pk for order in orders])
     delay = settings.GIFTDESK_POLL_SECONDS
     try:
-        result = client.fetch_status(StatusRequest(
-            provider_reference=submission.provider_reference, cards=_cards(orders),
-            idempotency_key=submission.idempotency_key,
-        ))
+        result = client.fetch_status(status_request(submission, orders))
     except AccountError as exc:
         # Refused for the account: an order would be too, so sending pauses. The cards are
         # with the provider whatever the lookup says: asked again, seldom while the refusal
@@ -493,8 +513,8 @@ def _scheduled_cards_deliver(submission: Submission, orders: list[Order]) -> int
     with transaction.atomic():
         delivered = [order for order in due if Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(
             status=OrderStatus.DELIVERED, waiting_reason="", completed_at=now, updated_at=now)]
-        events.record_transition(delivered, to_status=OrderStatus.DELIVERED, actor=worker_name(),
-                                 submission=submission,
+        events.record_transition(delivered, from_status=OrderStatus.PROCESSING, to_status=OrderStatus.DELIVERED,
+                                 actor=worker_name(), submission=submission,
                                  message=f"Delivery date reached: {provider} accepted this card for today "
                                          f"({provider} has no status lookup to ask).")
         waiting = submission.orders.filter(status=OrderStatus.PROCESSING, send_on__isnull=False).exists()
@@ -607,7 +627,7 @@ def _pause_account(account_id: int, reason: str) -> None:
 
 
 def _complete_finished_batches(batch_ids: set[int]) -> None:
-    for batch_id in batch_ids:
+    for batch_id in sorted(batch_ids):  # batch rows in id order, as everywhere: no deadlock
         unfinished = Order.objects.filter(batch_id=batch_id).exclude(status__in=TERMINAL_STATUSES)
         if not unfinished.exists():
             Batch.objects.filter(pk=batch_id, state=BatchState.SENDING).update(
@@ -680,7 +700,8 @@ def _unsent_claims_release(account: ProviderAccount) -> None:
                 last_error="Not sent: sending on the account was paused; its orders went back to waiting.",
             ):
                 continue  # Attempted meanwhile (the account was resumed): that attempt decides.
-            orders = list(submission.orders.filter(status=OrderStatus.SENDING))
+            orders = list(submission.orders.filter(status=OrderStatus.SENDING).order_by("id")
+                          .select_for_update(of=("self",)))  # the orders read are the orders moved
             Order.objects.filter(pk__in=[order.pk for order in orders], status=OrderStatus.SENDING,
                                  submission=submission).update(
                 status=OrderStatus.QUEUED, submission=None, updated_at=now,
@@ -811,7 +832,19 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
     fulfilling. An order still `sending` is left to its own request (retried with the same
     key, it records the provider's ids and cost); a finished order stays as it is, so a late
     or replayed event can never undo a delivery."""
+    # One transaction (the webhook view's, or its own): each order and its batch's totals move
+    # together; the batches' rows once each, in id order, after the orders.
+    with transaction.atomic():
+        with batch_totals.deferred():
+            outcome, batch_ids = _card_updates_apply(account=account, updates=updates, actor=actor)
+        _complete_finished_batches(batch_ids)
+    return outcome
+
+
+def _card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], actor: str) -> tuple[str, set[int]]:
+    """What the updates changed, in words, and the batches of the orders they moved."""
     changed, ignored, kept = 0, 0, 0
+    batch_ids = set()
     for update in updates:
         orders = Order.objects.filter(batch__account=account)
         if update.order_reference:
@@ -841,7 +874,7 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
                 events.record_transition([order], to_status=new_status, actor=actor,
                                          message=update.error or "Reported by the provider's webhook.")
                 changed += 1
-                _complete_finished_batches({order.batch_id})
+                batch_ids.add(order.batch_id)
     return (f"{plural(changed, 'order')} updated"
             + (f", {plural(ignored, 'update')} without an order reference" if ignored else "")
-            + (f", {kept:,} kept processing until their delivery date" if kept else ""))
+            + (f", {kept:,} kept processing until their delivery date" if kept else "")), batch_ids

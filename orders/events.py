@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 
+from orders import batch_totals
 from orders.models import EventKind, Order, OrderEvent, ProviderCall, Submission
 from providers.clients.base import CallRecord
 
@@ -11,6 +12,12 @@ def record_transition(
     from_status: str | None = None, submission: Submission | None = None,
     provider_call: ProviderCall | None = None,
 ) -> None:
+    """Record that `orders` went from `from_status` (None: each order's `status` as still held
+    in memory; "": just created) to `to_status`, and move their batches' stored totals.
+
+    Call it in the transaction of the conditional UPDATE that made the change, with only the
+    orders that UPDATE changed: the totals then move with it, or not at all."""
+    moves = [(order, from_status if from_status is not None else order.status) for order in orders]
     OrderEvent.objects.bulk_create(
         OrderEvent(
             order=order,
@@ -18,12 +25,13 @@ def record_transition(
             provider_call=provider_call,
             actor=actor,
             kind=EventKind.STATUS,
-            from_status=from_status if from_status is not None else order.status,
+            from_status=previous,
             to_status=to_status,
             message=message,
         )
-        for order in orders
+        for order, previous in moves
     )
+    batch_totals.transitions_apply(moves, to_status=to_status)
 
 
 def record_note(

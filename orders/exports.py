@@ -1,32 +1,33 @@
 """Exporting orders for the books: the columns, each cell made safe to open in a spreadsheet,
 and the file written row by row, so memory stays flat however many orders there are.
 
-Used by the admin's export (`OrderExportResource`, django-import-export) and by
-`manage.py export_orders` (`orders_export`). Both write the same columns and escape every
-text cell the same way.
+Used by the order list's export (orders/admin_export.py: `csv_chunks` streamed to the
+browser, `xlsx_write` to a temporary file), by `manage.py export_orders` and the scheduled
+export (`orders_export`, orders/scheduled_exports.py). All write the same columns, read in
+one query (`for_export`), and escape every text cell the same way.
 
 Formula injection (OWASP "CSV injection"): a spreadsheet runs a cell that begins with
 `=`, `+`, `-` or `@` (tab and carriage return can hide such a start). Names, campaigns
 and batch names come from uploaded spreadsheets and error texts from providers, so every
 text cell that begins with one of them gets a leading `'`: the spreadsheet shows it as
-text and runs nothing. django-import-export's own setting covers only `=`.
+text and runs nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import xlsxwriter
 from django.db.models import Case, Expression, F, QuerySet, When
 from django.utils import timezone
-from import_export import fields, resources
 
 from orders.models import Order, OrderStatus
 from providers.models import ProviderAccount
@@ -46,7 +47,7 @@ def formula_safe(text: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    name: str  # the header, also the admin export form's checkbox
+    name: str  # the header
     # An attribute of the order, or what the database computes for it (a lookup across its
     # relations, an expression): read in the same query, never a query per row.
     source: str | Expression
@@ -87,12 +88,15 @@ COLUMNS = [
 ]
 
 # One query, one model instance per row (not one per related row), and no secret or large
-# field loaded: only the order's own columns above, and what card_code_masked reads.
-ORDER_FIELDS = [column.source for column in COLUMNS
-                if isinstance(column.source, str) and "__" not in column.source and column.source != "card_code_masked"]
-ORDER_FIELDS.append("card_code_last4")
+# field loaded: only the order's own columns above, a property by the field it reads.
+PROPERTY_FIELDS = {"card_code_masked": "card_code_last4"}
+ORDER_FIELDS = [PROPERTY_FIELDS.get(column.source, column.source) for column in COLUMNS
+                if column.attribute == column.source]
 ANNOTATIONS = {column.attribute: F(column.source) if isinstance(column.source, str) else column.source
                for column in COLUMNS if column.attribute != column.source}
+
+
+CHUNK_SIZE = 2000  # orders read per round trip of `.iterator()`: what memory holds at once
 
 
 def for_export(queryset: QuerySet) -> QuerySet:
@@ -119,41 +123,6 @@ def native_cell(column: Column, value, zone: tzinfo):
     if column.kind == TIME:
         return value.astimezone(zone).replace(tzinfo=None)
     return formula_safe(str(value))
-
-
-# --- The admin's export (django-import-export) ------------------------------------------------
-
-class _OrderExportResourceBase(resources.ModelResource):
-    """Every cell through `text_cell` / `native_cell`, whichever format the admin asked for."""
-
-    columns = {column.name: column for column in COLUMNS}
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.zone = timezone.get_current_timezone()
-
-    def filter_export(self, queryset, **kwargs):
-        return for_export(queryset)
-
-    def export_field(self, field, instance, **kwargs):
-        column = self.columns[field.column_name]
-        cell = native_cell if kwargs.get("force_native_type") else text_cell
-        return cell(column, column.value(instance), self.zone)
-
-
-class _Meta:
-    model = Order
-    fields = export_order = [column.name for column in COLUMNS]
-
-
-# One declared field per column, so the export form offers each as a checkbox.
-OrderExportResource = type("OrderExportResource", (_OrderExportResourceBase,), {
-    "__module__": __name__,
-    "__doc__": "What finance exports from the admin: one line per card, with what it cost.",
-    "Meta": _Meta,
-    **{column.name: fields.Field(attribute=column.name, column_name=column.name, readonly=True)
-       for column in COLUMNS},
-})
 
 
 # --- The scriptable export ---------------------------------------------------------------------
@@ -204,21 +173,26 @@ def find_account(name: str) -> ProviderAccount:
     return account
 
 
+def check_format(file_format: str) -> str:
+    if file_format not in FORMATS:
+        raise ExportRefused(f"Unknown format {file_format!r}: use {' or '.join(FORMATS)}.")
+    return file_format
+
+
 def check_status(status: str) -> str:
     if status not in OrderStatus.values:
         raise ExportRefused(f"No order status {status!r}. Statuses: {', '.join(OrderStatus.values)}.")
     return status
 
 
-def orders_export(*, criteria: ExportCriteria, file_format: str, path: Path, chunk_size: int = 2000) -> int:
+def orders_export(*, criteria: ExportCriteria, file_format: str, path: Path, chunk_size: int = CHUNK_SIZE) -> int:
     """Write the matching orders to `path` as CSV or XLSX; return how many were written.
 
     The file is written next to `path` under a temporary name and renamed when complete,
     so a failed export never leaves half a file (and never replaces a good one). It is
     readable by its owner only: it holds recipients' personal data.
     """
-    if file_format not in FORMATS:
-        raise ExportRefused(f"Unknown format {file_format!r}: use {' or '.join(FORMATS)}.")
+    check_format(file_format)
     path = Path(path)
     if path.is_dir():
         raise ExportRefused(f"Cannot write {path}: it is a directory. Give a file name.")
@@ -237,22 +211,69 @@ def orders_export(*, criteria: ExportCriteria, file_format: str, path: Path, chu
     return count
 
 
-def _csv_write(orders: Iterator[Order], path: Path) -> int:
-    count = 0
-    # BOM: Excel then reads the file as UTF-8 (names such as "Søren" stay intact).
-    with path.open("w", newline="", encoding="utf-8-sig") as stream:
-        writer = csv.writer(stream)
-        writer.writerow([column.name for column in COLUMNS])
-        zone = timezone.get_current_timezone()
-        for count, order in enumerate(orders, start=1):
+# --- The writers: the admin's and the scriptable export's -------------------------------------
+
+HEADER = [column.name for column in COLUMNS]
+CSV_BOM = "\ufeff"  # Excel then reads the file as UTF-8 (names such as "Søren" stay intact)
+CSV_ROWS_PER_CHUNK = 500  # lines per piece of a streamed CSV: few writes, little memory
+
+
+def csv_chunks(orders: Iterable[Order], rows_per_chunk: int = CSV_ROWS_PER_CHUNK) -> Iterator[str]:
+    """The CSV as text, `rows_per_chunk` lines at a time (the BOM and the header first): what
+    the admin streams to the browser and `csv_write` writes to a file. Only one chunk's
+    lines are ever held."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)  # "\r\n" line ends, as RFC 4180 and Excel have them
+    buffer.write(CSV_BOM)
+    writer.writerow(HEADER)
+    zone = timezone.get_current_timezone()
+    rows = iter(orders)
+    try:
+        for count, order in enumerate(rows, start=1):
             writer.writerow([text_cell(column, column.value(order), zone) for column in COLUMNS])
-    return count
+            if count % rows_per_chunk == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        # A download the browser left closes this generator (the server closes the response):
+        # close the database cursor now, not whenever the iterator is collected. On PostgreSQL
+        # it is a WITH HOLD cursor that would otherwise outlive the request on a kept connection.
+        if hasattr(rows, "close"):
+            rows.close()
 
 
-def _xlsx_write(orders: Iterator[Order], path: Path) -> int:
+class _Counted:
+    """Iterates `items` once, counting them: how many a writer wrote."""
+
+    def __init__(self, items: Iterable):
+        self.items, self.count = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def csv_write(orders: Iterable[Order], path: Path) -> int:
+    counted = _Counted(orders)
+    with Path(path).open("w", newline="", encoding="utf-8") as stream:
+        for chunk in csv_chunks(counted):
+            stream.write(chunk)
+    return counted.count
+
+
+def xlsx_too_many() -> str:
+    return f"More than {XLSX_MAX_ORDERS:,} orders do not fit in one XLSX sheet: export fewer orders, or CSV."
+
+
+def xlsx_write(orders: Iterable[Order], target: Path | BinaryIO) -> int:
+    """The orders as one sheet, to a file name or an open binary file (the admin's temporary
+    file); raises ExportRefused past Excel's last row."""
     # constant_memory writes each row to disk as it goes; text goes in with write_string, so
     # no cell is ever a formula, a number or a link by guesswork.
-    workbook = xlsxwriter.Workbook(str(path), {
+    workbook = xlsxwriter.Workbook(str(target) if isinstance(target, (str, Path)) else target, {
         "constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
         "strings_to_urls": False,
     })
@@ -268,8 +289,7 @@ def _xlsx_write(orders: Iterator[Order], path: Path) -> int:
     try:
         for count, order in enumerate(orders, start=1):
             if count > XLSX_MAX_ORDERS:
-                raise ExportRefused(f"More than {XLSX_MAX_ORDERS:,} orders do not fit in one XLSX sheet: "
-                                    "export a shorter period (--from, --to) or use CSV.")
+                raise ExportRefused(xlsx_too_many())
             for index, column in enumerate(COLUMNS):
                 value = native_cell(column, column.value(order), zone)
                 if value is None or value == "":
@@ -285,4 +305,4 @@ def _xlsx_write(orders: Iterator[Order], path: Path) -> int:
     return count
 
 
-WRITERS: dict[str, Callable[[Iterable[Order], Path], int]] = {CSV: _csv_write, XLSX: _xlsx_write}
+WRITERS: dict[str, Callable[[Iterable[Order], Path], int]] = {CSV: csv_write, XLSX: xlsx_write}

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from providers import crypto
@@ -17,7 +18,13 @@ class Recipient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["email"])]
+        indexes = [
+            models.Index(fields=["email"]),
+            # The order list's search (orders.order_search): an exact email whatever its case,
+            # and the spreadsheet's reference as typed.
+            models.Index(Lower("email"), name="recipient_email_lower_idx"),
+            models.Index(fields=["reference"], name="recipient_reference_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
@@ -80,17 +87,44 @@ class Batch(models.Model):
     rejected_row_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Totals of its orders kept on the batch (orders.batch_totals), so the batch list reads
+    # them instead of counting every order on every page. Written only through
+    # orders.events.record_transition and batch_totals_refresh, never by save() (below).
+    pending_count = models.PositiveIntegerField(default=0, editable=False)
+    queued_count = models.PositiveIntegerField(default=0, editable=False)
+    sending_count = models.PositiveIntegerField(default=0, editable=False)
+    processing_count = models.PositiveIntegerField(default=0, editable=False)
+    delivered_count = models.PositiveIntegerField(default=0, editable=False)
+    failed_count = models.PositiveIntegerField(default=0, editable=False)
+    cancelled_count = models.PositiveIntegerField(default=0, editable=False)
+    face_value_totals = models.JSONField(default=dict, blank=True, editable=False,
+                                         help_text='Face value of all its orders per currency, e.g. {"DKK": "1500.00"}.')
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
         # source_checksum: the preview's "this file was uploaded before" (orders.same_file).
-        indexes = [models.Index(fields=["state"]), models.Index(fields=["source_checksum"])]
+        # created_at: the batch list's order and its date drill-down (an index scan, not a sort).
+        indexes = [models.Index(fields=["state"]), models.Index(fields=["source_checksum"]),
+                   models.Index(fields=["created_at"], name="batch_created_at_idx")]
         # Four eyes: the Approvers group (orders/migrations/0014); nobody approves their own.
         permissions = [("approve_batch", "Can approve or reject others' batches")]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        # The stored totals move by deltas as orders change (orders.batch_totals): a batch
+        # loaded a moment ago and saved whole would put back the counts it read.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [field.name for field in self._meta.concrete_fields
+                                       if not field.primary_key and field.name not in BATCH_TOTALS_FIELDS]
+        super().save(*args, **kwargs)
+
+
+# Batch fields only orders.batch_totals writes.
+BATCH_TOTALS_FIELDS = frozenset({"pending_count", "queued_count", "sending_count", "processing_count",
+                                 "delivered_count", "failed_count", "cancelled_count", "face_value_totals"})
 
 
 class OrderStatus(models.TextChoices):
@@ -104,6 +138,9 @@ class OrderStatus(models.TextChoices):
 
 
 TERMINAL_STATUSES = (OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED)
+# Orders the provider accepted: what was bought (the spend in totals, the dashboard and a
+# reconciliation).
+BOUGHT_STATUSES = (OrderStatus.PROCESSING, OrderStatus.DELIVERED)
 
 
 class SubmissionState(models.TextChoices):
@@ -218,6 +255,13 @@ class Order(models.Model):
             # The month's spend of an account in a currency (orders.spending); claimed_at
             # first, so a lookup of queued orders by currency never picks it over (status, batch).
             models.Index(fields=["claimed_at", "currency"]),
+            # The order list (orders/admin_order_filters.py, orders/order_search.py): its order (newest
+            # batch first, then newest order) read from an index, alone, in one batch or one
+            # currency; "last change" sorted; a provider order id searched.
+            models.Index(fields=["batch", "id"], name="order_batch_id_idx"),
+            models.Index(fields=["currency", "batch", "id"], name="order_currency_batch_id_idx"),
+            models.Index(fields=["updated_at", "id"], name="order_updated_at_id_idx"),
+            models.Index(fields=["provider_order_id"], name="order_provider_order_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="order_amount_positive"),
@@ -304,3 +348,54 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message[:60]}"
+
+
+class ReconciliationState(models.TextChoices):
+    RUNNING = "running", "Running"
+    AGREED = "agreed", "Everything agrees"
+    DIFFERENCES = "differences", "Differences found"
+    FAILED = "failed", "Failed"
+
+
+class Reconciliation(models.Model):
+    """One run of "ask each provider what became of the orders it accepted" (orders.reconciliation).
+    It only reports: no order is changed by it."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Empty: run by `manage.py reconcile`.",
+    )
+    # PROTECT: "all accounts" must never be what a deleted account's reconciliation turns into.
+    account = models.ForeignKey(ProviderAccount, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="reconciliations", help_text="Empty: every active account.")
+    since = models.DateField(help_text="Orders created on or after this day (server time zone).")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=ReconciliationState.choices, default=ReconciliationState.RUNNING)
+    orders_checked = models.PositiveIntegerField(default=0, help_text="Orders their provider was asked about.")
+    orders_not_checkable = models.PositiveIntegerField(
+        default=0, help_text="Orders of providers that document no order lookup (GoGift).")
+    differences_count = models.PositiveIntegerField("differences", default=0)
+    # [{order_id, reference, email, spreadsheet_reference, kind, ours, theirs, message}]; capped
+    # (orders.reconciliation.REPORT_LINES_KEPT), the count above is exact.
+    lines = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why the run itself failed.")
+    # Progress of a run done in several task slices: the last submission asked about, the
+    # accounts whose orders were checked, and the uncheckable orders per provider.
+    cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    checked_account_ids = models.JSONField(default=list, blank=True, editable=False)
+    not_checkable_by_provider = models.JSONField(default=dict, blank=True, editable=False)
+    # A running slice holds the run until then (a slice whose worker died is taken over
+    # after it); between slices, when the last one let go. Long past: nobody runs it any
+    # more (orders.reconciliation.stale_reconciliations_stop).
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # Asking providers buys nothing: Finance may (orders/migrations/0019).
+        permissions = [("reconcile_orders", "Can reconcile orders with the providers")]
+
+    def __str__(self) -> str:
+        return f"Reconciliation #{self.pk}"

@@ -37,9 +37,12 @@ from orders.batches import (
     batch_send,
     batch_state_after_cancel,
     new_order_reference,
+    orders_not_held,
 )
 from orders.models import Batch, BatchState, Order, OrderStatus, Recipient
 from orders.money import totals_add, totals_text
+from providers.models import ProviderAccount
+from providers.services import BalanceUnknown, account_balance_fresh
 
 UNKNOWN_OUTCOME = ("GiftDesk is still finding out whether the provider created this card; it is never "
                    "bought again under a new key")
@@ -264,6 +267,17 @@ def _references(orders: list[Order]) -> str:
     return named + (f" and {len(orders) - REFERENCES_NAMED} more" if len(orders) > REFERENCES_NAMED else "")
 
 
+def _wallets_asked_first(account_ids: Iterable[int]) -> None:
+    """Ask the wallets that Send's funds check reads before any batch is locked. Asked under a
+    batch's lock, a balance is stored (the account's row) while a worker's claim may hold that
+    row and wait for the batch's row to count what it claimed (orders.batch_totals)."""
+    for account in ProviderAccount.objects.filter(pk__in=set(account_ids)).order_by("pk"):
+        try:
+            account_balance_fresh(account=account)
+        except BalanceUnknown:
+            pass  # the funds check says so
+
+
 def _lock_batches(batch_ids: Iterable[int]) -> dict[int, Batch]:
     # Batches first, in one order, as batch_send and batch_cancel lock them: no deadlock.
     return {batch.pk: batch for batch in Batch.objects.select_for_update(of=("self",)).select_related("account")
@@ -276,6 +290,7 @@ def orders_retry(orders, user) -> RetryResult:
     refused; leave every other order as it is, with why. Each batch is then sent as Send
     would (approval, schedule, limits); a batch the send refuses keeps its orders failed."""
     loaded = _loaded(orders)
+    _wallets_asked_first(order.batch.account_id for order in loaded if order.status == OrderStatus.FAILED)
     _lock_batches(order.batch_id for order in loaded)
     plan = retry_plan(loaded, user)
     result = RetryResult(retried=[], left_out=list(plan.left_out))
@@ -367,6 +382,7 @@ def order_resend(order: Order, *, email: str, name: str | None = None, user) -> 
 
     Returns the new order; its `send_outcome` attribute is the batch send's sentence.
     Raises OrderActionRefused with the reason, and then nothing is created."""
+    _wallets_asked_first(Batch.objects.filter(pk=order.batch_id).values_list("account_id", flat=True))
     _lock_batches([order.batch_id])
     list(Order.objects.select_for_update().filter(pk=order.pk).values_list("pk", flat=True))  # lock, then read
     original = _loaded([order])[0]
@@ -435,7 +451,13 @@ def orders_cancel(orders, user) -> CancelResult:
     now = timezone.now()
     for part in plan.by_batch():
         cancelled = []
+        free = set(orders_not_held(Order.objects.filter(pk__in=[order.pk for order in part.orders]).order_by())
+                   .values_list("pk", flat=True))
         for order in part.orders:
+            if order.pk not in free:  # waited for, it would deadlock (orders.batches.orders_not_held)
+                result.left_out.append(LeftOut(order, "a worker held it at that instant (it may be sending it), so it "
+                                                      "was not cancelled: look at it again"))
+                continue
             # Conditional: an order a worker claimed a moment ago is with the provider now.
             if Order.objects.filter(pk=order.pk, status=order.status).update(
                 status=OrderStatus.CANCELLED, completed_at=now, updated_at=now, waiting_reason="",

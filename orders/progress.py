@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from giftdesk.text import plural, verb
+from orders.batch_totals import status_counts
 from orders.dispatch import claim_limit
 from orders.models import Batch, BatchState, Order, OrderStatus
 from orders.spending import WAIT_REASON_START
@@ -148,11 +149,9 @@ def progress_of(counts: Mapping[str, int], *, state: str, state_label: str = "",
 
 
 def batch_counts(batch: Batch) -> dict[str, int]:
-    """Orders per status: the batch list's annotations (n_<status>) where present, else one query."""
-    if all(hasattr(batch, f"n_{status}") for status in OrderStatus.values):
-        return {status: getattr(batch, f"n_{status}") or 0 for status in OrderStatus.values}
-    rows = batch.orders.order_by().values_list("status").annotate(n=Count("id"))
-    return {status: count for status, count in rows}
+    """Orders per status, as stored on the batch and kept current as orders change
+    (orders.batch_totals): no query, on the list as on the batch's page."""
+    return status_counts(batch)
 
 
 def cards_ahead(account: ProviderAccount, *, batch: Batch | None = None) -> int:

@@ -4,7 +4,7 @@ Each is safe to run twice; the database state decides what happens.
 """
 
 from giftdesk.text import plural
-from orders import batches, dispatch, uploads
+from orders import batches, dispatch, reconciliation, uploads
 
 
 def pump_account(account_id: int) -> str:
@@ -25,3 +25,12 @@ def sweep() -> str:
     return (f"{plural(len(scheduled), 'scheduled batch', 'scheduled batches')} queued, "
             f"{plural(released, 'stale submission')} released, {plural(len(accounts), 'account')} woken, "
             f"{plural(expired, 'expired upload')} deleted")
+
+
+def reconcile(reconciliation_id: int) -> str:
+    """One slice of a reconciliation (orders.reconciliation); queued again while more remains:
+    a run can outlast a task's timeout."""
+    done = reconciliation.reconciliation_run(reconciliation_id)
+    if done is False:
+        reconciliation.reconciliation_queue(reconciliation_id)
+    return {True: "finished", False: "more to ask: queued again", None: "not this worker's to run"}[done]

@@ -77,8 +77,8 @@ DOCUMENTED_URLS = {
 # - Orders are matched to our cards by `reference`; if no order carries one, by position
 #   (UGiftMe keeps the request's order).
 # - A synchronous (201) order still pending is looked up with GET /orders/{id} ->
-#   {"order": {...}}; its provider reference is "order:<id>[,<id>...]" (ids of the orders
-#   still pending), while an async one is the bare orderRequestId.
+#   {"order": {...}}; a synchronous order's provider reference is "order:<id>[,<id>...]" (the
+#   ids of every order it created), while an async one is the bare orderRequestId.
 # - 429: the wait is read from the standard headers as base.rate_limit_wait reads them
 #   (Retry-After, else RateLimit-Reset, else X-RateLimit-Reset: seconds or a Unix time).
 # - 402 body: {"error": "Insufficient funds", "required", "available", "currency"}, amounts
@@ -199,15 +199,11 @@ class UGiftMeClient(HttpProviderClient):
         if not orders:
             raise _unknown_outcome(reply, f"UGiftMe answered HTTP {reply.status} without the created order.")
         results = _cards_from_orders(orders, cards, unmatched=_missing_card)
-        pending = [
-            str(order.get("id")) for order in orders
-            if _card_status(order) == CardStatus.PROCESSING and order.get("id")
-        ]
-        if pending:
-            reference = ORDER_REFERENCE_PREFIX + ",".join(pending)
+        # Every created order's id, delivered ones too: a later lookup (a reconciliation)
+        # must find each card, not only those still pending.
+        reference = ORDER_REFERENCE_PREFIX + ",".join(str(order.get("id")) for order in orders if order.get("id"))
+        if any(_card_status(order) == CardStatus.PROCESSING for order in orders):
             request.remember_reference(reference)
-        else:
-            reference = str(orders[0].get("id") or "") if len(orders) == 1 else ""
         return SubmitResult(reference, results)
 
     def fetch_status(self, request: StatusRequest) -> SubmitResult:

@@ -238,11 +238,13 @@ def test_a_person_goes_from_the_start_page_to_the_export_and_every_page_holds_up
     step("order-search")
 
     # 12. Export what the search found, as CSV: the spreadsheet's reference is a column.
-    page.click("a.export_link")
-    arrived(page, "#id_format")
-    page.select_option("#id_format", label="csv")
-    step("export-form")
-    exported = downloaded(page, "#content form input[type=submit]")
+    page.click("a#export-orders")  # "Export these orders", above the list
+    arrived(page, "#export-csv")
+    assert "q=EMP-1002" in page.url, page.url  # the page follows the list's search
+    expect(page.locator("#export-count")).to_contain_text("1 order matches")
+    expect(page.locator("#export-criteria")).to_contain_text("Search: “EMP-1002”")
+    step("export-page")
+    exported = downloaded(page, "#export-csv")
     assert exported.filename.endswith(".csv"), exported.filename
     lines = list(csv.DictReader(io.StringIO(exported.text)))
     assert [line["reference"] for line in lines] == [lars.reference], lines

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.batch_confirmation import send_summary
+from orders.batch_totals import batch_totals_refresh
 from orders.models import Batch, BatchState, Order, OrderStatus
 from orders.progress import batch_progress, duration_text, progress_of, sending_seconds
 from orders.spending import WAIT_REASON_START
@@ -37,6 +38,7 @@ def sending(account, cards: int) -> Batch:
     """A batch whose `cards` orders are all queued: sent, waiting for the workers."""
     batch = make_batch(account, ["25"] * cards, sku="GIFTY-STD")
     batch.orders.update(status=OrderStatus.QUEUED)
+    batch_totals_refresh([batch.pk])  # the stored counts follow statuses set by hand
     Batch.objects.filter(pk=batch.pk).update(state=BatchState.SENDING)
     return Batch.objects.select_related("account").get(pk=batch.pk)
 
@@ -159,6 +161,7 @@ def test_the_batch_page_draws_the_bar_with_its_attributes_and_no_inline_style(
     first, second, *_ = batch.orders.order_by("id")
     Order.objects.filter(pk=first.pk).update(status=OrderStatus.DELIVERED)
     Order.objects.filter(pk=second.pk).update(status=OrderStatus.FAILED)
+    batch_totals_refresh([batch.pk])  # the stored counts follow statuses set by hand
     Batch.objects.filter(pk=batch.pk).update(state=BatchState.SENDING)
 
     html = admin_client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
@@ -177,6 +180,7 @@ def test_the_batch_page_draws_the_bar_with_its_attributes_and_no_inline_style(
 def test_a_finished_batch_page_loads_no_follow_script(admin_client, emulated_gogift_account):
     batch = make_batch(emulated_gogift_account, ["100"])
     batch.orders.update(status=OrderStatus.DELIVERED)
+    batch_totals_refresh([batch.pk])  # the stored counts follow statuses set by hand
     Batch.objects.filter(pk=batch.pk).update(state=BatchState.COMPLETED)
 
     html = admin_client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
@@ -187,6 +191,7 @@ def test_a_finished_batch_page_loads_no_follow_script(admin_client, emulated_gog
 def test_the_batch_list_shows_a_small_bar_per_batch(admin_client, emulated_gogift_account):
     batch = make_batch(emulated_gogift_account, ["100", "100", "100"])
     Order.objects.filter(pk=batch.orders.order_by("id").first().pk).update(status=OrderStatus.FAILED)
+    batch_totals_refresh([batch.pk])  # the stored counts follow statuses set by hand
 
     html = admin_client.get(reverse("admin:orders_batch_changelist")).content.decode()
 
@@ -201,6 +206,7 @@ def test_the_batch_list_shows_a_small_bar_per_batch(admin_client, emulated_gogif
 def test_the_progress_endpoint_answers_json_to_whoever_may_view_the_batch(client, emulated_gogift_account):
     batch = make_batch(emulated_gogift_account, ["100", "100"])
     Order.objects.filter(pk=batch.orders.order_by("id").first().pk).update(status=OrderStatus.DELIVERED)
+    batch_totals_refresh([batch.pk])  # the stored counts follow statuses set by hand
     Batch.objects.filter(pk=batch.pk).update(state=BatchState.SENDING)
     url = reverse("admin:orders_batch_progress", args=[batch.pk])
     client.force_login(person("fin", "Finance"))  # reads batches; sends nothing

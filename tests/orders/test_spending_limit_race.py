@@ -10,6 +10,7 @@ from orders.models import OrderStatus
 from orders.spending import WAIT_REASON_START, month_spent
 from providers.services import account_configure
 from tests.fixtures.data import make_batch
+from tests.orders.test_batch_totals import assert_batch_totals_match
 from tests.racing import pumps_racing
 
 LIMIT = Decimal("4000")
@@ -49,3 +50,4 @@ def test_two_workers_racing_on_one_account_never_exceed_its_monthly_limit(
         assert order.waiting_reason.startswith(f"{WAIT_REASON_START}DKK limit of “{account.name}”")
         assert f"{bought:,.2f} DKK spent or in flight this month" in order.waiting_reason
         assert order.amount > LIMIT - bought
+    assert_batch_totals_match(batch)  # the stored counts survive workers racing

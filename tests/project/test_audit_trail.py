@@ -23,7 +23,6 @@ from django.utils import timezone
 from audit.context import COMMAND_LINE
 from audit.models import AppendOnly, AuditAction, AuditEntry
 from audit.services import record
-from orders.exports import COLUMNS
 from orders.models import Batch, BatchState, Order, OrderStatus
 from providers.models import Product, ProviderAccount
 from tests.admin_client import confirm_send, form_data
@@ -188,10 +187,9 @@ def test_an_admin_export_of_a_selection_is_recorded_with_format_count_and_amount
     orders = list(batch_of(global_gift_card.account, ["100", "250", "40"], finance).orders.order_by("pk"))
     chosen = [order.pk for order in orders[:2]]
     client = signed_in(finance)
-    client.post(ORDERS, {"action": "export_admin_action", "_selected_action": chosen})
+    export_page = client.post(ORDERS, {"action": "export_selected_orders", "_selected_action": chosen})
 
-    response = client.post(EXPORT_URL, {"format": "0", "resource": "0", "export_items": chosen,
-                                        **{f"orderexportresource_{column.name}": "on" for column in COLUMNS}})
+    response = client.post(export_page["Location"], {"format": "csv"})
 
     assert response.status_code == 200 and "text/csv" in response["Content-Type"]
     entry = only_entry(AuditAction.EXPORT)
@@ -204,8 +202,7 @@ def test_an_admin_export_of_a_filtered_list_names_the_filter(finance, global_gif
     batch = batch_of(global_gift_card.account, ["100", "250", "40"], finance)
     Order.objects.filter(pk=batch.orders.order_by("pk").first().pk).update(status=OrderStatus.FAILED)
 
-    response = signed_in(finance).post(f"{EXPORT_URL}?status__exact=pending", {
-        "format": "1", "resource": "0", "orderexportresource_reference": "on"})
+    response = signed_in(finance).post(f"{EXPORT_URL}?status__exact=pending", {"format": "xlsx"})
 
     assert response.status_code == 200
     entry = only_entry(AuditAction.EXPORT)
@@ -217,8 +214,7 @@ def test_an_admin_export_of_a_filtered_list_names_the_filter(finance, global_gif
 def test_a_refused_admin_export_records_nothing(sender, global_gift_card):
     order = make_batch(global_gift_card.account, ["100"]).orders.get()
 
-    response = signed_in(sender).post(EXPORT_URL, {"format": "0", "resource": "0", "export_items": [order.pk],
-                                                   "orderexportresource_reference": "on"})
+    response = signed_in(sender).post(f"{EXPORT_URL}?id__in={order.pk}", {"format": "csv"})
 
     assert response.status_code == 403
     assert not AuditEntry.objects.filter(action=AuditAction.EXPORT).exists()

@@ -118,7 +118,7 @@ def test_finance_who_may_not_import_is_offered_the_orders_and_their_export_inste
     found = entries(page)
     assert "send-gift-cards" not in found and "batches-to-approve" not in found
     assert found == {"see-orders": reverse("admin:orders_order_changelist")}
-    assert "Filter the list, then Export (CSV or XLSX)." in page
+    assert "Filter the list: its totals follow; then “Export these orders” (CSV or XLSX)." in page
     assert client.get(found["see-orders"]).status_code == 200
 
 

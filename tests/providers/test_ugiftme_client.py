@@ -201,7 +201,8 @@ def test_a_sync_order_is_delivered_at_once_with_its_order_id_and_cost(ugiftme_se
         submit_request([card("GD-1", "500", currency="DKK", product_id=MAGASIN_CARD)]))
     [delivered] = result.cards
     assert delivered.status == CardStatus.DELIVERED
-    assert result.provider_reference == delivered.provider_order_id == ugiftme_emulator.ledger[0].card_id
+    assert delivered.provider_order_id == ugiftme_emulator.ledger[0].card_id
+    assert result.provider_reference == f"order:{delivered.provider_order_id}"  # found again by a lookup
     assert (delivered.cost, delivered.cost_currency) == (Decimal("67.02"), "EUR")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.context import os_user
+from giftdesk.text import plural
 from orders.audit import export_record
 from orders.exports import (
     FORMATS,
@@ -54,10 +55,10 @@ class Command(BaseCommand):
         # Once the file is there: an export that failed took nothing out.
         chosen = [f"--{name.removeprefix('created_')} {options[name]}"
                   for name in ("created_from", "created_to", "account", "status") if options[name] is not None]
+        where = f"with export_orders to {Path(options['output']).resolve()} (run by the OS user {os_user()})"
         export_record(user=None, orders=criteria.queryset(), count=count, file_format=options["file_format"],
-                      where=f"with export_orders to {Path(options['output']).resolve()} (run by the OS user {os_user()})",
-                      chosen=" ".join(chosen) or "all orders")
-        self.stdout.write(f"Exported {count} order{'s' if count != 1 else ''} to {options['output']}")
+                      where=where, chosen=" ".join(chosen) or "all orders")
+        self.stdout.write(f"Exported {plural(count, 'order')} to {options['output']}")
 
 
 def _given(value: str | None, parse):
