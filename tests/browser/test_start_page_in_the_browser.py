@@ -121,7 +121,7 @@ def test_finance_is_offered_the_orders_and_nothing_to_send(browser_page, live_se
     log_in(page, live_server, person("fiona.finance", "Finance"), PASSWORD)
 
     assert page.locator("a#send-gift-cards").count() == 0
-    assert "Export (CSV or XLSX)" in page.inner_text("#start-here")
+    assert "then “Export these orders” (CSV or XLSX)" in page.inner_text("#start-here")
     shot(page, "start-page-finance")
 
     page.click("a#see-orders")
