@@ -1,18 +1,23 @@
 """Exactly-once under faults, full size: 1,000 orders across every provider, random faults,
-a worker SIGKILLed mid-send and restarted. Prints orders, faults injected, duplicates and
-lost orders, and the time to drain.
+a worker SIGKILLed mid-send and restarted; and, in the same run, the same orders without
+faults or a kill, so the time the faults cost is measured. Prints orders, faults injected,
+duplicates and lost orders, both times to drain and their ratio (issue 12: the fault run
+drains within 2x its no-fault time).
 
     .venv/bin/python bench/faults.py                       # SQLite, 1 worker
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdesk_faults \\
         REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/faults.py --workers 2
+    .venv/bin/python bench/faults.py --fault-rate 0        # the no-fault run only
+    .venv/bin/python bench/faults.py --no-baseline         # the fault run only
 
-The database is created afresh (SQLite: var/faults/faults.sqlite3; PostgreSQL: the named
-database is dropped and created). Exit status 1 when a promise is broken.
+The database is created afresh for each run (SQLite: var/faults/faults.sqlite3; PostgreSQL:
+the named database is dropped and created). Exit status 1 when a promise is broken.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -21,25 +26,77 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+GOAL_RATIO = 2.0  # issue 12: the fault run drains within 2x its no-fault time
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=1000, help="orders in all (split across providers)")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--fault-rate", type=float, default=0.2)
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="0: the no-fault run only")
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the no-fault run")
+    parser.add_argument("--quick", action="store_true", help="40 orders (10 per provider)")
     args = parser.parse_args()
+    orders = 40 if args.quick else args.orders
 
     log_dir = ROOT / "var" / "faults"
     log_dir.mkdir(parents=True, exist_ok=True)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{log_dir / 'faults.sqlite3'}"
-    _fresh_database(database_url)
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "giftdesk.settings"
+    engine = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
+    broker = "Redis" if os.environ.get("REDIS_URL") else "ORM"
+    setup = f"{engine} + {broker} broker, {args.workers} worker process(es)"
+
+    baseline = None
+    if args.fault_rate > 0 and not args.no_baseline:
+        print(f"No-fault run: {orders} orders, no faults, no worker killed", flush=True)
+        baseline = one_run(database_url, args, orders, fault_rate=0.0, kill=False, log_dir=log_dir)
+        print(f"\n{setup}, no faults\n{baseline.summary()}\n", flush=True)
+    print(f"{'Fault' if args.fault_rate > 0 else 'No-fault'} run: {orders} orders, fault rate {args.fault_rate:.0%}"
+          + (", a worker killed mid-send" if args.fault_rate > 0 else ""), flush=True)
+    result = one_run(database_url, args, orders, fault_rate=args.fault_rate, kill=args.fault_rate > 0,
+                     log_dir=log_dir)
+    print(f"\n{setup}, fault rate {args.fault_rate:.0%}")
+    print(result.summary())
+    for kind, statuses in result.per_provider.items():
+        print(f"  {kind}: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
+    broken_runs = [run for run in (baseline, result) if run is not None and broken(run)]
+    for run in broken_runs:
+        for problem in (run.lost + run.cards_for_undelivered + run.failed_without_reason)[:20]:
+            print(f"  PROBLEM: {problem}")
+    if baseline is not None:
+        ratio = result.seconds / baseline.seconds
+        print(f"\nTime to drain: {result.seconds:.1f} s with faults, {baseline.seconds:.1f} s without: "
+              f"{ratio:.2f}x (goal <= {GOAL_RATIO:g}x)")
+        print("BENCH " + json.dumps({
+            "measure": f"fault run drain time / no-fault drain time ({orders:,} orders, {engine}, "
+                       f"{args.workers} worker{'s' if args.workers != 1 else ''})",
+            "ours": round(result.seconds, 1), "baseline": round(baseline.seconds, 1), "ratio": round(ratio, 2),
+            "unit": "s", "goal": f"<= {GOAL_RATIO:g}x baseline", "met": ratio <= GOAL_RATIO and not broken_runs,
+        }, ensure_ascii=False))
+    return 1 if broken_runs else 0
+
+
+def broken(result) -> bool:
+    return bool(result.duplicates or result.lost or result.cards_for_undelivered or result.failed_without_reason)
+
+
+def one_run(database_url: str, args, orders: int, *, fault_rate: float, kill: bool, log_dir: Path):
+    """One run on a database created afresh for it."""
     import django
 
-    django.setup()
+    if not getattr(one_run, "set_up", False):
+        _fresh_database(database_url)
+        django.setup()
+        one_run.set_up = True
+    else:
+        from django.db import connections
+
+        connections.close_all()  # the database is dropped and created again under it
+        _fresh_database(database_url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -58,19 +115,9 @@ def main() -> int:
             print(f"  {done}/{total} orders finished", flush=True)
             last_print[0] = time.monotonic()
 
-    result = run(database_url=database_url, orders_per_provider=args.orders // providers, workers=args.workers,
-                 fault_rate=args.fault_rate, seed=args.seed, timeout=args.timeout, log_dir=log_dir,
-                 progress=progress)
-    engine = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
-    broker = "Redis" if os.environ.get("REDIS_URL") else "ORM"
-    print(f"\n{engine} + {broker} broker, {args.workers} worker process(es), fault rate {args.fault_rate:.0%}")
-    print(result.summary())
-    for kind, statuses in result.per_provider.items():
-        print(f"  {kind}: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
-    for problem in (result.lost + result.cards_for_undelivered + result.failed_without_reason)[:20]:
-        print(f"  PROBLEM: {problem}")
-    broken = result.duplicates or result.lost or result.cards_for_undelivered or result.failed_without_reason
-    return 1 if broken else 0
+    return run(database_url=database_url, orders_per_provider=orders // providers, workers=args.workers,
+               fault_rate=fault_rate, seed=args.seed, timeout=args.timeout, log_dir=log_dir, progress=progress,
+               kill_after_fraction=0.3 if kill else None)
 
 
 def _fresh_database(url: str) -> None:

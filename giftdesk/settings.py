@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: runserver leaves static files to whitenoise, as gunicorn does.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
     "import_export",
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "csp",
+    "health_check",  # /health/ (giftdesk/health.py)
     "auditlog",
     "audit",
     "providers",
@@ -55,6 +58,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the app server, before sessions and the rest (whitenoise's place).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -162,13 +167,28 @@ GIFTDESK_PROVIDER_HOSTS_ALLOWED = env.list(
 # --- Delivery engine ---------------------------------------------------------------------
 GIFTDESK_MAX_SUBMIT_ATTEMPTS = env.int("GIFTDESK_MAX_SUBMIT_ATTEMPTS", default=5)
 GIFTDESK_RETRY_BASE_SECONDS = env.float("GIFTDESK_RETRY_BASE_SECONDS", default=5.0)
-GIFTDESK_RETRY_MAX_SECONDS = env.float("GIFTDESK_RETRY_MAX_SECONDS", default=600.0)
-# A request in flight this long belongs to a worker that died: retried with its own key.
-GIFTDESK_STALE_AFTER_SECONDS = env.float("GIFTDESK_STALE_AFTER_SECONDS", default=Q_TIMEOUT_SECONDS * 2)
-# How often orders a provider is still fulfilling are looked up.
-GIFTDESK_POLL_SECONDS = env.float("GIFTDESK_POLL_SECONDS", default=10.0)
+# The longest wait between two attempts of one submission (with jitter below it), unless the
+# provider asks for more (Retry-After). It is also how often an outcome still unknown after
+# GIFTDESK_MAX_SUBMIT_ATTEMPTS is asked again: that replay reuses the key, so it buys nothing.
+GIFTDESK_RETRY_MAX_SECONDS = env.float("GIFTDESK_RETRY_MAX_SECONDS", default=60.0)
+# A request in flight holds a lease its worker renews every third of this (orders.leases); a
+# lease run out means the worker died: the request is retried with its own key, within a
+# minute. GIFTDESK_STALE_AFTER_SECONDS, the setting before the lease, is still read as its length.
+GIFTDESK_LEASE_SECONDS = env.float("GIFTDESK_LEASE_SECONDS",
+                                   default=env.float("GIFTDESK_STALE_AFTER_SECONDS", default=30.0))
+# How soon orders a provider accepted and is still fulfilling are first looked up; later
+# lookups of the same provider order back off from it (doubling).
+GIFTDESK_POLL_SECONDS = env.float("GIFTDESK_POLL_SECONDS", default=1.0)
+# The same, for an account whose provider reports its cards by webhook (a webhook secret is
+# set): the webhook says when a card is done; lookups are the fallback for one that never came.
+GIFTDESK_POLL_WEBHOOK_SECONDS = env.float("GIFTDESK_POLL_WEBHOOK_SECONDS", default=30.0)
 # Lookups of one provider order back off (doubling) up to this, to spare the rate limit.
 GIFTDESK_POLL_MAX_SECONDS = env.float("GIFTDESK_POLL_MAX_SECONDS", default=300.0)
+# Provider calls' bodies, kept for diagnosis only (orders.call_retention): each body is
+# stored cut at this many bytes (0: whole), and blanked by a daily task after this many days
+# (0: kept for ever). The call itself (method, URL, status, links to its orders) stays.
+GIFTDESK_CALL_BODY_MAX_BYTES = env.int("GIFTDESK_CALL_BODY_MAX_BYTES", default=32_000)
+GIFTDESK_CALL_BODY_RETENTION_DAYS = env.int("GIFTDESK_CALL_BODY_RETENTION_DAYS", default=90)
 
 # --- Money controls (DESIGN.md "Approvals and limits") --------------------------------------
 # Per currency, e.g. "DKK=10000,EUR=1500,USD=1500": a batch whose total in a currency
@@ -221,10 +241,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# whitenoise serves what collectstatic wrote: hashed names cached for ever, gzip beside each.
+# Until collectstatic has run (the demo, the tests, the benchmarks) there is no manifest: pages
+# then name the plain files and whitenoise finds them in the apps' directories, as runserver
+# does (giftdesk/staticfiles.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "giftdesk.staticfiles.ManifestStaticFilesStorage"},
+}
+GIFTDESK_STATIC_COLLECTED = (Path(STATIC_ROOT) / "staticfiles.json").is_file()
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or not GIFTDESK_STATIC_COLLECTED
+
+# /health/ (giftdesk/health.py): the task queue counts as down when no worker has run the
+# schedules (the engine's sweep is due every minute) for this many seconds.
+GIFTDESK_HEALTH_WORKER_SECONDS = env.float("GIFTDESK_HEALTH_WORKER_SECONDS", default=120.0)
 
 # --- Security (GIFTDESK_HTTPS=true behind TLS) --------------------------------------------
 GIFTDESK_HTTPS = env.bool("GIFTDESK_HTTPS", default=False)
 SECURE_SSL_REDIRECT = GIFTDESK_HTTPS
+# A load balancer probes its backends over plain HTTP, without X-Forwarded-Proto.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SESSION_COOKIE_SECURE = GIFTDESK_HTTPS
 CSRF_COOKIE_SECURE = GIFTDESK_HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if GIFTDESK_HTTPS else 0)

@@ -20,7 +20,7 @@ from giftdesk.admin_restrictions import (
     restrict_task_queue,
 )
 from giftdesk.text import plural, verb
-from orders import spreadsheet, uploads
+from orders import events, spreadsheet, uploads
 from orders.admin_approval import BatchApprovalMixin
 from orders.admin_dashboard import OrderDashboardMixin
 from orders.admin_export import OrderExportMixin
@@ -257,15 +257,18 @@ class HistoryFormSet(BaseInlineFormSet):
     """An order's events as its page shows them. A basket's refusal is noted on each of its
     cards in the provider's words, which may quote another card's recipient: the messages
     are cleaned on the instances themselves, as the message column and the line Django's
-    tabular inline prints above each row (`str(event)`) both read them. Never saved (read-only)."""
+    tabular inline prints above each row (`str(event)`) both read them. Never saved (read-only).
+    An order created by its batch's upload shows that creation first: one event of the batch's
+    (orders.events.history_with_batch_events), not one of its own."""
 
     calls: OrderCalls | None = None  # set per page by OrderEventInline.get_formset
 
     def get_queryset(self):
         if not hasattr(self, "_shown"):
-            self._shown = super().get_queryset()
-            for event in self._shown:  # fills the queryset's cache: the forms use these instances
+            own = list(super().get_queryset())
+            for event in own:  # the forms use these instances
                 event.message = self.calls.replaced(event.message) if self.calls else event.message
+            self._shown = events.history_with_batch_events(self.instance, own) if self.instance.pk else own
         return self._shown
 
 

@@ -30,7 +30,8 @@ from import_export.results import Error, Result, RowResult
 from orders import spreadsheet, uploads
 from orders.batches import BatchActionRefused, batch_create
 from orders.funds import funds_check
-from orders.import_preview import recent_recipients, rows_kept, rows_with_warnings
+from orders.import_preview import (KeptPreview, context_fingerprint, recent_recipients, rows_kept,
+                                   rows_with_warnings)
 from orders.money import amount_text
 from orders.product_choices import (CHOOSE_ACCOUNT_FIRST, account_products, active_account, empty_label,
                                     product_label, product_options, raw_id)
@@ -71,6 +72,24 @@ class SpreadsheetFormat(Format):
         dataset.giftdesk_table = table
         dataset.giftdesk_checksum = hashlib.sha256(bytes(in_stream)).hexdigest()
         return dataset
+
+    def confirm_dataset(self, data: bytes, kept: KeptPreview | None) -> tablib.Dataset:
+        """The confirm step's dataset: the preview kept for these very bytes, if any, and the
+        bytes, read only if the resource needs them (dataset_table): the kept preview is used
+        only while the choices and the database are as they were (BatchImportResource)."""
+        dataset = tablib.Dataset(headers=["row"])
+        dataset.giftdesk_checksum = hashlib.sha256(data).hexdigest()
+        dataset.giftdesk_kept = kept if kept is not None and kept.checksum == dataset.giftdesk_checksum else None
+        dataset.giftdesk_data = data
+        dataset.giftdesk_table = None
+        return dataset
+
+
+def dataset_table(dataset: tablib.Dataset) -> spreadsheet.Table:
+    """The dataset's table: read by create_dataset, or now (a confirm without a usable kept preview)."""
+    if getattr(dataset, "giftdesk_table", None) is None:
+        dataset.giftdesk_table = spreadsheet.read_table(dataset.giftdesk_data)
+    return dataset.giftdesk_table
 
 
 class AccountProductField(forms.ModelChoiceField):
@@ -263,21 +282,29 @@ class BatchImportResource(Resource):
         return [Field(column_name=name) for name in SPREADSHEET_COLUMNS]
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs) -> Result:
-        table: spreadsheet.Table = dataset.giftdesk_table
         context = spreadsheet.ImportContext.for_account(
             self.options["account"],
             default_product=self.options.get("default_product"),
             default_amount=self.options.get("default_amount"),
             default_message=self.options.get("message", ""),
         )
+        fingerprint = context_fingerprint(context)
+        kept: KeptPreview | None = getattr(dataset, "giftdesk_kept", None)
         result = Result()
         try:
-            preview = spreadsheet.validate(table, context)
+            if kept is not None and kept.fingerprint == fingerprint:
+                preview = kept.preview_for(context)  # the confirm of an unchanged preview: nothing read again
+            else:
+                preview = spreadsheet.validate(dataset_table(dataset), context)
         except spreadsheet.FileRefused as exc:
             result.append_base_error(Error(exc))
             return result
+        dataset.giftdesk_table = None  # read and checked: its rows are the preview's now
         result.diff_headers = PREVIEW_HEADERS
         result.giftdesk_preview = preview
+        # Kept for the confirm step by the admin (orders.admin_kept_upload), under the file's token.
+        result.giftdesk_kept = KeptPreview(checksum=getattr(dataset, "giftdesk_checksum", ""),
+                                           fingerprint=fingerprint, preview=preview) if dry_run else None
         result.giftdesk_invalid_csv = _data_uri(spreadsheet.invalid_rows_csv(preview))
         # The page shows the first rows; every row is checked and counted all the same.
         result.giftdesk_errors_shown = preview.errors[:PREVIEW_ROWS_SHOWN]

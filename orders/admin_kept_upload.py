@@ -11,6 +11,10 @@ at once), nor is one whose rows are all invalid: those need a new file anyway. S
 file was read fine once; another form error keeps it again without reading it again (an
 XLSX would go through the bounded child process each time).
 
+The preview's checked rows are kept with its file, under the same token (`preview_keep`), and
+the confirm step uses them instead of reading and checking the file again (`process_import`;
+orders/import_preview.py says when they are not used).
+
 import-export lists "This importer will import the following fields" only on some branches
 of its `import_action` (not when the file could not be read); the list is filled in here.
 """
@@ -23,6 +27,7 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.html import format_html
 
 from orders import spreadsheet, uploads
+from orders.import_preview import preview_keep, preview_take
 from orders.spreadsheet.read import format_size
 
 KEPT_FIELD = "kept_upload"
@@ -65,6 +70,26 @@ class KeptUploadMixin:
             context["fields_list"] = self.import_fields_list(request)
         return response
 
+    def process_import(self, request, **kwargs):
+        """The confirm step, as import-export's, but with the preview's checked rows when they
+        were kept for this file (orders.import_preview): the file is then not read and checked
+        a second time. The token comes from the confirm form's signed ticket, never from
+        the browser as such; the resource re-reads the file if anything changed since."""
+        if request.method != "POST" or not self.has_import_permission(request):
+            return super().process_import(request, **kwargs)
+        confirm_form = self.create_confirm_form(request)
+        if not confirm_form.is_valid():
+            return super().process_import(request, **kwargs)  # import-export's page with the errors
+        input_format = self.get_import_formats()[int(confirm_form.cleaned_data["format"])](
+            encoding=self.from_encoding)
+        token = confirm_form.cleaned_data["import_file_name"]
+        storage = self.get_tmp_storage_class()(name=token, encoding=None, read_mode=input_format.get_read_mode(),
+                                               **self.get_tmp_storage_class_kwargs())
+        dataset = input_format.confirm_dataset(storage.read(), preview_take(token))
+        result = self.process_dataset(dataset, confirm_form, request, **kwargs)
+        storage.remove()
+        return self.process_result(result, request)
+
     def get_import_form_kwargs(self, request):
         kwargs = super().get_import_form_kwargs(request)
         kept_file = getattr(request, "giftdesk_kept_file", None)
@@ -103,9 +128,12 @@ class KeptUploadMixin:
             return
         token = getattr(upload, "tmp_storage_name", None)  # set by import-export once it stored the file
         if context.get("confirm_form") is not None:
-            preview = getattr(context.get("result"), "giftdesk_preview", None)
+            result = context.get("result")
+            preview = getattr(result, "giftdesk_preview", None)
             if token and (preview is None or not preview.valid_rows):
                 uploads.upload_discard(token)  # No valid row: only a corrected file can go on.
+            elif token and getattr(result, "giftdesk_kept", None) is not None:
+                preview_keep(token, result.giftdesk_kept)  # its checked rows too, for the confirm
             return  # Otherwise kept for the confirm step.
         if "import_file" in form.errors:
             if token:

@@ -15,9 +15,12 @@ every card of it. An order's page shows only what concerns its own card:
   error text quoting it), it is replaced by "[another recipient]". The same replacement,
   built from every call that carried the order, cleans the order's own fields and history
   (`OrderCalls.replaced`): the engine copies a basket's refusal onto each of its cards.
-- A body that is not JSON (or was cut short when stored) cannot be narrowed, so of a call
-  that carried other cards it is not shown; a note says why. (The recorder's own
-  "[not JSON: 512 characters, not recorded]" names nobody and is shown.)
+- A body that is not JSON (or was cut short when stored: it ends "… cut at 32,000 bytes",
+  orders.call_retention) cannot be narrowed, so of a call that carried other cards it is not
+  shown; a note says why. (The recorder's own "[not JSON: 512 characters, not recorded]"
+  names nobody and is shown.)
+- Bodies older than GIFTDESK_CALL_BODY_RETENTION_DAYS were blanked (orders.call_retention):
+  a note says when, instead of empty bodies; the call itself is still listed.
 
 Secrets were already redacted when the call was stored (providers.clients.base); this only
 narrows what is left to the one card.
@@ -36,6 +39,7 @@ from urllib.parse import urlsplit
 from django.db.models import Prefetch
 
 from giftdesk.text import plural
+from orders.call_retention import body_cut_at
 from orders.models import Order, ProviderCall
 from providers.clients import client_class
 
@@ -162,6 +166,16 @@ class CallExcerpt:
     def bodies(self) -> list[tuple[str, BodyExcerpt]]:
         return [("Request body", self.request), ("Response body", self.response)]
 
+    @property
+    def bodies_removed(self) -> str:
+        """Why the bodies are not shown once the retention task blanked them, else ""."""
+        days = self.call.bodies_kept_days
+        if days is None:
+            return ""
+        after = f" after {plural(days, 'day')}" if days else ""  # 0: all of them, by manage.py purge_call_bodies
+        return (f"Request and response body removed{after}: bodies are kept only for a while, to diagnose "
+                "problems. The call itself stays in the order's history.")
+
 
 @dataclass
 class OrderCalls:
@@ -202,8 +216,11 @@ def order_calls(order: Order) -> OrderCalls:
         cards = CallCards(cards=tuple(Card.of(other) for other in orders),
                           this=[other.pk for other in orders].index(order.pk),
                           cards_in_order_lists=_cards_in_order_lists(call.submission.account.kind))
-        excerpts.append(CallExcerpt(call=call, cards=cards, request=body_excerpt(call.request_body, cards),
-                                    response=body_excerpt(call.response_body, cards)))
+        if call.bodies_kept_days is not None:  # blanked: nothing to narrow
+            excerpts.append(CallExcerpt(call=call, cards=cards, request=BodyExcerpt(), response=BodyExcerpt()))
+        else:
+            excerpts.append(CallExcerpt(call=call, cards=cards, request=body_excerpt(call.request_body, cards),
+                                        response=body_excerpt(call.response_body, cards)))
     others = OtherRecipients.of(frozenset().union(*(excerpt.cards.other_people for excerpt in excerpts)),
                                 own=Card.of(order).people)
     return OrderCalls(excerpts=excerpts, others=others)
@@ -246,9 +263,13 @@ def _text_excerpt(body: str, cards: CallCards) -> BodyExcerpt:
     others = len(cards.cards) - 1
     if not others or UNRECORDED.fullmatch(body.strip()):
         return BodyExcerpt(text=body)
-    # Not searched for the other cards: stored bodies escape letters ("\u00d8stergaard"), and a
-    # body cut short may end inside a name. A long answer is cut when stored (providers.clients.base).
-    why = "was cut short when it was stored" if body.lstrip()[:1] in ("{", "[") else "is not JSON"
+    # Not searched for the other cards: stored bodies may escape letters ("\u00d8stergaard"), and
+    # a body cut short may end inside a name. A long body is cut when stored (orders.call_retention).
+    cut_at = body_cut_at(body)
+    if cut_at is not None:
+        why = f"was cut at {plural(cut_at, 'byte')} when it was stored"
+    else:
+        why = "was cut short when it was stored" if body.lstrip()[:1] in ("{", "[") else "is not JSON"
     return BodyExcerpt(note=f"Not shown: this body ({plural(len(body), 'character')}) {why}, so this card's part "
                             f"cannot be picked out from the {plural(others, 'other card')} of this call; it is "
                             "withheld to protect their recipients.")

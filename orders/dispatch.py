@@ -20,14 +20,15 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.models import AuditAction
 from audit.services import record as audit_record
 from giftdesk.text import plural
-from orders import batch_totals, events, spending
+from orders import batch_totals, events, leases, spending
 from orders.models import (
     Batch,
     BatchState,
@@ -107,12 +108,19 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
         if connection.features.has_select_for_update_skip_locked:
             # Two workers never take each other's rows, nor wait for rows someone else holds.
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        first = candidates.order_by("id").only("id", *group).first()
+        # One read for the usual claim: the first `limit` claimable orders, of which those in the
+        # first one's group (the fields its provider wants equal within a request). Only when
+        # other groups are mixed in are more of the first's own looked for, past them.
+        columns = list(dict.fromkeys(("id", "currency", "amount", "batch_id", *group)))
+        window = list(candidates.order_by("id").values_list(*columns)[:limit])
         submission = None
-        if first is not None:
-            same_group = {field: getattr(first, field) for field in group}
-            rows = list(candidates.filter(**same_group).order_by("id").values_list("id", "currency", "amount")[:limit])
-            ids = spending.limits_fit(rows, remaining)
+        if window:
+            same_group = {field: window[0][columns.index(field)] for field in group}
+            rows = [row for row in window
+                    if all(row[columns.index(field)] == value for field, value in same_group.items())]
+            if len(rows) < len(window) == limit:
+                rows = list(candidates.filter(**same_group).order_by("id").values_list(*columns)[:limit])
+            ids = spending.limits_fit([row[:3] for row in rows], remaining)
             submission = Submission.objects.create(
                 account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
                 claimed_by=worker_name(), claimed_at=now,
@@ -124,16 +132,20 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
                 waiting_reason="",
             )
             if claimed == len(ids):
-                # The month's spend after this claim, without asking the database again.
+                # The month's spend after this claim, and the orders claimed (for their events and
+                # their batches' totals), without asking the database again.
                 taken = set(ids)
-                for order_id, currency, amount in rows:
+                moved = [Order(pk=row[0], currency=row[1], amount=row[2], batch_id=row[3])
+                         for row in rows if row[0] in taken]
+                for order_id, currency, amount, *_rest in rows:
                     if currency in spent and order_id in taken:
                         spent[currency] += amount
             else:
                 spent = None  # another worker took some of them: wait_reasons_record asks
+                moved = submission.orders.all()  # those this UPDATE took
             if claimed:
                 events.record_transition(
-                    submission.orders.all(), from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
+                    moved, from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
                     actor=worker_name(), submission=submission,
                     message=f"Claimed into submission {submission.idempotency_key}.",
                 )
@@ -148,14 +160,19 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
 
 
 def _start_attempt(submission_id: int) -> Submission | None:
-    """prepared|retry -> in_flight, conditionally: only one worker attempts at a time."""
+    """prepared|retry -> in_flight, conditionally: only one worker attempts at a time. The
+    attempt holds a lease from now on, renewed while it runs (orders.leases)."""
     now = timezone.now()
+    # The account's pause as EXISTS, not as a join: Django turns an UPDATE with a join into
+    # `id IN (SELECT ...)`, which PostgreSQL does not re-check against a concurrent update of the
+    # row, so two workers could both start the same attempt (and both send it).
+    unpaused = Exists(ProviderAccount.objects.filter(pk=OuterRef("account_id"), blocked_reason=""))
     started = Submission.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        pk=submission_id, state__in=ATTEMPTABLE, account__blocked_reason="",
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), unpaused,
+        pk=submission_id, state__in=ATTEMPTABLE,
     ).update(
         state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=worker_name(),
-        claimed_at=now, updated_at=now, attempt_token=uuid.uuid4().hex,
+        claimed_at=now, updated_at=now, attempt_token=uuid.uuid4().hex, lease_until=leases.lease_from_now(),
     )
     if not started:
         return None
@@ -229,12 +246,13 @@ def _orders_in(submission: Submission, status: str) -> list[Order]:
     )
 
 
-def submission_client(submission: Submission, order_ids: list[int], *,
-                      actor: str | None = None) -> tuple[ProviderClient, events.CallRecorder]:
+def submission_client(submission: Submission, order_ids: list[int], *, actor: str | None = None,
+                      lookup: bool = False) -> tuple[ProviderClient, events.CallRecorder]:
     """A client for one attempt (or lookup), holding the account's rate limit across workers, and
-    its calls, each recorded linked to `order_ids`: `calls.last` caused what is recorded next."""
+    its calls, each recorded linked to `order_ids`: `calls.last` caused what is recorded next.
+    `lookup`: a status lookup, which never takes a slot an order waits for (RateLimited instead)."""
     calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=actor or worker_name())
-    return account_client(submission.account, recorder=calls), calls
+    return account_client(submission.account, recorder=calls, lookup=lookup), calls
 
 
 def status_request(submission: Submission, orders: list[Order]) -> StatusRequest:
@@ -248,21 +266,25 @@ def submission_attempt(submission_id: int) -> str | None:
     submission = _start_attempt(submission_id)
     if submission is None:
         return None
-    orders = _orders_in(submission, OrderStatus.SENDING)
-    if not orders:
-        return _settle_without_orders(submission)
-    client, calls = submission_client(submission, [order.pk for order in orders])
-    try:
-        result = client.submit(_submit_request(submission, orders))
-    except AccountError as exc:
-        return _block_account(submission, orders, exc, cause=calls.last)
-    except PermanentError as exc:
-        return _reject(submission, orders, exc, cause=calls.last)
-    except (TransientError, OutcomeUnknown) as exc:
-        return _retry_later(submission, orders, exc, cause=calls.last)
-    except ProviderError as exc:  # A new subclass: treat as unknown, never as success.
-        return _retry_later(submission, orders, OutcomeUnknown(exc.message), cause=calls.last)
-    return _accept(submission, orders, result, cause=calls.last)
+    # Renewed beside the attempt until it is settled, however long its calls take: only a
+    # dead worker's lease runs out (orders.leases).
+    with leases.renewing(submission):
+        orders = _orders_in(submission, OrderStatus.SENDING)
+        if not orders:
+            return _settle_without_orders(submission)
+        client, calls = submission_client(submission, [order.pk for order in orders])
+        try:
+            result = (lookup_before_replay(submission, orders, client)
+                      or client.submit(_submit_request(submission, orders)))
+        except AccountError as exc:
+            return _block_account(submission, orders, exc, cause=calls.last)
+        except PermanentError as exc:
+            return _reject(submission, orders, exc, cause=calls.last)
+        except (TransientError, OutcomeUnknown) as exc:
+            return _retry_later(submission, orders, exc, cause=calls.last)
+        except ProviderError as exc:  # A new subclass: treat as unknown, never as success.
+            return _retry_later(submission, orders, OutcomeUnknown(exc.message), cause=calls.last)
+        return _accept(submission, orders, result, cause=calls.last)
 
 
 CARD_STATUS = {
@@ -277,21 +299,37 @@ def _apply_results(
     cause: ProviderCall | None,
 ) -> int:
     """Move each order to what the provider says of its card; returns how many are still processing."""
-    with batch_totals.deferred():  # the batches' totals move once each, in id order, after the orders
-        return _results_apply(submission, orders, result, from_status=from_status, cause=cause)
+    unchanged, changes = _results_changes(submission, orders, result, from_status=from_status, cause=cause)
+    return unchanged + sum(status == OrderStatus.PROCESSING for _order, status in changes)
+
+
+def _results_changes(
+    submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
+    cause: ProviderCall | None,
+) -> tuple[int, list[tuple[Order, str]]]:
+    """_apply_results: (how many of `orders` it left as they are, still to be asked about;
+    each order it moved, with its new status)."""
+    # In the caller's transaction when there is one (no savepoint: statements cost), else its own.
+    with transaction.atomic(savepoint=False):
+        with batch_totals.deferred():  # the batches' totals move once each, in id order, after the orders
+            return _results_apply(submission, orders, result, from_status=from_status, cause=cause)
 
 
 def _results_apply(
     submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
     cause: ProviderCall | None,
-) -> int:
+) -> tuple[int, list[tuple[Order, str]]]:
+    """In bulk: what each card becomes is decided here, then the orders still in `from_status`
+    are locked (the winners: an attempt taken over may have moved some meanwhile), changed by
+    one conditional UPDATE per 500 and recorded with one INSERT of events."""
     now = timezone.now()
     by_reference = {card.order_reference: card for card in result.cards}
-    still_processing = 0
+    unchanged = 0
+    planned: dict[int, tuple[Order, str, dict, str]] = {}
     for order in orders:
         card = by_reference.get(order.reference)
         if card is None and from_status == OrderStatus.PROCESSING:
-            still_processing += 1  # Not mentioned in a status answer: ask again later.
+            unchanged += 1  # Not mentioned in a status answer: ask again later.
             continue
         if card is None:
             new_status, error = OrderStatus.FAILED, "The provider's answer did not mention this card."
@@ -302,7 +340,7 @@ def _results_apply(
         if held:
             new_status = OrderStatus.PROCESSING
         if new_status == from_status:
-            still_processing += 1
+            unchanged += 1
             continue
         fields = {
             "status": new_status, "last_error": error, "updated_at": now,
@@ -323,13 +361,80 @@ def _results_apply(
             # out, nor for a submission whose outcome was ever in doubt.
             fields["definitely_refused"] = True
         fields["waiting_reason"] = _scheduled_note(held) if held else ""
-        if Order.objects.filter(pk=order.pk, status=from_status).update(**fields):
-            events.record_transition(
-                [order], from_status=from_status, to_status=new_status, actor=worker_name(), submission=submission,
-                provider_call=cause, message=error or _accepted_message(submission, card, new_status, held_until=held),
-            )
-            still_processing += new_status == OrderStatus.PROCESSING
-    return still_processing
+        planned[order.pk] = (order, new_status, fields,
+                             error or _accepted_message(submission, card, new_status, held_until=held))
+    if not planned:
+        return unchanged, []
+    won = _orders_locked(list(planned), (from_status,))
+    changes = [planned[order_id] for order_id in sorted(won)]
+    _orders_update({order.pk: fields for order, _status, fields, _message in changes}, from_statuses=(from_status,))
+    events.record_transitions(
+        [(order, from_status, new_status, message) for order, new_status, _fields, message in changes],
+        actor=worker_name(), submission=submission, provider_call=cause,
+    )
+    return unchanged, [(order, new_status) for order, new_status, _fields, _message in changes]
+
+
+def _orders_locked(order_ids: list[int], statuses: tuple[str, ...]) -> dict[int, str]:
+    """Of `order_ids`, those in one of `statuses` now, with it; locked until the transaction ends.
+
+    Inside the caller's transaction. PostgreSQL: FOR UPDATE of the orders only; a row another
+    transaction changes first is re-read once it commits (READ COMMITTED) and left out if its
+    status moved on. SQLite: every transaction is BEGIN IMMEDIATE (settings), so nobody writes
+    between this read and the caller's UPDATE. Either way the rows returned are the ones the
+    caller's conditional UPDATE (status in `statuses`) changes: its winners, exactly."""
+    rows = Order.objects.filter(pk__in=order_ids, status__in=statuses).order_by("pk")
+    if connection.features.has_select_for_update:
+        rows = rows.select_for_update(of=("self",) if connection.features.has_select_for_update_of else ())
+    return dict(rows.values_list("pk", "status"))
+
+
+# Orders per UPDATE statement in _orders_update.
+UPDATE_CHUNK = 500
+
+
+def _max_query_params() -> int:
+    """Parameters one statement may carry: SQLite's limit since 3.32 (999 before; Django
+    assumes 999 for its own bulk methods), PostgreSQL's protocol limit."""
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+    return connection.features.max_query_params or 65535
+
+
+def _orders_update(fields_by_id: dict[int, dict], *, from_statuses: tuple[str, ...]) -> int:
+    """Write each order's fields, conditionally (status still in `from_statuses`): one UPDATE per
+    500 orders, a value the same for every order of the statement set as such, one that differs
+    by a CASE on the id (an order without that field keeps its value).
+
+    For rows the caller locked with _orders_locked: the UPDATE must change every one of them;
+    anything else means another writer got in, and the transaction is rolled back (raised)."""
+    ids = sorted(fields_by_id)
+    names = sorted({name for fields in fields_by_id.values() for name in fields})
+    chunk_size = max(1, min(UPDATE_CHUNK, (_max_query_params() - 20) // (1 + 2 * len(names))))
+    changed = 0
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start:start + chunk_size]
+        values = {}
+        for name in names:
+            field = Order._meta.get_field(name)
+            given = {order_id: fields_by_id[order_id][name] for order_id in chunk if name in fields_by_id[order_id]}
+            first = next(iter(given.values()))  # every name is some order's
+            if len(given) == len(chunk) and all(value == first for value in given.values()):
+                values[field.attname] = first
+                continue
+            case = Case(*(When(pk=order_id, then=Value(value, output_field=field)) for order_id, value in given.items()),
+                        default=F(field.attname), output_field=field)
+            if connection.features.requires_casted_case_in_updates:
+                case = Cast(case, output_field=field)
+            values[field.attname] = case
+        moved = Order.objects.filter(pk__in=chunk, status__in=from_statuses).update(**values)
+        if moved != len(chunk):
+            raise RuntimeError(f"{len(chunk) - moved} of {len(chunk)} locked orders changed under the lock: "
+                               "the transaction is rolled back.")
+        changed += moved
+    return changed
 
 
 def _accepted_message(submission: Submission, card, status: str, *, held_until: date | None = None) -> str:
@@ -346,18 +451,27 @@ def _accepted_message(submission: Submission, card, status: str, *, held_until: 
 @transaction.atomic
 def _accept(submission: Submission, orders: list[Order], result: SubmitResult, *, cause: ProviderCall | None) -> str:
     now = timezone.now()
-    _apply_results(submission, orders, result, from_status=OrderStatus.SENDING, cause=cause)
-    # Counted from the database: an attempt taken over may have moved some of them already.
-    processing = submission.orders.filter(status=OrderStatus.PROCESSING).exists()
+    _unchanged, changes = _results_changes(submission, orders, result, from_status=OrderStatus.SENDING, cause=cause)
+    # Counted from the database unless this answer left a card processing: an attempt taken
+    # over may have moved some of them already.
+    processing = (any(status == OrderStatus.PROCESSING for _order, status in changes)
+                  or submission.orders.filter(status=OrderStatus.PROCESSING).exists())
     _owned(submission).update(
         state=SubmissionState.ACCEPTED,
         provider_reference=result.provider_reference or submission.provider_reference,
         last_error="", next_attempt_at=None, updated_at=now,
-        next_poll_at=_poll_not_before_delivery(
-            submission, now + timedelta(seconds=settings.GIFTDESK_POLL_SECONDS)) if processing else None,
+        next_poll_at=_poll_not_before_delivery(submission, now + timedelta(
+            seconds=poll_delay(0, webhooks=webhooks_report(submission.account)))) if processing else None,
     )
-    _complete_finished_batches({order.batch_id for order in orders})
+    _complete_finished_batches(_batches_maybe_finished(changes))
     return SubmissionState.ACCEPTED
+
+
+def _batches_maybe_finished(changes: list[tuple[Order, str]]) -> set[int]:
+    """The batches these changes may have finished: those of orders moved, less those where a
+    moved order is not finished. A batch nothing here moved is checked by whoever moved it."""
+    return ({order.batch_id for order, _status in changes}
+            - {order.batch_id for order, status in changes if status not in TERMINAL_STATUSES})
 
 
 @transaction.atomic
@@ -371,8 +485,8 @@ def _reject(submission: Submission, orders: list[Order], exc: PermanentError, *,
     # Read under the row lock just taken: a refusal after an unknown outcome proves nothing
     # about the earlier attempt, so only a submission never in doubt marks its orders.
     in_doubt = Submission.objects.filter(pk=submission.pk).values_list("outcome_unknown", flat=True).first()
-    _fail_orders(submission, orders, exc.message, cause=cause, definitely_refused=not in_doubt)
-    _complete_finished_batches({order.batch_id for order in orders})
+    failed = _fail_orders(submission, orders, exc.message, cause=cause, definitely_refused=not in_doubt)
+    _complete_finished_batches({order.batch_id for order in failed})
     return SubmissionState.REJECTED
 
 
@@ -385,46 +499,94 @@ def _split(submission: Submission, orders: list[Order], exc: PermanentError, *, 
         last_error=f"Refused as a whole; each card is retried alone. {exc.message}",
     ):
         return SubmissionState.REJECTED  # Another attempt holds it now and decides.
-    for order in orders:
-        single = Submission.objects.create(
-            account_id=submission.account_id, idempotency_key=new_idempotency_key(),
-            state=SubmissionState.PREPARED, split_from=submission, claimed_by=worker_name(), claimed_at=now,
-        )
-        Order.objects.filter(pk=order.pk, status=OrderStatus.SENDING).update(submission=single, updated_at=now)
-        events.record_note([order], actor=worker_name(), submission=single, provider_call=cause,
-                           message=f"{submission.account.get_kind_display()} refused the request this card "
-                           f"was part of ({exc.message}); it is sent again on its own.")
+    # In bulk: the orders still sending (locked), a new submission each (one INSERT), each
+    # moved to its own (one UPDATE), a note each (one INSERT).
+    sending = _orders_locked([order.pk for order in orders], (OrderStatus.SENDING,))
+    moving = [order for order in orders if order.pk in sending]
+    singles = [Submission(account_id=submission.account_id, idempotency_key=new_idempotency_key(),
+                          state=SubmissionState.PREPARED, split_from=submission, claimed_by=worker_name(),
+                          claimed_at=now) for _order in moving]
+    if connection.features.can_return_rows_from_bulk_insert:
+        Submission.objects.bulk_create(singles)
+    else:  # ids are needed at once: one by one where the database does not return them
+        for single in singles:
+            single.save()
+    _orders_update({order.pk: {"submission": single.pk, "updated_at": now} for order, single in zip(moving, singles)},
+                   from_statuses=(OrderStatus.SENDING,))
+    events.record_notes_each(zip(moving, singles), actor=worker_name(), provider_call=cause,
+                             message=f"{submission.account.get_kind_display()} refused the request this card "
+                                     f"was part of ({exc.message}); it is sent again on its own.")
     return SubmissionState.REJECTED
 
 
 def _fail_orders(submission: Submission, orders: list[Order], reason: str, *, cause: ProviderCall | None,
-                 definitely_refused: bool = False) -> None:
+                 definitely_refused: bool = False) -> list[Order]:
     """`definitely_refused`: the provider refused the request, so it bought nothing and staff
-    may retry the orders under a new key (orders.order_actions)."""
+    may retry the orders under a new key (orders.order_actions). Returns the orders failed."""
     now = timezone.now()
-    # One conditional UPDATE per status it may be in, so the event and the batch's totals get
-    # the status it really had (an attempt taken over may have moved it meanwhile).
-    left = list(orders)
-    with batch_totals.deferred():
-        for previous in (OrderStatus.SENDING, OrderStatus.PROCESSING):
-            failed = [
-                order for order in left
-                if Order.objects.filter(pk=order.pk, status=previous).update(
-                    status=OrderStatus.FAILED, last_error=reason, completed_at=now, updated_at=now,
-                    definitely_refused=definitely_refused,
-                )
-            ]
-            events.record_transition(failed, from_status=previous, to_status=OrderStatus.FAILED,
-                                     actor=worker_name(), submission=submission, provider_call=cause, message=reason)
-            left = [order for order in left if order not in failed]
+    # Those still sending or processing, locked, each with the status it really has (an
+    # attempt taken over may have moved some meanwhile): one UPDATE for all, and each event
+    # and its batch's totals from that status.
+    current = _orders_locked([order.pk for order in orders], (OrderStatus.SENDING, OrderStatus.PROCESSING))
+    failed = [order for order in orders if order.pk in current]
+    _orders_update({order.pk: {"status": OrderStatus.FAILED, "last_error": reason, "completed_at": now,
+                               "updated_at": now, "definitely_refused": definitely_refused} for order in failed},
+                   from_statuses=(OrderStatus.SENDING, OrderStatus.PROCESSING))
+    events.record_transitions([(order, current[order.pk], OrderStatus.FAILED, reason) for order in failed],
+                              actor=worker_name(), submission=submission, provider_call=cause)
+    return failed
 
 
 # --- Polling --------------------------------------------------------------------------------------
 
 
-def poll_delay(polls: int) -> float:
-    """Seconds until the next lookup of a provider order: doubling, capped."""
-    return min(settings.GIFTDESK_POLL_SECONDS * 2 ** max(polls - 1, 0), settings.GIFTDESK_POLL_MAX_SECONDS)
+def poll_delay(polls: int, *, webhooks: bool = False) -> float:
+    """Seconds until the next lookup of a provider order after `polls` lookups (0: the first,
+    counted from its acceptance): GIFTDESK_POLL_SECONDS, then doubling, capped. An account
+    whose provider reports by webhook starts from GIFTDESK_POLL_WEBHOOK_SECONDS: its
+    lookups are the fallback for a webhook that never came."""
+    first = settings.GIFTDESK_POLL_WEBHOOK_SECONDS if webhooks else settings.GIFTDESK_POLL_SECONDS
+    # The exponent is bounded: past the cap it changes nothing, and a float overflows.
+    return min(first * 2 ** min(max(polls - 1, 0), 30), settings.GIFTDESK_POLL_MAX_SECONDS)
+
+
+def webhooks_report(account: ProviderAccount) -> bool:
+    """Whether the provider tells GiftDesk by webhook when the account's cards are done: its
+    client reads webhooks and the account has the secret to verify them (without one, every
+    delivery is refused: orders.webhooks)."""
+    if client_class(account.kind).parse_webhook is ProviderClient.parse_webhook:
+        return False
+    return account.has_credentials and bool(account.credentials.get("webhook_secret"))
+
+
+def _poll_lease_seconds() -> float:
+    """How long a poll is this worker's alone: long enough for a lookup's requests to answer
+    or time out. A worker killed mid-lookup holds it no longer than this; two lookups of one
+    order at once would be harmless anyway (a lookup buys nothing, and each state change is
+    conditional)."""
+    per_request = settings.GIFTDESK_HTTP_CONNECT_TIMEOUT + settings.GIFTDESK_HTTP_READ_TIMEOUT
+    return max(settings.GIFTDESK_POLL_SECONDS, min(3 * per_request, settings.Q_TIMEOUT_SECONDS))
+
+
+def lookup_before_replay(submission: Submission, orders: list[Order], client: ProviderClient) -> SubmitResult | None:
+    """For an attempt at a submission whose earlier outcome is unknown (engine rule 4): where
+    the provider can look its order up by the reference an earlier attempt stored, ask it
+    first (a lookup buys nothing) and take its answer as the attempt's. None when there is no
+    such lookup or it told nothing: the request is then replayed with the same key, which
+    buys nothing new either. No provider documents a lookup by our own key or reference, so
+    without a stored reference there is nothing to ask."""
+    if not (submission.outcome_unknown and submission.provider_reference
+            and client_class(submission.account.kind).supports_status):
+        return None
+    try:
+        result = client.fetch_status(status_request(submission, orders))
+    except (AccountError, RateLimited):
+        raise  # what a request would meet too: the attempt pauses the account, or waits
+    except ProviderError:
+        return None  # the replay with the same key settles it
+    # Only an answer about every card settles them; a card it left out is not failed for it.
+    named = {card.order_reference for card in result.cards}
+    return result if all(order.reference in named for order in orders) else None
 
 
 def submission_poll(submission_id: int) -> int | None:
@@ -437,7 +599,7 @@ def submission_poll(submission_id: int) -> int | None:
     if submission is None:
         return None
     # A lease: the conditional update makes this worker the only one polling it now.
-    lease = now + timedelta(seconds=max(settings.GIFTDESK_POLL_SECONDS, settings.Q_TIMEOUT_SECONDS))
+    lease = now + timedelta(seconds=_poll_lease_seconds())
     if not Submission.objects.filter(pk=submission.pk, next_poll_at=submission.next_poll_at).update(next_poll_at=lease):
         return None
     orders = _orders_in(submission, OrderStatus.PROCESSING)
@@ -446,10 +608,21 @@ def submission_poll(submission_id: int) -> int | None:
         return 0
     if not client_class(submission.account.kind).supports_status:
         return _scheduled_cards_deliver(submission, orders)
-    client, calls = submission_client(submission, [order.pk for order in orders])
-    delay = settings.GIFTDESK_POLL_SECONDS
+    client, calls = submission_client(submission, [order.pk for order in orders], lookup=True)
+    webhooks = webhooks_report(submission.account)
     try:
         result = client.fetch_status(status_request(submission, orders))
+    except RateLimited as exc:
+        # Orders are using the account's rate limit (a lookup never takes their slots):
+        # nothing was asked, so nothing to note; asked again once they have gone. The
+        # account's other lookups due by then would be held back too: they wait with it, so
+        # a worker sending orders does not try each of them in turn between two orders.
+        later = min(max(exc.retry_after or 0, settings.GIFTDESK_POLL_SECONDS), MAX_RETRY_AFTER_SECONDS)
+        moment = timezone.now() + timedelta(seconds=later)
+        Submission.objects.filter(pk=submission.pk).update(next_poll_at=moment)
+        Submission.objects.filter(account_id=submission.account_id, state=SubmissionState.ACCEPTED,
+                                  next_poll_at__lt=moment).update(next_poll_at=moment)
+        return len(orders)
     except AccountError as exc:
         # Refused for the account: an order would be too, so sending pauses. The cards are
         # with the provider whatever the lookup says: asked again, seldom while the refusal
@@ -466,15 +639,21 @@ def submission_poll(submission_id: int) -> int | None:
         # failed lookup; ask again, less often.
         events.record_note(orders, actor=worker_name(), submission=submission, provider_call=calls.last,
                            message=f"Status lookup failed: {exc.message} It is asked again later.")
-        later = max(delay * 4, exc.retry_after or 0)
-        Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
+        # A failed lookup counts as one: lookups go on backing off (doubling) as they fail,
+        # so a provider in trouble is not hammered; later still when it asks (Retry-After).
+        later = max(poll_delay(submission.polls + 1, webhooks=webhooks),
+                    min(exc.retry_after or 0, MAX_RETRY_AFTER_SECONDS))
+        now = timezone.now()
+        Submission.objects.filter(pk=submission.pk).update(
+            next_poll_at=now + timedelta(seconds=later), polls=F("polls") + 1, updated_at=now)
         return len(orders)
     with transaction.atomic():
         still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING, cause=calls.last)
+        now = timezone.now()
         Submission.objects.filter(pk=submission.pk).update(
-            next_poll_at=_poll_not_before_delivery(
-                submission, timezone.now() + timedelta(seconds=poll_delay(submission.polls + 1))) if still else None,
-            polls=F("polls") + 1, updated_at=timezone.now(),
+            next_poll_at=_poll_not_before_delivery(submission, now + timedelta(
+                seconds=poll_delay(submission.polls + 1, webhooks=webhooks))) if still else None,
+            polls=F("polls") + 1, updated_at=now,
         )
         _complete_finished_batches({order.batch_id for order in orders})
     return still
@@ -511,8 +690,12 @@ def _scheduled_cards_deliver(submission: Submission, orders: list[Order]) -> int
     now = timezone.now()
     due = [order for order in orders if order.send_on and not _delivery_later(order)]
     with transaction.atomic():
-        delivered = [order for order in due if Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(
-            status=OrderStatus.DELIVERED, waiting_reason="", completed_at=now, updated_at=now)]
+        # The due orders still processing (locked): one UPDATE, one INSERT of their events.
+        still = _orders_locked([order.pk for order in due], (OrderStatus.PROCESSING,))
+        delivered = [order for order in due if order.pk in still]
+        _orders_update({order.pk: {"status": OrderStatus.DELIVERED, "waiting_reason": "", "completed_at": now,
+                                   "updated_at": now} for order in delivered},
+                       from_statuses=(OrderStatus.PROCESSING,))
         events.record_transition(delivered, from_status=OrderStatus.PROCESSING, to_status=OrderStatus.DELIVERED,
                                  actor=worker_name(), submission=submission,
                                  message=f"Delivery date reached: {provider} accepted this card for today "
@@ -521,14 +704,19 @@ def _scheduled_cards_deliver(submission: Submission, orders: list[Order]) -> int
         # A card with no date cannot be asked about at this provider: it is not polled again.
         Submission.objects.filter(pk=submission.pk).update(
             next_poll_at=_poll_not_before_delivery(submission, now) if waiting else None, updated_at=now)
-        _complete_finished_batches({order.batch_id for order in orders})
+        _complete_finished_batches({order.batch_id for order in delivered})
     return len(orders) - len(delivered)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, capped; never sooner than the provider asked."""
-    base = settings.GIFTDESK_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
-    delay = min(random.uniform(base / 2, base), settings.GIFTDESK_RETRY_MAX_SECONDS)
+    """Exponential backoff with jitter (half to all of it), capped at GIFTDESK_RETRY_MAX_SECONDS
+    with the jitter kept at the cap, so submissions that failed together (an outage) do not
+    all come back at one moment; never sooner than the provider asked (Retry-After: the
+    larger wins, up to MAX_RETRY_AFTER_SECONDS)."""
+    # The exponent is bounded: past the cap it changes nothing, and a float overflows.
+    ceiling = min(settings.GIFTDESK_RETRY_BASE_SECONDS * 2 ** min(max(attempts - 1, 0), 30),
+                  settings.GIFTDESK_RETRY_MAX_SECONDS)
+    delay = random.uniform(ceiling / 2, ceiling)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
     return delay
@@ -553,8 +741,10 @@ def _retry_later(
     delay = retry_delay(attempts, exc.retry_after)
     message = exc.message
     if unknown and attempts >= settings.GIFTDESK_MAX_SUBMIT_ATTEMPTS:
-        # Failing now could leave a bought card behind a "failed" order: keep asking.
-        delay = max(delay, settings.GIFTDESK_RETRY_MAX_SECONDS)
+        # Failing now could leave a bought card behind a "failed" order: keep asking, at the
+        # backoff's cap (a minute by default, jittered, or the provider's Retry-After). Asking
+        # is safe: the request is replayed with the same key, or the order looked up, and
+        # neither buys anything.
         message = (f"Still waiting for {submission.account.get_kind_display()} to confirm whether this "
                    f"order was placed; asked again with the same idempotency key. Last error: {exc.message}")
     if not _owned(submission).update(
@@ -627,12 +817,17 @@ def _pause_account(account_id: int, reason: str) -> None:
 
 
 def _complete_finished_batches(batch_ids: set[int]) -> None:
-    for batch_id in sorted(batch_ids):  # batch rows in id order, as everywhere: no deadlock
-        unfinished = Order.objects.filter(batch_id=batch_id).exclude(status__in=TERMINAL_STATUSES)
-        if not unfinished.exists():
-            Batch.objects.filter(pk=batch_id, state=BatchState.SENDING).update(
-                state=BatchState.COMPLETED, updated_at=timezone.now()
-            )
+    """Complete those of `batch_ids` still sending whose every order is finished: one UPDATE.
+
+    Called in the transaction that finished orders of them, after their totals moved: their
+    batch rows are locked by it already, so a transaction finishing the same batch's last other
+    orders waits for this one, then sees its orders finished (each statement reads what is
+    committed) and completes the batch; none is left sending with every order done."""
+    if not batch_ids:
+        return
+    unfinished = Order.objects.filter(batch_id=OuterRef("pk")).exclude(status__in=TERMINAL_STATUSES)
+    Batch.objects.filter(~Exists(unfinished), pk__in=sorted(batch_ids), state=BatchState.SENDING).update(
+        state=BatchState.COMPLETED, updated_at=timezone.now())
 
 
 # --- Pumping ------------------------------------------------------------------------------------
@@ -648,12 +843,14 @@ class PumpReport:
 def account_pump(account_id: int, *, budget_seconds: float | None = None) -> PumpReport:
     """Send and follow up everything of one account that is due, for at most `budget_seconds`.
 
-    Retries and status lookups due within the budget are waited for here; later ones are
-    picked up by the periodic sweep. Safe to run in several workers at once.
+    Retries, status lookups and leases about to run out (orders.leases) due within the budget
+    are waited for here; later ones are picked up by the periodic sweeps. Safe to run in several
+    workers at once.
     """
     budget = budget_seconds if budget_seconds is not None else settings.Q_TIMEOUT_SECONDS * 0.6
     deadline = time.monotonic() + budget
     report = PumpReport()
+    leases_checked = float("-inf")
     while True:  # At least one pass, however small the budget.
         account = ProviderAccount.objects.filter(pk=account_id).first()
         if account is None or not account.is_active:
@@ -661,6 +858,12 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         # A paused account buys nothing: no attempt, no claim. The cards its provider
         # accepted are still looked up: a lookup buys nothing (DESIGN.md, engine rule 9).
         paused = account.is_blocked
+        # A request in flight whose worker died (its lease ran out) is taken over here and is
+        # then due like any retry; a takeover buys nothing, so also while paused. Looked for
+        # after each wait, and else at most once a second: one small read, not one per claim.
+        if time.monotonic() - leases_checked >= LEASE_CHECK_SECONDS:
+            stale_submissions_release(account_id=account.pk)
+            leases_checked = time.monotonic()
         due = [] if paused else _due_submission_ids(account)
         for submission_id in due:
             if submission_attempt(submission_id) is not None:
@@ -686,6 +889,11 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         if wait is None or time.monotonic() + wait >= deadline:
             return report
         time.sleep(max(wait, 0.05))
+        leases_checked = float("-inf")  # woken for what came due: a lease run out may be it
+
+
+# How often a busy pump looks for leases run out on its account (an idle one: after each wait).
+LEASE_CHECK_SECONDS = 1.0
 
 
 def _unsent_claims_release(account: ProviderAccount) -> None:
@@ -748,39 +956,47 @@ def _seconds_until_next_work(account: ProviderAccount) -> float | None:
         .order_by("next_poll_at").values_list("next_poll_at", flat=True).first()
     )
     upcoming = min((moment for moment in (retry, poll) if moment is not None), default=None)
-    if upcoming is None:
-        return None
-    return max((upcoming - timezone.now()).total_seconds(), 0.0)
+    seconds = None if upcoming is None else max((upcoming - timezone.now()).total_seconds(), 0.0)
+    # A request in flight elsewhere whose lease is about to run out (its worker may be dead) is
+    # waited for and taken over; a live worker's lease is not: no slot is held watching it.
+    lease = leases.seconds_until_expiry(account.pk)
+    return min((wait for wait in (seconds, lease) if wait is not None), default=None)
 
 
 def accounts_with_work() -> list[int]:
-    """Accounts that have queued orders or submissions due for an attempt, unless paused, and
-    accounts with a status lookup due, paused or not (a lookup buys nothing)."""
+    """Accounts that have queued orders, submissions due for an attempt or requests in flight
+    whose lease runs out (their pump takes it over, or waits for it: orders.leases), unless
+    paused, and accounts with a status lookup due, paused or not (a lookup buys nothing). A
+    request in flight with a lease renewed lately needs no pump: its worker is alive."""
     now = timezone.now()
     queued = Order.objects.filter(status=OrderStatus.QUEUED).values_list("batch__account_id", flat=True)
     attempts = Submission.objects.filter(_due(now), state__in=ATTEMPTABLE).values_list("account_id", flat=True)
+    in_flight = Submission.objects.filter(leases.running_out()).values_list("account_id", flat=True)
     polls = Submission.objects.filter(state=SubmissionState.ACCEPTED, next_poll_at__lte=now).values_list(
         "account_id", flat=True)
-    sending = (Q(pk__in=queued) | Q(pk__in=attempts)) & Q(blocked_reason="")
+    sending = (Q(pk__in=queued) | Q(pk__in=attempts) | Q(pk__in=in_flight)) & Q(blocked_reason="")
     return sorted(
         set(ProviderAccount.objects.filter(sending | Q(pk__in=polls), is_active=True).values_list("pk", flat=True))
     )
 
 
-def stale_submissions_release(*, older_than: timedelta | None = None) -> int:
-    """A worker died while a request was in flight: retry those submissions with their key."""
-    older_than = older_than or timedelta(seconds=settings.GIFTDESK_STALE_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    stale = list(Submission.objects.filter(state=SubmissionState.IN_FLIGHT, claimed_at__lt=cutoff))
+def stale_submissions_release(*, account_id: int | None = None) -> int:
+    """A worker died while a request was in flight (its lease ran out, orders.leases): take
+    those submissions over, to be retried at once with their own key. `account_id`: only that
+    account's (its pump). Each takeover is one update, conditional on the lease still being run
+    out and on the attempt's token: of two sweepers racing, one takes it over, and a lease
+    renewed meanwhile is left to its live worker."""
+    stale = Submission.objects.filter(leases.expired())
+    if account_id is not None:
+        stale = stale.filter(account_id=account_id)
     released = 0
-    for submission in stale:
-        released += Submission.objects.filter(
-            pk=submission.pk, state=SubmissionState.IN_FLIGHT, claimed_at=submission.claimed_at
-        ).update(
+    for pk, token, claimed_by in stale.values_list("pk", "attempt_token", "claimed_by"):
+        now = timezone.now()
+        released += Submission.objects.filter(leases.expired(), pk=pk, attempt_token=token).update(
             # The request may have reached the provider (rule 4): from now on only the same key
             # or a lookup settles it, never a new key, whatever the provider answers next.
-            state=SubmissionState.RETRY, next_attempt_at=timezone.now(), outcome_unknown=True,
-            last_error=f"The worker sending this ({submission.claimed_by}) stopped answering; "
+            state=SubmissionState.RETRY, next_attempt_at=now, outcome_unknown=True, updated_at=now,
+            last_error=f"The worker sending this ({claimed_by}) stopped renewing its lease; "
             "retrying with the same idempotency key.",
         )
     return released
@@ -833,8 +1049,9 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
     key, it records the provider's ids and cost); a finished order stays as it is, so a late
     or replayed event can never undo a delivery."""
     # One transaction (the webhook view's, or its own): each order and its batch's totals move
-    # together; the batches' rows once each, in id order, after the orders.
-    with transaction.atomic():
+    # together; the batches' rows once each, in id order, after the orders. No savepoint in the
+    # view's transaction (two statements more): an error rolls the whole request back anyway.
+    with transaction.atomic(savepoint=False):
         with batch_totals.deferred():
             outcome, batch_ids = _card_updates_apply(account=account, updates=updates, actor=actor)
         _complete_finished_batches(batch_ids)
@@ -842,26 +1059,50 @@ def card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], a
 
 
 def _card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], actor: str) -> tuple[str, set[int]]:
-    """What the updates changed, in words, and the batches of the orders they moved."""
-    changed, ignored, kept = 0, 0, 0
-    batch_ids = set()
+    """What the updates changed, in words, and the batches of the orders they moved.
+
+    In bulk: the account's orders in fulfilment that the updates name are read and locked in
+    one query; the updates are applied to them in their order in memory (an update naming an
+    order an earlier one moved finds it moved, as one at a time would); then one conditional
+    UPDATE per 500 orders and one INSERT of their events."""
+    ignored = sum(1 for update in updates if not update.order_reference and not update.provider_order_id)
+    references = {update.order_reference for update in updates if update.order_reference}
+    provider_ids = {update.provider_order_id for update in updates
+                    if not update.order_reference and update.provider_order_id}
+    named = Q(reference__in=sorted(references)) if references else Q()
+    if provider_ids:
+        named |= Q(provider_order_id__in=sorted(provider_ids))
+    orders = []
+    if references or provider_ids:
+        rows = Order.objects.filter(named, batch__account=account, status=OrderStatus.PROCESSING).order_by("pk")
+        if connection.features.has_select_for_update:
+            rows = rows.select_for_update(of=("self",) if connection.features.has_select_for_update_of else ())
+        orders = list(rows)
+    by_reference: dict[str, list[Order]] = {}
+    by_provider_id: dict[str, list[Order]] = {}
+    for order in orders:
+        by_reference.setdefault(order.reference, []).append(order)
+        by_provider_id.setdefault(order.provider_order_id, []).append(order)
+    status_now = {order.pk: order.status for order in orders}
+    moves: dict[int, tuple[Order, str, dict, str]] = {}
+    kept = 0
+    now = timezone.now()
     for update in updates:
-        orders = Order.objects.filter(batch__account=account)
         if update.order_reference:
-            orders = orders.filter(reference=update.order_reference)
+            matches = by_reference.get(update.order_reference, [])
         elif update.provider_order_id:
-            orders = orders.filter(provider_order_id=update.provider_order_id)
+            matches = by_provider_id.get(update.provider_order_id, [])
         else:
-            ignored += 1
             continue
         new_status = CARD_STATUS[update.status]
-        for order in orders.filter(status=OrderStatus.PROCESSING):
+        for order in matches:
+            if status_now[order.pk] != OrderStatus.PROCESSING:
+                continue  # moved by an earlier update of this delivery
             if new_status == OrderStatus.DELIVERED and _delivery_later(order):
                 kept += 1  # delivered on its date, not before: it stays processing until then
                 continue
-            if new_status == order.status:
+            if new_status == OrderStatus.PROCESSING:
                 continue
-            now = timezone.now()
             fields = {"status": new_status, "updated_at": now, "last_error": update.error,
                       "completed_at": now if new_status in TERMINAL_STATUSES else None}
             if update.details:
@@ -870,11 +1111,14 @@ def _card_updates_apply(*, account: ProviderAccount, updates: list[CardUpdate], 
                 fields.update(Order.card_code_columns(update.provider_card_id))
             if new_status == OrderStatus.FAILED:
                 fields["definitely_refused"] = True  # the provider itself reports the card failed
-            if Order.objects.filter(pk=order.pk, status=order.status).update(**fields):
-                events.record_transition([order], to_status=new_status, actor=actor,
-                                         message=update.error or "Reported by the provider's webhook.")
-                changed += 1
-                batch_ids.add(order.batch_id)
-    return (f"{plural(changed, 'order')} updated"
+            moves[order.pk] = (order, new_status, fields, update.error or "Reported by the provider's webhook.")
+            status_now[order.pk] = new_status
+    changes = [moves[order_id] for order_id in sorted(moves)]
+    _orders_update({order.pk: fields for order, _status, fields, _message in changes},
+                   from_statuses=(OrderStatus.PROCESSING,))
+    events.record_transitions([(order, OrderStatus.PROCESSING, new_status, message)
+                               for order, new_status, _fields, message in changes], actor=actor)
+    batch_ids = {order.batch_id for order, _status, _fields, _message in changes}
+    return (f"{plural(len(changes), 'order')} updated"
             + (f", {plural(ignored, 'update')} without an order reference" if ignored else "")
             + (f", {kept:,} kept processing until their delivery date" if kept else "")), batch_ids

@@ -2,8 +2,12 @@
 
 from collections.abc import Iterable
 
-from orders import batch_totals
-from orders.models import EventKind, Order, OrderEvent, ProviderCall, Submission
+from django.db import connection
+
+from giftdesk.text import plural
+from orders import batch_totals, call_retention
+from orders.models import (BatchEvent, BatchEventKind, EventKind, Order, OrderEvent, OrderStatus, ProviderCall,
+                           Submission)
 from providers.clients.base import CallRecord
 
 
@@ -45,6 +49,56 @@ def record_note(
     )
 
 
+
+# --- A batch's creation: one event for all its orders --------------------------------------------
+
+
+def record_batch_created(batch, *, order_count: int, actor: str, message: str) -> BatchEvent:
+    """Record once that `batch`'s `order_count` orders were created pending (an upload): the
+    first line of each of their histories (`order_history`), instead of an event per order.
+    Their totals move with `count_created`, called with the orders as they are inserted."""
+    return BatchEvent.objects.create(batch=batch, kind=BatchEventKind.CREATED, to_status=OrderStatus.PENDING,
+                                     order_count=order_count, actor=actor, message=message)
+
+
+def count_created(orders: Iterable) -> None:
+    """Add orders just created pending to their batches' stored totals (count and face value),
+    as record_transition(from_status="") does, without an event per order: their creation is
+    recorded once for the batch (`record_batch_created`). Same contract: call it in the
+    transaction that inserted them. `orders`: Orders, or anything with their `batch_id`,
+    `currency` and `amount`."""
+    batch_totals.transitions_apply(((order, "") for order in orders), to_status=OrderStatus.PENDING)
+
+
+def history_with_batch_events(order: Order, events: list[OrderEvent]) -> list[OrderEvent]:
+    """`order`'s own `events` (in their order), after the line of its batch's creation when the
+    order was created by it: an order with a creation event of its own (a resend, or an order
+    from before batch events) was not. That line is an unsaved OrderEvent made from the
+    BatchEvent, saying it is the batch's; never saved."""
+    if any(event.kind == EventKind.STATUS and event.from_status == "" for event in events):
+        return events
+    created = BatchEvent.objects.filter(batch_id=order.batch_id, kind=BatchEventKind.CREATED).first()
+    if created is None:
+        return events
+    line = OrderEvent(order=order, actor=created.actor, kind=EventKind.STATUS, from_status="",
+                      to_status=created.to_status, message=batch_creation_text(created))
+    line.created_at = created.created_at
+    line.batch_event = created
+    return [line, *events]
+
+
+def batch_creation_text(created: BatchEvent) -> str:
+    """The creation's message, saying it is one event of the batch's: "Imported from a.csv
+    (one event for the batch's 2,000 orders)."."""
+    return f"{created.message.rstrip('.')} (one event for the batch's {plural(created.order_count, 'order')})."
+
+
+def order_history(order: Order) -> list[OrderEvent]:
+    """Everything that happened to `order`, oldest first: its events, after its batch's
+    creation when it was created with the batch."""
+    return history_with_batch_events(order, list(order.events.all()))
+
+
 def record_call(call: CallRecord, *, order_ids: Iterable[int], actor: str, submission_id: int) -> ProviderCall:
     """One row for the call, whatever the number of orders it carried, and one insert for its links."""
     stored = ProviderCall.objects.create(
@@ -54,13 +108,28 @@ def record_call(call: CallRecord, *, order_ids: Iterable[int], actor: str, submi
         url=call.url[:500],
         http_status=call.status,
         duration_ms=call.duration_ms,
-        request_body=call.request_body,
-        response_body=call.response_body,
+        request_body=call_retention.body_stored(call.request_body),  # compact, cut at the setting
+        response_body=call_retention.body_stored(call.response_body),
         error=call.error,
     )
-    Link = ProviderCall.orders.through
-    Link.objects.bulk_create(Link(providercall_id=stored.pk, order_id=order_id) for order_id in order_ids)
+    _call_links_insert(stored.pk, list(order_ids))
     return stored
+
+
+def _call_links_insert(call_id: int, order_ids: list[int]) -> None:
+    """The call's links to its orders: one INSERT per 400 orders, sent as is. bulk_create would
+    open a transaction around it, one statement more per call on SQLite (BEGIN), for rows that
+    need none: a call row without its links (a worker killed in between) still names its
+    submission."""
+    Link = ProviderCall.orders.through
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(Link._meta.db_table)} ({quote(Link._meta.get_field('providercall').column)}, "
+           f"{quote(Link._meta.get_field('order').column)}) VALUES ")
+    with connection.cursor() as cursor:
+        for start in range(0, len(order_ids), 400):  # 800 parameters: under SQLite's oldest limit (999)
+            chunk = order_ids[start:start + 400]
+            cursor.execute(sql + ", ".join(["(%s, %s)"] * len(chunk)),
+                           [value for order_id in chunk for value in (call_id, order_id)])
 
 
 class CallRecorder:
@@ -75,3 +144,39 @@ class CallRecorder:
 
     def __call__(self, call: CallRecord) -> None:
         self.last = record_call(call, order_ids=self.order_ids, actor=self.actor, submission_id=self.submission_id)
+
+
+def record_transitions(
+    changes: Iterable[tuple[Order, str, str, str]], *, actor: str, submission: Submission | None = None,
+    provider_call: ProviderCall | None = None,
+) -> None:
+    """record_transition for orders that went to different statuses, or with different
+    messages: (order, from_status, to_status, message) each, all events in one INSERT.
+
+    The same contract: call it in the transaction of the conditional UPDATE that made the
+    changes, with only the orders it changed, each with the status it really had; the
+    batches' stored totals move with them, one UPDATE per batch."""
+    changes = list(changes)
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order=order, submission=submission, provider_call=provider_call, actor=actor,
+                   kind=EventKind.STATUS, from_status=from_status, to_status=to_status, message=message)
+        for order, from_status, to_status, message in changes
+    )
+    by_status: dict[str, list[tuple[Order, str]]] = {}
+    for order, from_status, to_status, _message in changes:
+        by_status.setdefault(to_status, []).append((order, from_status))
+    with batch_totals.deferred():  # the groups' deltas together: each batch's row once
+        for to_status, moves in by_status.items():
+            batch_totals.transitions_apply(moves, to_status=to_status)
+
+
+def record_notes_each(
+    notes: Iterable[tuple[Order, Submission]], *, actor: str, message: str,
+    provider_call: ProviderCall | None = None,
+) -> None:
+    """record_note for orders that each belong to a submission of their own: one INSERT."""
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order=order, submission=submission, provider_call=provider_call, actor=actor,
+                   kind=EventKind.NOTE, message=message)
+        for order, submission in notes
+    )

@@ -182,12 +182,20 @@ class Submission(models.Model):
     # Fencing token of the attempt in flight: only its holder may record the outcome, so an
     # attempt given up as dead (and taken over) can never overwrite its successor's state.
     attempt_token = models.CharField(max_length=32, blank=True)
+    # While in flight: until when the attempt's worker is presumed alive. It renews this every
+    # third of GIFTDESK_LEASE_SECONDS (orders.leases); run out, the submission is taken over.
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            # The sweep's and each pump's search for leases run out: only rows in flight, few.
+            models.Index(fields=["lease_until"], condition=models.Q(state="in_flight"),
+                         name="orders_sub_inflight_lease_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Submission {self.idempotency_key}"
@@ -311,10 +319,21 @@ class ProviderCall(models.Model):
     request_body = models.TextField(blank=True, help_text="Secrets redacted.")
     response_body = models.TextField(blank=True, help_text="Secrets redacted.")
     error = models.TextField(blank=True, help_text="Why there was no answer, e.g. “timed out”.")
+    # A small number, not a time: a blanked row keeps it for good (a time takes 26 bytes on SQLite).
+    bodies_kept_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="Set when the bodies were blanked: the days they were kept (GIFTDESK_CALL_BODY_RETENTION_DAYS).",
+    )
 
     class Meta:
         # Read by submission (the foreign key's index) and by order (the link table's index).
         ordering = ["created_at", "id"]
+        indexes = [
+            # The retention task's way to the oldest calls still holding bodies (orders.call_retention);
+            # a blanked call leaves it, so it stays as small as the bodies kept.
+            models.Index(fields=["created_at"], condition=Q(bodies_kept_days__isnull=True),
+                         name="providercall_bodies_kept_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.method} {self.url} → {self.http_status or self.error or 'no answer'}"
@@ -345,6 +364,35 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message[:60]}"
+
+
+class BatchEventKind(models.TextChoices):
+    CREATED = "created", "Orders created"
+
+
+class BatchEvent(models.Model):
+    """An event of a whole batch, recorded once instead of once per order (issue 12: an upload
+    of 50,000 rows wrote 50,000 creation events). `CREATED`: the upload created its orders,
+    pending; each order it created shows it as the first line of its history
+    (`orders.events.order_history`). An order created later in the batch (a resend) has a
+    creation event of its own instead. Append-only."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=150, help_text="A user name, or “system”.")
+    kind = models.CharField(max_length=20, choices=BatchEventKind.choices)
+    to_status = models.CharField(max_length=20, blank=True, help_text="The status the orders were given.")
+    order_count = models.PositiveIntegerField(default=0, help_text="How many orders it concerned.")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch"], condition=Q(kind="created"), name="batch_created_once"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message[:60]}"

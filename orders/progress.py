@@ -22,6 +22,7 @@ from orders.dispatch import claim_limit
 from orders.models import Batch, BatchState, Order, OrderStatus
 from orders.spending import WAIT_REASON_START
 from providers.models import ProviderAccount
+from providers.ratelimit import interval_seconds
 
 # (key, label, the order statuses it counts), in the order the bar draws them.
 SEGMENTS = (
@@ -119,7 +120,7 @@ def sending_seconds(*, cards: int, cards_per_request: int, requests_per_minute: 
     if cards <= 0:
         return 0.0
     requests = math.ceil(cards / max(cards_per_request, 1))
-    return requests * 60 / max(requests_per_minute, 1)
+    return requests * interval_seconds(requests_per_minute)  # the limiter's own spacing
 
 
 def account_sending_seconds(account: ProviderAccount, cards: int) -> float:

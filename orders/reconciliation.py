@@ -244,7 +244,8 @@ def _ask(reconciliation: Reconciliation, submission: Submission, orders: list[Or
     None when a rate limit holds the lookup back for longer than the slice has left."""
     provider_limit_retries = 0
     while True:
-        client, _ = submission_client(submission, [order.pk for order in orders], actor=str(reconciliation))
+        client, _ = submission_client(submission, [order.pk for order in orders], actor=str(reconciliation),
+                                      lookup=True)
         try:
             result = client.fetch_status(status_request(submission, orders))
         except TransientError as exc:

@@ -18,7 +18,7 @@ from django.utils.text import get_text_list
 from giftdesk.text import plural, verb
 from providers.clients import client_class
 from providers.clients.base import ProviderClient, SettingField
-from providers.models import ProviderAccount, ProviderKind
+from providers.models import ProviderAccount, ProviderKind, default_rate_per_minute
 from providers.services import (
     MONTHLY_LIMITS_EXAMPLE,
     AccountConfigError,
@@ -31,9 +31,8 @@ from providers.services import (
 
 CREDENTIAL_STORAGE = "Stored encrypted and never shown again; on a saved account, blank keeps the stored value."
 WEBHOOK_SECRET_HELP = "The secret that verifies the webhooks the provider sends (only if it sends any)."
-# The model's defaults, used where a provider documents no tighter limit.
+# The model's default, used where a provider documents no tighter limit.
 MAX_CARDS_DEFAULT = ProviderAccount._meta.get_field("max_cards_per_request").default
-RATE_LIMIT_DEFAULT = ProviderAccount._meta.get_field("rate_limit_per_minute").default
 TYPE_AGAIN = "Enter the {label} again: credentials are never sent back to the browser."
 
 
@@ -106,11 +105,11 @@ def _endpoint_fields(client: type[ProviderClient]) -> dict[str, forms.Field]:
     }
 
 
-def _sending_fields(client: type[ProviderClient]) -> dict[str, forms.Field]:
+def _sending_fields(kind: str, client: type[ProviderClient]) -> dict[str, forms.Field]:
     """How much to send at once, defaulting to what the provider documents."""
     name = client.display_name
     cards = min(MAX_CARDS_DEFAULT, client.max_cards_per_submission or MAX_CARDS_DEFAULT)
-    rate = client.max_requests_per_minute or RATE_LIMIT_DEFAULT
+    rate = default_rate_per_minute(kind)  # the documented limit, as an account created elsewhere gets
     cap = (f" {name} takes at most {plural(client.max_cards_per_submission, 'card')} per request."
            if client.max_cards_per_submission else "")
     documented = f" {name} allows {client.max_requests_per_minute} a minute." if client.max_requests_per_minute else ""
@@ -120,7 +119,8 @@ def _sending_fields(client: type[ProviderClient]) -> dict[str, forms.Field]:
             help_text=f"Most cards one request to {name} carries.{cap} Blank: {cards}."),
         "rate_limit_per_minute": forms.IntegerField(
             label="Rate limit per minute", required=False, min_value=1, initial=rate,
-            help_text=f"Requests a minute to {name}, all workers together.{documented} Blank: {rate}."),
+            help_text=f"Requests a minute to {name}, all workers together, spread evenly over the minute."
+                      f"{documented} Blank: {rate}."),
     }
 
 
@@ -264,7 +264,7 @@ def account_form(kind: str | None) -> type[forms.ModelForm]:
         for key, label in kind_credential_labels(kind).items()
     }
     fields |= {setting_field_name(key): _setting_field(setting) for key, setting in client.setting_fields.items()}
-    fields |= _endpoint_fields(client) | _sending_fields(client)
+    fields |= _endpoint_fields(client) | _sending_fields(kind, client)
     # type() takes the base's metaclass: Django's ModelFormMetaclass gathers the fields.
     return type("ProviderAccountForm", (ProviderAccountForm,), {
         **fields, "provider_kind": kind, "setting_keys": tuple(client.setting_fields), "__module__": __name__})

@@ -6,7 +6,21 @@ from django.db import models
 from django.utils import timezone
 
 from providers import crypto
+from providers.clients import client_class
 from providers.clients.base import PricingKind  # one definition, shared with the clients
+
+# Requests a minute for an account whose provider documents no limit.
+RATE_LIMIT_FALLBACK = 60
+
+
+def default_rate_per_minute(kind: str) -> int:
+    """The rate a new account of `kind` gets unless one is chosen: its provider's documented
+    limit (the client's `max_requests_per_minute`), else RATE_LIMIT_FALLBACK."""
+    try:
+        documented = client_class(kind).max_requests_per_minute
+    except LookupError:
+        documented = None
+    return documented or RATE_LIMIT_FALLBACK
 
 
 def money(amount: Decimal | None, *, grouped: bool = False) -> str:
@@ -55,7 +69,10 @@ class ProviderAccount(models.Model):
     # (face value of cards claimed to send, delivered or in fulfilment). No entry: no limit.
     monthly_limits = models.JSONField(default=dict, blank=True)
     max_cards_per_request = models.PositiveIntegerField(default=10)
-    rate_limit_per_minute = models.PositiveIntegerField(default=60)
+    # None until saved: then the provider's documented limit (`default_rate_per_minute`), so a
+    # new Gifty account paces at Gifty's 120 a minute however it is created. Stored accounts
+    # keep whatever they hold.
+    rate_limit_per_minute = models.PositiveIntegerField(default=None)
     is_active = models.BooleanField(default=True)
 
     last_checked_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +100,18 @@ class ProviderAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def _rate_default(self) -> None:
+        if self.rate_limit_per_minute is None:
+            self.rate_limit_per_minute = default_rate_per_minute(self.kind)
+
+    def clean_fields(self, exclude=None) -> None:
+        self._rate_default()
+        super().clean_fields(exclude=exclude)
+
+    def save(self, *args, **kwargs) -> None:
+        self._rate_default()
+        super().save(*args, **kwargs)
 
     @property
     def credentials(self) -> dict:
@@ -183,18 +212,19 @@ class Product(models.Model):
         return None
 
 
-class RateLimitSlot(models.Model):
-    """One request counted against an account's rate limit, kept about a minute: the rate
-    limiter's sliding window. A slot, not a record of the call.
+class AccountPace(models.Model):
+    """The rate limiter's one row per account (providers.ratelimit): the account's theoretical
+    arrival time, when its next request may go without getting ahead of its rate.
 
-    It lives in the database so the limit holds across every worker process and machine.
+    In the database so the pace holds across every worker process and machine; a table of its
+    own, so a save of the account (which writes every field) never puts it back.
     """
 
-    account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE, related_name="+")
-    at = models.DateTimeField(db_index=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["account", "at"])]
+    account = models.OneToOneField(ProviderAccount, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    # Microseconds since the Unix epoch, on the database's clock (one clock for every machine).
+    tat_us = models.BigIntegerField()
+    # Slots before this time belong to the burst that began after the last pause: they go at once.
+    burst_until_us = models.BigIntegerField()
 
 
 class WebhookEvent(models.Model):

@@ -56,9 +56,12 @@ def credentials_merge(stored: dict[str, str], entered: dict[str, str]) -> dict[s
     return merged
 
 
-def account_client(account: ProviderAccount, *, recorder: Recorder | None = None) -> ProviderClient:
-    """The account's client, holding the account's rate limit across all workers."""
-    return client_for(account, recorder=recorder, throttle=throttle_for(account))
+def account_client(account: ProviderAccount, *, recorder: Recorder | None = None,
+                   lookup: bool = False) -> ProviderClient:
+    """The account's client, holding the account's rate limit across all workers. `lookup`:
+    its requests are status lookups, which take only slots no order waits for and never wait
+    in line (RateLimited with the wait instead: see providers.ratelimit)."""
+    return client_for(account, recorder=recorder, throttle=throttle_for(account, lookup=lookup))
 
 
 class AccountConfigError(ValueError):

@@ -14,13 +14,20 @@ def served(emulator: EmulatorBase) -> Iterator[LoopbackServer]:
         yield server
 
 
+# Emulated accounts pace their requests 0.1 ms apart, not at a real provider's rate: the limiter
+# spreads requests evenly (providers.ratelimit), and tests that are not about pacing would
+# otherwise wait up to a second between requests (and a status lookup right after another would
+# be put off). Tests of the limit set their own.
+TEST_RATE_PER_MINUTE = "600000"
+
+
 def emulated_account(server: LoopbackServer, *, kind: str, environment: str, values: dict[str, str],
                      token_path: str = "") -> ProviderAccount:
     """The account "<Provider> emulated" at the emulator `server` serves, catalog synced."""
     account, _ = account_configure(
         name=f"{ProviderKind(kind).label} emulated", kind=kind, environment=environment,
         api_base_url=server.base_url, auth_url=f"{server.base_url}{token_path}" if token_path else "",
-        values=values,
+        values={"rate_limit_per_minute": TEST_RATE_PER_MINUTE, **values},
     )
     catalog_sync(account=account)
     return account

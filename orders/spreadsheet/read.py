@@ -11,6 +11,12 @@ first rows (title lines may stand above it) and makes the ``Table``.
 A workbook is checked here (its zip directory) and then parsed in a child process with
 bounded memory and time (``bounded``), which calls ``read_xlsx`` below. No Django in this
 module: the limits come as arguments, so that child never sets Django up.
+
+openpyxl (read-only, streaming) and not python-calamine, although calamine parses a
+50,000-row sheet 7x faster (bench/xlsx_read.py): calamine builds the whole sheet as one
+dense range before handing out a row, so reading cannot stop at the row limits, blank rows
+(counted by the "last row read" bound) vanish, and one cell in column XFD pads every row to
+16,384 cells (a 5,000-row sheet: 2.6 GB). Its inflating is also its own, past our part cap.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from xml.etree import ElementTree
 
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse
 
 from orders.spreadsheet import bounded
 from orders.spreadsheet.errors import FileRefused, HeaderNotFound, NotValidCsv
@@ -375,6 +383,14 @@ class BoundedExcelReader(ExcelReader):
         self.archive = CappedZipFile(io.BytesIO(data), limits.max_unzipped_bytes)
         self.valid_files = self.archive.namelist()
 
+    def read_strings(self) -> None:
+        # As openpyxl does (the part named in the manifest, through the capped archive),
+        # with a lighter reader of each string: ``read_shared_strings``.
+        part = self.package.find(SHARED_STRINGS)
+        if part is not None:
+            with self.archive.open(part.PartName[1:]) as source:
+                self.shared_strings = read_shared_strings(source)
+
     def read_worksheets(self) -> None:
         # As openpyxl does in read-only mode; chart sheets are no worksheets, so skipped.
         for sheet, rel in self.parser.find_sheets():
@@ -382,6 +398,45 @@ class BoundedExcelReader(ExcelReader):
                 worksheet = UnsizedSheet(self.wb, sheet.name, rel.target, self.shared_strings)
                 worksheet.sheet_state = sheet.state
                 self.wb._sheets.append(worksheet)
+
+
+SHARED_STRING_TAG = f"{{{SHEET_MAIN_NS}}}si"
+
+
+def read_shared_strings(source: Any) -> list[str]:
+    """The shared strings, exactly as openpyxl's ``read_string_table`` gives them (the
+    plain text and the rich-text runs of each ``<si>``, phonetic runs left out, "x005F_"
+    escapes dropped), without building its ``Text`` object tree per string: that tree was
+    40% of the time to read a 50,000-row workbook (bench/xlsx_read.py)."""
+    strings = []
+    for _, node in iterparse(source):
+        if node.tag == SHARED_STRING_TAG:
+            strings.append(shared_string_text(node).replace("x005F_", ""))
+            node.clear()
+    return strings
+
+
+def shared_string_text(node: Any) -> str:
+    # openpyxl matches the children by local name, in any namespace; of several <t> in one
+    # element the last counts.
+    plain = None
+    runs = []
+    for child in node:
+        name = local_name(child.tag)
+        if name == "t":
+            plain = child.text
+        elif name == "r":
+            text = None
+            for part in child:
+                if local_name(part.tag) == "t":
+                    text = part.text
+            if text is not None:
+                runs.append(text)
+    return "".join(runs) if plain is None else plain + "".join(runs)
+
+
+def local_name(tag: Any) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def open_workbook(data: bytes, limits: ReadLimits) -> Any:
@@ -478,7 +533,8 @@ def sheet_header(sheet: Any, limits: ReadLimits) -> tuple[int, list[str]]:
 
 
 def cell_texts(values: Iterable[Any]) -> list[str]:
-    return [cell_text(value) for value in values]
+    # Text cells (most of them) are taken as they are, without a call each.
+    return [value if type(value) is str else cell_text(value) for value in values]
 
 
 def cell_text(value: Any) -> str:

@@ -125,6 +125,8 @@ class GiftronautClient(OAuthClient):
     default_token_lifetime = 3600
     # One order request is for one productId and carries one email message.
     submission_group = ("product", "message", "send_on")
+    # Seed 002 documents no request limit: new accounts get models.RATE_LIMIT_FALLBACK.
+    max_requests_per_minute = None
     supports_status = True
 
     # --- Interface -------------------------------------------------------------------------

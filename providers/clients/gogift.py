@@ -116,6 +116,8 @@ class GoGiftClient(OAuthClient):
         f"{name}.{currency}" for name in PRICE_FIELDS for currency in PRICE_CURRENCIES}
     # One basket is paid in one currency.
     submission_group = ("currency",)
+    # Seeds 000 and 001 document no request limit: new accounts get models.RATE_LIMIT_FALLBACK.
+    max_requests_per_minute = None
 
     # --- Interface -------------------------------------------------------------------------
 

@@ -143,6 +143,9 @@ class UGiftMeClient(HttpProviderClient):
     max_cards_per_submission = 100
     # One request is paid from one wallet; one currency per request keeps costs readable.
     submission_group = ("currency",)
+    # Seed 004 documents a 429 with rate-limit headers but no number: new accounts get
+    # models.RATE_LIMIT_FALLBACK, and a 429's wait is honoured.
+    max_requests_per_minute = None
     supports_status = True
     reports_balance = True  # GET /wallet
 

@@ -70,8 +70,8 @@ def test_pending_queued_and_sending_all_count_as_waiting_and_the_finished_percen
 
 
 def test_the_rate_limit_makes_a_thousand_gifty_cards_take_eight_minutes_twenty(gifty):
-    assert sending_seconds(cards=1000, cards_per_request=1, requests_per_minute=120) == 500
-    assert sending_seconds(cards=1000, cards_per_request=3, requests_per_minute=60) == 334 * 60 / 60
+    assert sending_seconds(cards=1000, cards_per_request=1, requests_per_minute=120) == pytest.approx(1000 * 61 / 120)  # the limiter's 61 s a limit
+    assert sending_seconds(cards=1000, cards_per_request=3, requests_per_minute=60) == pytest.approx(334 * 61 / 60)
     assert sending_seconds(cards=0, cards_per_request=1, requests_per_minute=120) == 0
     assert duration_text(500) == "8 minutes" and duration_text(25_000) == "6 hours 57 minutes"
     assert duration_text(60) == "1 minute" and duration_text(3600 * 2) == "2 hours"
@@ -82,19 +82,19 @@ def test_a_sending_gifty_batch_of_a_thousand_cards_expects_to_finish_in_about_ei
 
     progress = batch_progress(batch, now=NOW)
 
-    assert progress.remaining_seconds == 500  # one card per request: Gifty's cap, not the account's 10
-    assert progress.finish_at == NOW + datetime.timedelta(seconds=500)
-    expected_at = timezone.localtime(NOW + datetime.timedelta(seconds=500))
+    assert progress.remaining_seconds == pytest.approx(500 * 61 / 60)  # one card per request: Gifty's cap, not the account's 10
+    assert progress.finish_at == NOW + datetime.timedelta(seconds=1000 * 61 / 120)
+    expected_at = timezone.localtime(NOW + datetime.timedelta(seconds=1000 * 61 / 120))
     assert progress.eta_text.startswith("About 8 minutes left at the account's rate limit, finishing around ")
     assert f"{expected_at:%H:%M}" in progress.eta_text
-    assert progress.as_json()["remaining_seconds"] == 500
+    assert progress.as_json()["remaining_seconds"] == 508
 
 
 def test_cards_of_other_batches_queued_first_on_the_account_count_towards_the_wait(gifty):
     sending(gifty, 200)
     batch = sending(gifty, 1000)
 
-    assert batch_progress(batch).remaining_seconds == 600
+    assert batch_progress(batch).remaining_seconds == pytest.approx(600 * 61 / 60)
 
 
 def test_under_a_minute_and_a_half_no_estimate_is_given(gifty):
@@ -102,7 +102,7 @@ def test_under_a_minute_and_a_half_no_estimate_is_given(gifty):
 
     progress = batch_progress(batch)
 
-    assert progress.remaining_seconds == 50 and progress.eta_text == ""
+    assert progress.remaining_seconds == pytest.approx(50 * 61 / 60) and progress.eta_text == ""
 
 
 def test_a_paused_account_or_a_batch_not_sending_gives_no_estimate(gifty):
@@ -125,7 +125,7 @@ def test_cards_held_by_a_spending_limit_are_said_not_timed(gifty):
 
     progress = batch_progress(batch)
 
-    assert progress.remaining_seconds == 300  # the other 600
+    assert progress.remaining_seconds == pytest.approx(300 * 61 / 60)  # the other 600
     assert progress.note.startswith("400 orders wait for a monthly spending limit of Gifty")
 
 
@@ -136,11 +136,11 @@ def test_the_send_page_waits_behind_the_cards_the_bar_counts_not_those_a_limit_h
     batch = sending(gifty, 1000)
     about_to_send = make_batch(gifty, ["25"] * 1000, sku="GIFTY-STD")
 
-    assert batch_progress(batch).remaining_seconds == 550  # its 1,000 after the 100 of `earlier` not held
+    assert batch_progress(batch).remaining_seconds == pytest.approx(550 * 61 / 60)  # its 1,000 after the 100 of `earlier` not held
 
     summary = send_summary(about_to_send)
     assert summary.ahead == 1100  # the same rule: all of `batch` and the 100 not held, never the held ones
-    assert summary.duration_seconds == 1050
+    assert summary.duration_seconds == pytest.approx(1050 * 61 / 60)
     assert summary.duration_text == ("About 18 minutes at the account's limit of 120 requests a minute, "
                                      "after 1,100 cards already queued on the account.")
 

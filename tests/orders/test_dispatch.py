@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders import dispatch
+from orders import dispatch, events
 from orders.models import (
     Batch,
     BatchState,
@@ -15,6 +15,7 @@ from orders.models import (
     SubmissionState,
 )
 from orders.batches import BatchActionRefused, batch_cancel, batch_send
+from providers import ratelimit
 from providers.models import ProviderAccount
 from tests.fixtures.data import make_batch
 
@@ -54,7 +55,8 @@ def test_every_provider_call_and_state_change_is_in_the_order_history(emulated_g
     dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
 
     order = batch.orders.get()
-    transitions = list(order.events.filter(kind=EventKind.STATUS).values_list("to_status", flat=True))
+    # Its creation is its batch's one event (orders.events.order_history), then its own.
+    transitions = [event.to_status for event in events.order_history(order) if event.kind == EventKind.STATUS]
     assert transitions == ["pending", "queued", "sending", "delivered"]
     calls = order.provider_calls.all()
     assert [(c.method, c.url.rsplit("/", 1)[-1], c.http_status) for c in calls][-3:] == [
@@ -206,14 +208,17 @@ def test_a_submission_left_in_flight_by_a_dead_worker_is_retried_with_its_key(em
     batch = make_batch(emulated_gogift_account, ["100"])
     batch_send(batch=batch)
     submission = dispatch.orders_claim(account=emulated_gogift_account, limit=3)
-    Submission.objects.filter(pk=submission.pk).update(
-        state=SubmissionState.IN_FLIGHT, claimed_at=timezone.now() - timedelta(hours=1))
+    assert dispatch._start_attempt(submission.pk) is not None  # its worker dies: nobody renews the lease
+    assert dispatch.stale_submissions_release() == 0  # while the lease runs, the worker may be alive
+    Submission.objects.filter(pk=submission.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
 
     assert dispatch.stale_submissions_release() == 1
+    assert Submission.objects.get().outcome_unknown
     dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=20)
 
     assert statuses(batch) == [OrderStatus.DELIVERED]
     assert Submission.objects.get().idempotency_key == submission.idempotency_key
+    assert len(gogift_emulator.ledger) == 1
 
 
 def test_sending_twice_is_refused_with_a_reason(emulated_gogift_account):
@@ -284,15 +289,16 @@ def test_an_order_whose_outcome_is_unknown_is_never_failed_for_lack_of_an_answer
 
 def test_waiting_for_our_own_rate_limit_spends_no_attempt(emulated_gogift_account, gogift_emulator):
     ProviderAccount.objects.filter(pk=emulated_gogift_account.pk).update(rate_limit_per_minute=1)
+    ratelimit.acquire(emulated_gogift_account.pk, 1)  # a request just went: the next slot is a minute away
     batch = make_batch(emulated_gogift_account, ["100"])
     batch_send(batch=batch)
-    sent_before = len(gogift_emulator.requests)  # the catalog sync already used this minute
+    sent_before = len(gogift_emulator.requests)
 
     dispatch.account_pump(emulated_gogift_account.pk, budget_seconds=0.1)
 
     submission = Submission.objects.get()
     assert submission.state == SubmissionState.RETRY and submission.attempts == 0
-    assert "1 requests per minute" in submission.last_error
+    assert "1 request per minute" in submission.last_error
     assert (submission.next_attempt_at - submission.updated_at).total_seconds() > 50
     assert len(gogift_emulator.requests) == sent_before  # nothing went out
 

@@ -281,7 +281,7 @@ def test_a_refusal_after_a_dead_worker_keeps_the_key_and_never_buys_twice(emulat
     assert dispatch.submission_attempt(submission.pk) == SubmissionState.ACCEPTED
     Order.objects.filter(batch=batch).update(status=OrderStatus.SENDING)
     Submission.objects.filter(pk=submission.pk).update(
-        state=SubmissionState.IN_FLIGHT, claimed_at=timezone.now() - timedelta(hours=1))
+        state=SubmissionState.IN_FLIGHT, lease_until=timezone.now() - timedelta(seconds=1))  # nobody renewed it
     assert len(gogift_emulator.ledger) == 2
 
     assert dispatch.stale_submissions_release() == 1

@@ -22,7 +22,7 @@ from orders.batches import batch_create, batch_send
 from orders.models import Order, OrderStatus, ProviderCall, Reconciliation, ReconciliationState
 from orders.reconciliation import reconciliation_request, reconciliation_run, reconciliation_start
 from orders.spreadsheet import ValidRow
-from providers.models import Product, RateLimitSlot
+from providers.models import AccountPace, Product
 from tests.fixtures.data import GLOBAL_GIFT_CARD_SKU, person
 from tests.fixtures.emulators_gifty import GIFTY_VARIABLE_CARD
 
@@ -401,21 +401,23 @@ def test_a_provider_rate_limit_answer_is_waited_for_and_asked_again(emulated_gif
 def test_the_accounts_rate_limit_holds_the_lookups_back_and_nothing_is_sent(emulated_gifty_account, gifty_emulator):
     gifty_cards(emulated_gifty_account, ["25", "30"])
     account = emulated_gifty_account
-    account.rate_limit_per_minute = 2
+    account.rate_limit_per_minute = 120
     account.save(update_fields=["rate_limit_per_minute"])
-    RateLimitSlot.objects.filter(account=account).delete()
-    RateLimitSlot.objects.bulk_create([RateLimitSlot(account=account, at=timezone.now()) for _ in range(2)])
+    # Orders hold the account's next minute of slots (their workers reserved them): a lookup
+    # takes only a slot no order waits for.
+    AccountPace.objects.update_or_create(account=account, defaults={
+        "tat_us": time.time_ns() // 1000 + 60_000_000, "burst_until_us": 0})
     gifty_emulator.requests.clear()
     reconciliation = reconciliation_start(account=account)
 
-    # The next slot frees in about a minute: longer than this slice may wait.
+    # The queue clears in about a minute: longer than this slice may wait.
     assert reconciliation_run(reconciliation.pk, budget_seconds=5) is False
 
     assert gifty_emulator.requests == []
     reconciliation.refresh_from_db()
     assert (reconciliation.state, reconciliation.orders_checked, reconciliation.cursor) == (
         ReconciliationState.RUNNING, 0, 0)
-    RateLimitSlot.objects.filter(account=account).delete()  # the minute has passed
+    AccountPace.objects.filter(account=account).delete()  # the orders have gone
     assert reconciliation_run(reconciliation.pk) is True
     reconciliation.refresh_from_db()
     assert (reconciliation.state, reconciliation.orders_checked) == (ReconciliationState.AGREED, 2)

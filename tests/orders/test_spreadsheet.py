@@ -582,6 +582,33 @@ def test_an_email_appearing_twice_is_a_warning_not_an_error(context):
     assert preview.warnings == ["Row 2: jane@example.com also appears in row 4.", "Row 4: Jane@Example.com also appears in row 2."]
 
 
+def test_a_later_duplicate_names_the_first_row_and_the_first_counts_the_others(context):
+    # Issue 12: each warning names one row, never a list (with 10,000 rows of one email the
+    # lists made the preview quadratic: 1.2 GB). An invalid row still counts as an occurrence.
+    preview = preview_of(HEADER + "Jane,jane@example.com,50\nJohn,john@example.com,50\nJane D,JANE@example.com,60\n"
+                         "Jane E,jane@example.com,55\nJane F, jane@example.com ,70\n", context)
+    assert preview.warnings == [
+        "Row 2: jane@example.com also appears in 3 other rows, starting at row 4.",
+        "Row 4: JANE@example.com also appears in row 2.",
+        "Row 6: jane@example.com also appears in row 2.",
+    ]
+    assert [row.row for row in preview.invalid_rows] == [5]
+
+
+def test_a_duplicate_of_an_invalid_first_row_names_that_row(context):
+    preview = preview_of(HEADER + "Jane,jane@example.com,55\nJane D,jane@example.com,60\nJane E,jane@example.com,70\n", context)
+    assert preview.warnings == ["Row 3: jane@example.com also appears in row 2.", "Row 4: jane@example.com also appears in row 2."]
+
+
+def test_duplicate_warnings_stay_short_however_many_rows_share_an_email(context):
+    rows = "".join(f"Person {index},jane@example.com,50\n" for index in range(3000))
+    preview = preview_of(HEADER + rows, context)
+    assert len(preview.warnings) == 3000
+    assert preview.warnings[0] == "Row 2: jane@example.com also appears in 2,999 other rows, starting at row 3."
+    assert preview.warnings[-1] == "Row 3001: jane@example.com also appears in row 2."
+    assert max(len(warning) for warning in preview.warnings) < 100
+
+
 def test_a_recent_recipient_is_a_warning(context, gogift_account, global_gift_card):
     deliver_card(gogift_account, global_gift_card, "Jane@Example.com")
     context.recent_recipient_emails = ImportContext.for_account(gogift_account).recent_recipient_emails

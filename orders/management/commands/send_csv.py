@@ -83,6 +83,7 @@ class Command(BaseCommand):
             preview = spreadsheet.validate(table, context)
         except spreadsheet.FileRefused as exc:
             raise _Refused(exc.message) from exc
+        del table  # its rows are the preview's now: not held while the batch is created
         self._report(preview)
         code = EXIT_INVALID_ROWS if preview.invalid_rows else EXIT_OK
         if options["dry_run"]:
