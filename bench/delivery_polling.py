@@ -20,7 +20,6 @@ Runs on a fresh SQLite database under var/bench/ (or DATABASE_URL if set).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fresh_django import start_django  # noqa: E402 (needs ROOT on the path)
+from bench.harness import account_on_emulator, bench_line, recipient_rows  # noqa: E402
 
 # Django is set up in main(), on a fresh database: project imports wait until then.
 SLACK_SECONDS = 5.0  # issue 12: "within 2x the time it took to buy them (+ a few seconds)"
@@ -79,31 +79,23 @@ def send(kind: str, cards: int) -> Run:
         emulator.auto_deliver_webhooks = False  # no webhook registered: this account is polled
     demo = module.DEMO_ACCOUNT
     with LoopbackServer(emulator) as server:
-        url = server.base_url
-        return send_all(kind=kind, base_url=url, auth_url=f"{url}{demo['auth_path']}" if demo["auth_path"] else "",
+        return send_all(kind=kind, base_url=server.base_url, auth_path=demo["auth_path"],
                         values={**demo["credentials"], **demo["settings"], "rate_limit_per_minute": "100000"},
                         cards=cards)
 
 
-def send_all(*, kind: str, base_url: str, auth_url: str, values: dict, cards: int) -> Run:
+def send_all(*, kind: str, base_url: str, auth_path: str, values: dict, cards: int) -> Run:
     """Import `cards` rows, send them, and pump until every order is finished, timing both ends."""
     from emulators.fault_harness import _product_and_amounts
     from orders import dispatch
     from orders.batches import batch_create, batch_send
     from orders.models import TERMINAL_STATUSES, OrderStatus, ProviderCall
-    from orders.spreadsheet import ValidRow
-    from providers.services import account_configure, catalog_sync
 
-    account, _ = account_configure(name=f"{kind} polling", kind=kind, environment="sandbox", api_base_url=base_url,
-                                   auth_url=auth_url, values=values)
-    catalog_sync(account=account)
+    account = account_on_emulator(kind=kind, base_url=base_url, name=f"{kind} polling", values=values,
+                                  auth_path=auth_path)
     product, amounts = _product_and_amounts(account)
-    rows = [
-        ValidRow(row=i + 2, name=f"Person {kind} {i}", email=f"{kind}.person{i}@example.com", phone="",
-                 reference=f"P{i:05d}", message="Thank you!", amount=amounts[i % len(amounts)],
-                 currency=product.currency, product=product, send_on=None)
-        for i in range(cards)
-    ]
+    rows = recipient_rows(cards, product, amounts, name=f"Person {kind} {{i}}", email=f"{kind}.person{{i}}@example.com",
+                          reference="P{i:05d}")
     batch = batch_create(account=account, rows=rows, source_filename=f"polling-{kind}.csv")
     batch_send(batch=batch)
     calls_before = ProviderCall.objects.filter(submission__account=account).count()
@@ -144,12 +136,12 @@ def report(runs: list[Run]) -> None:
         print(f"  status lookups: {run.lookups} ({run.lookups / max(run.submissions, 1):.1f} per request)")
     print()
     for run in runs:
-        print("BENCH " + json.dumps({
-            "measure": f"{run.label}, {run.cards:,} cards: time until all delivered / time to buy them all",
-            "ours": round(run.delivered_seconds, 2), "baseline": round(run.buy_seconds, 2),
-            "ratio": round(run.delivered_seconds / run.buy_seconds, 2), "unit": "s",
-            "goal": f"delivered <= 2x buy time + {SLACK_SECONDS:g} s", "met": run.met,
-        }, ensure_ascii=False))
+        print(bench_line(
+            measure=f"{run.label}, {run.cards:,} cards: time until all delivered / time to buy them all",
+            ours=round(run.delivered_seconds, 2), baseline=round(run.buy_seconds, 2),
+            ratio=round(run.delivered_seconds / run.buy_seconds, 2), unit="s",
+            goal=f"delivered <= 2x buy time + {SLACK_SECONDS:g} s", met=run.met,
+        ))
 
 
 if __name__ == "__main__":

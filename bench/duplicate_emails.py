@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -27,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fresh_django import start_django  # noqa: E402 (needs ROOT on the path)
+from bench.harness import child_figures, memory_mb, peak_reset, ratio_line  # noqa: E402
 
 GOAL = 1.5
 CASES = ("distinct", "same")  # the baseline first
@@ -38,14 +37,6 @@ def csv_file(rows: int, same: bool) -> bytes:
         email = "jane@example.com" if same else f"p{index}@example.com"
         lines.append(f"Person {index},{email},50,GLOBAL,EMP{index:06}")
     return ("\n".join(lines) + "\n").encode()
-
-
-def memory_mb(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise LookupError(field)
 
 
 def run_case(case: str, rows: int) -> None:
@@ -60,8 +51,7 @@ def run_case(case: str, rows: int) -> None:
                            max_amount=Decimal("5000"), step=Decimal("10"))
     context = ImportContext.for_account(account)
     data = csv_file(rows, same=case == "same")
-    # Start the peak over from here (Linux >= 4.0): it measures the preview alone.
-    Path("/proc/self/clear_refs").write_text("5")
+    peak_reset()  # the peak measures the preview alone
     before = memory_mb("VmRSS")
     started = time.perf_counter()
     preview = validate(read_table(data, "bench.csv"), context)
@@ -75,21 +65,7 @@ def run_case(case: str, rows: int) -> None:
 
 
 def measure(case: str, rows: int) -> dict:
-    env = dict(os.environ)
-    result = subprocess.run([sys.executable, __file__, "--case", case, "--rows", str(rows)],
-                            capture_output=True, text=True, env=env, check=False)
-    if result.returncode:
-        sys.exit(f"case {case} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def bench_line(measure_name: str, ours: float, baseline: float, unit: str) -> str:
-    ratio = ours / baseline if baseline else None
-    return "BENCH " + json.dumps({
-        "measure": measure_name, "ours": round(ours, 3), "baseline": round(baseline, 3),
-        "ratio": round(ratio, 3) if ratio is not None else None, "unit": unit,
-        "goal": f"<= {GOAL}x baseline", "met": ratio is not None and ratio <= GOAL,
-    })
+    return child_figures(__file__, "--case", case, "--rows", str(rows), what=f"case {case}")
 
 
 def main() -> None:
@@ -122,11 +98,13 @@ def main() -> None:
     for example in figures["same"]["examples"]:
         print(f"  e.g. {example[:150]!r}{' ...' if len(example) > 150 else ''} ({len(example):,} characters)")
     same, distinct = figures["same"], figures["distinct"]
-    print(bench_line(f"duplicate emails, {rows:,} rows: preview time", same["seconds"], distinct["seconds"], "s"))
-    print(bench_line(f"duplicate emails, {rows:,} rows: preview peak RSS", same["peak_mb"], distinct["peak_mb"], "MB"))
+    print(ratio_line(f"duplicate emails, {rows:,} rows: preview time", same["seconds"], distinct["seconds"], "s",
+                     GOAL))
+    print(ratio_line(f"duplicate emails, {rows:,} rows: preview peak RSS", same["peak_mb"], distinct["peak_mb"],
+                     "MB", GOAL))
     # The peak holds Django's ~90 MB either way; the growth is what the preview itself took.
-    print(bench_line(f"duplicate emails, {rows:,} rows: preview RSS growth", same["growth_mb"],
-                     max(distinct["growth_mb"], 1.0), "MB"))
+    print(ratio_line(f"duplicate emails, {rows:,} rows: preview RSS growth", same["growth_mb"],
+                     max(distinct["growth_mb"], 1.0), "MB", GOAL))
 
 
 if __name__ == "__main__":

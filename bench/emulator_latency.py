@@ -15,7 +15,6 @@ Needs no database.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import bench_line  # noqa: E402 (needs ROOT on the path)
 
 GOAL_MEDIAN_MS = 2.0  # the issue: "~1 ms" (from ~44 ms); 2 leaves room for a loaded machine
 GOAL_P95_MS = 5.0
@@ -63,12 +64,10 @@ def p95(times: list[float]) -> float:
     return statistics.quantiles(times, n=100, method="inclusive")[94]
 
 
-def bench_line(measure_name: str, ours: float, baseline: float, goal_ms: float, why: str) -> str:
-    return "BENCH " + json.dumps({
-        "measure": measure_name, "ours": round(ours, 3), "baseline": round(baseline, 3),
-        "ratio": round(ours / baseline, 4) if baseline else None, "unit": "ms",
-        "goal": f"<= {goal_ms:g} ms{why}", "met": ours <= goal_ms,
-    })
+def latency_line(measure_name: str, ours: float, baseline: float, goal_ms: float, why: str) -> str:
+    return bench_line(measure=measure_name, ours=round(ours, 3), baseline=round(baseline, 3),
+                      ratio=round(ours / baseline, 4) if baseline else None, unit="ms",
+                      goal=f"<= {goal_ms:g} ms{why}", met=ours <= goal_ms)
 
 
 def main() -> int:
@@ -85,9 +84,9 @@ def main() -> int:
     for label, times in (("Nagle on (baseline)", baseline), ("TCP_NODELAY (now)", ours)):
         print(f"  {label:28}{statistics.median(times):>8.2f}ms{p95(times):>8.2f}ms{sum(times) / 1000:>9.2f}s")
     print(f"  median {statistics.median(baseline) / statistics.median(ours):.0f}x faster")
-    print(bench_line("emulator request, kept alive: median", statistics.median(ours),
-                     statistics.median(baseline), GOAL_MEDIAN_MS, " (~1 ms; was ~44 ms)"))
-    print(bench_line("emulator request, kept alive: p95", p95(ours), p95(baseline), GOAL_P95_MS, ""))
+    print(latency_line("emulator request, kept alive: median", statistics.median(ours),
+                       statistics.median(baseline), GOAL_MEDIAN_MS, " (~1 ms; was ~44 ms)"))
+    print(latency_line("emulator request, kept alive: p95", p95(ours), p95(baseline), GOAL_P95_MS, ""))
     return 0
 
 

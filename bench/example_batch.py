@@ -9,9 +9,7 @@ emulator on a loopback port, and one `manage.py run_worker`. Prints its figures.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fresh_django import start_django  # noqa: E402 (needs ROOT on the path)
+from bench.harness import account_on_emulator, worker_start, workers_stop  # noqa: E402
 
 
 def main() -> None:
@@ -31,22 +30,17 @@ def main() -> None:
 
     from emulators.gogift import GoGiftEmulator
     from emulators.loopback import LoopbackServer
-    from providers.services import account_configure, catalog_sync
 
     emulator = GoGiftEmulator(environment="sandbox", clients={"bench": "bench-secret"})
     with LoopbackServer(emulator) as server:
-        account, _ = account_configure(
-            name="GoGift bench", kind="gogift", environment="sandbox", api_base_url=server.base_url,
-            auth_url=f"{server.base_url}/connect/token",
+        account = account_on_emulator(
+            kind="gogift", base_url=server.base_url, name="GoGift bench", auth_path="/connect/token",
             # A limit far above what the run sends: this measures the engine, not the limiter
             # (at the default 60 requests a minute, 500 orders would wait for it for minutes).
             values={"client_id": "bench", "client_secret": "bench-secret", "buyer_account_id": "1",
                     "max_cards_per_request": "10", "rate_limit_per_minute": "6000"},
         )
-        catalog_sync(account=account)
-        worker = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT,
-                                  env={**os.environ, "GIFTDESK_WORKERS": "1"},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = worker_start(bench_dir / "example_batch-worker.log", {"GIFTDESK_WORKERS": "1"})
         try:
             time.sleep(2)  # let the cluster start, so its start-up is not counted
             example = run_file(ROOT / "examples" / "recipients.csv", account)
@@ -58,8 +52,7 @@ def main() -> None:
             )
             synthetic = run_file(synthetic_file, account)
         finally:
-            worker.terminate()
-            worker.wait(timeout=20)
+            workers_stop([worker], grace=20)
         cards = len(emulator.ledger)
         duplicates = cards - len({entry.reference for entry in emulator.ledger})
 

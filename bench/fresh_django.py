@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.harness import sqlite_remove
+
 BENCH_DIR = Path(__file__).resolve().parents[1] / "var" / "bench"
 
 
@@ -12,8 +14,7 @@ def start_django(database_name: str) -> Path:
     """Set Django up on a new database named `database_name`; returns var/bench/."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     database = BENCH_DIR / database_name
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    sqlite_remove(database)
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{database}")
     os.environ["DJANGO_SETTINGS_MODULE"] = "giftdesk.settings"
     # Imported only now: the settings read DATABASE_URL when they load.

@@ -19,7 +19,6 @@ DATABASE_URL if set: PostgreSQL).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fresh_django import start_django  # noqa: E402 (needs ROOT on the path)
+from bench.harness import bench_line  # noqa: E402
 
 # Django is set up in main(), on a fresh database: project imports wait until then.
 
@@ -266,10 +266,8 @@ def report(runs: list[Run], rate: int) -> None:
          "statements", "<= 1", ours.per_request <= 1),
     ]
     for measure, mine, theirs, unit, goal, met in lines:
-        print("BENCH " + json.dumps({
-            "measure": f"Gifty pacing at {rate}/min, {measure}", "ours": mine, "baseline": theirs,
-            "ratio": round(mine / theirs, 3) if theirs else None, "unit": unit, "goal": goal, "met": bool(met),
-        }, ensure_ascii=False))
+        print(bench_line(measure=f"Gifty pacing at {rate}/min, {measure}", ours=mine, baseline=theirs,
+                         ratio=round(mine / theirs, 3) if theirs else None, unit=unit, goal=goal, met=bool(met)))
 
 
 if __name__ == "__main__":

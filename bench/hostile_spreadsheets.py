@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import memory_mb, peak_reset  # noqa: E402 (needs ROOT on the path)
+
 MB = 1024  # ru_maxrss is in KB on Linux
 
 
@@ -134,27 +136,18 @@ CASES = {
 INPUT_DIR = ROOT / "var" / "bench" / "spreadsheets"
 
 
-def memory_status(field: str) -> int:
-    """VmRSS (now) or VmHWM (peak) of this process, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) // MB
-    raise LookupError(field)
-
-
 def run_case(name: str) -> None:
     input_name, read = CASES[name]
     data = (INPUT_DIR / input_name).read_bytes()
     limits()  # Django set up before the baseline, as in the web process
     import openpyxl  # noqa: F401  (imported by the web process too)
 
-    # Start the peak over from here (Linux >= 4.0), so it measures the reading alone.
-    Path("/proc/self/clear_refs").write_text("5")
-    before = memory_status("VmRSS")
+    peak_reset()  # the peak measures the reading alone
+    before = int(memory_mb("VmRSS"))
     started = time.monotonic()
     outcome = read(data)
     seconds = time.monotonic() - started
-    peak = memory_status("VmHWM")
+    peak = int(memory_mb("VmHWM"))
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"{name:38} {seconds:6.2f} s  {len(data) / 1e6:5.1f} MB  parent {before:4d} -> "
           f"{peak:4d} MB (+{peak - before:3d})  child {child // MB:4d} MB  {outcome}", flush=True)

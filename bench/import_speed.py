@@ -26,7 +26,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fresh_django import BENCH_DIR, start_django  # noqa: E402 (needs ROOT on the path)
+from bench.harness import child_figures, ratio_line  # noqa: E402
 
 TIME_GOAL = 1.25
 MEMORY_GOAL = 1.2
@@ -163,28 +163,14 @@ def run_case(case: str, file_format: str, path: Path, profile: bool) -> None:
 
 
 def measure(case: str, file_format: str, path: Path, profile: bool) -> dict:
-    command = [sys.executable, __file__, "--case", case, "--format", file_format, "--file", str(path)]
-    result = subprocess.run(command + (["--profile"] if profile and case == "ours" else []),
-                            capture_output=True, text=True, env=dict(os.environ), check=False)
-    if result.returncode:
-        sys.exit(f"{file_format} {case} failed:\n{result.stderr[-3000:]}")
-    if profile and case == "ours":
-        print(result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    profiled = profile and case == "ours"
+    return child_figures(__file__, "--case", case, "--format", file_format, "--file", str(path),
+                         *(["--profile"] if profiled else []), what=f"{file_format} {case}", show_stderr=profiled)
 
 
 def median_run(runs: list[dict]) -> dict:
     """Each figure's median over the runs."""
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-
-
-def bench_line(measure_name: str, ours_value: float, baseline_value: float, unit: str, goal: float) -> str:
-    ratio = ours_value / baseline_value if baseline_value else None
-    return "BENCH " + json.dumps({
-        "measure": measure_name, "ours": round(ours_value, 3), "baseline": round(baseline_value, 3),
-        "ratio": round(ratio, 3) if ratio is not None else None, "unit": unit,
-        "goal": f"<= {goal}x baseline", "met": ratio is not None and ratio <= goal,
-    })
 
 
 def main() -> None:
@@ -223,10 +209,10 @@ def main() -> None:
         base, our = figures["baseline"], figures["ours"]
         print(f"{file_format.upper()}: {our['seconds'] / base['seconds']:.2f}x the time, "
               f"{our['peak_mb'] / base['peak_mb']:.2f}x the peak memory of the baseline")
-        lines.append(bench_line(f"import {file_format.upper()} {rows:,} rows: time", our["seconds"], base["seconds"],
+        lines.append(ratio_line(f"import {file_format.upper()} {rows:,} rows: time", our["seconds"], base["seconds"],
                                 "s", TIME_GOAL))
         memory = "peak RSS" if file_format == "csv" else "peak RSS of the web process (reader child apart)"
-        lines.append(bench_line(f"import {file_format.upper()} {rows:,} rows: {memory}", our["peak_mb"],
+        lines.append(ratio_line(f"import {file_format.upper()} {rows:,} rows: {memory}", our["peak_mb"],
                                 base["peak_mb"], "MB", MEMORY_GOAL))
     print("\n".join(lines))
 

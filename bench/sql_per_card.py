@@ -3,12 +3,12 @@ provider's emulator on a loopback port, sent in this process by `account_pump` (
 would), every statement on the sending connection counted and put in the phase whose code
 sent it:
 
-    claim        orders_claim (spending limits, the claim, its events and batch totals)
-    attempt      submission_attempt around the request (start, read the orders, settle)
-    record call  orders.events.record_call (the call's row and its links to the orders)
-    results      applying the answer: orders' changes, events, batch totals, the submission,
-                 completing batches (also when the answer came from a status lookup)
-    poll         submission_poll around the lookup (taking it, reading the orders, rescheduling)
+    claim        orders_claim_round (spending limits, the claim, its events and batch totals)
+    attempt      submissions_attempt around the requests (start, read the orders, release)
+    record call  the calls' rows and their links to the orders (orders.events)
+    results      recording the answers: orders' changes, events, batch totals, the submissions,
+                 completing batches (also when the answers came from status lookups)
+    poll         submissions_poll around the lookups (taking them, reading the orders)
     pump         account_pump's own reads (the account, what is due, when to wake)
     ratelimit    providers/ratelimit.py: the account's request budget (counted apart)
 
@@ -51,12 +51,16 @@ BEFORE = {
 # Phases by the innermost function of the stack that sent the statement.
 PHASE_OF_FUNCTION = {
     ("orders/events.py", "record_call"): "record call",
-    ("orders/dispatch.py", "orders_claim"): "claim",
-    ("orders/dispatch.py", "submission_attempt"): "attempt",
-    ("orders/dispatch.py", "submission_poll"): "poll",
+    ("orders/events.py", "flush"): "record call",
+    ("orders/dispatch.py", "orders_claim_round"): "claim",
+    ("orders/dispatch.py", "submissions_attempt"): "attempt",
+    ("orders/dispatch.py", "_attempts_release"): "attempt",
+    ("orders/dispatch.py", "submissions_poll"): "poll",
+    ("orders/dispatch.py", "_polls_take"): "poll",
     ("orders/dispatch.py", "account_pump"): "pump",
     **{("orders/dispatch.py", name): "results" for name in (
-        "_accept", "_reject", "_split", "_fail_orders", "_apply_results", "_results_apply", "_retry_later",
+        "_answers_record", "_polls_record", "_accept_many", "_poll_failed", "_attempt_failed",
+        "_reject", "_split", "_fail_orders", "_results_apply", "_retry_later",
         "_block_account", "_settle_without_orders", "_scheduled_cards_deliver", "_complete_finished_batches")},
 }
 PHASES = ("claim", "attempt", "record call", "results", "poll", "pump", "ratelimit")

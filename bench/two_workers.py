@@ -21,11 +21,9 @@ The named database is dropped and created afresh; the Redis database is emptied.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -34,6 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402 (needs ROOT on the path)
+    account_on_emulator, bench_line, django_on_fresh_database, recipient_rows, redis_flush, worker_start,
+    workers_stop,
+)
 
 SWEEP_SECONDS = 3.0  # what the minutely schedule does, at benchmark speed (as emulators/fault_harness.py)
 
@@ -58,18 +61,9 @@ def main() -> int:
         return 2
     # Stopped from outside (bench/run's timeout, kill): the workers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    _fresh_database(database_url)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "giftdesk.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_fresh_database(database_url)
     logging.getLogger("django-q").setLevel(logging.WARNING)  # this process only queues; workers log to files
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+    redis_flush()
 
     log_dir = ROOT / "var" / "bench" / "two_workers"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -90,15 +84,15 @@ def main() -> int:
     print(f"  1 worker process : {one['seconds']:8.1f} s  ({cards / one['seconds']:.1f} cards/s)")
     print(f"  2 worker processes: {two['seconds']:7.1f} s  ({cards / two['seconds']:.1f} cards/s)")
     print(f"  2 workers / 1 worker: {ratio:.2f}; duplicates: {duplicates}")
-    print("BENCH " + json.dumps({
-        "measure": f"{cards} UGiftMe cards, 2 workers time / 1 worker time (PostgreSQL + Redis)",
-        "ours": round(two["seconds"], 2), "baseline": round(one["seconds"], 2), "ratio": round(ratio, 3),
-        "unit": "s", "goal": "<= 1.0x (no slower)", "met": ratio <= 1.0 and complete,
-    }))
-    print("BENCH " + json.dumps({
-        "measure": f"{cards} UGiftMe cards, duplicates (1 and 2 workers)", "ours": duplicates, "baseline": None,
-        "ratio": None, "unit": "cards", "goal": "== 0", "met": duplicates == 0 and complete,
-    }))
+    print(bench_line(
+        measure=f"{cards} UGiftMe cards, 2 workers time / 1 worker time (PostgreSQL + Redis)",
+        ours=round(two["seconds"], 2), baseline=round(one["seconds"], 2), ratio=round(ratio, 3),
+        unit="s", goal="<= 1.0x (no slower)", met=ratio <= 1.0 and complete,
+    ))
+    print(bench_line(
+        measure=f"{cards} UGiftMe cards, duplicates (1 and 2 workers)", ours=duplicates, baseline=None,
+        ratio=None, unit="cards", goal="== 0", met=duplicates == 0 and complete,
+    ))
     return 0 if duplicates == 0 and complete else 1  # a broken promise, as bench/faults.py
 
 
@@ -116,7 +110,8 @@ def deliver(*, cards: int, accounts: int, per_request: int, workers: int, databa
     with LoopbackServer(emulator) as server:
         batches = [_batch(server.base_url, key, f"{workers} worker(s) {n}", count, per_request)
                    for n, (key, count) in enumerate(zip(keys, _shares(cards, accounts)))]
-        pool = [_start_worker(database_url, log_dir / f"worker-{workers}w-{n}.log") for n in range(workers)]
+        pool = [worker_start(log_dir / f"worker-{workers}w-{n}.log",
+                             {"DATABASE_URL": database_url, "GIFTDESK_WORKERS": "1"}) for n in range(workers)]
         try:
             _wait_for_clusters(workers)
             orders = Order.objects.filter(batch__in=batches)
@@ -135,8 +130,7 @@ def deliver(*, cards: int, accounts: int, per_request: int, workers: int, databa
                 time.sleep(0.2)
             seconds = time.monotonic() - started
         finally:
-            for process in pool:
-                _stop_worker(process)
+            workers_stop(pool)
         bought = Counter(email.lower() for email in ledger_emails(emulator))
     statuses = Counter(orders.values_list("status", flat=True))
     delivered_emails = [email.lower() for email in
@@ -156,18 +150,12 @@ def _shares(cards: int, accounts: int) -> list[int]:
 
 def _batch(base_url: str, api_key: str, name: str, count: int, per_request: int):
     from orders.batches import batch_create
-    from orders.spreadsheet import ValidRow
-    from providers.services import account_configure, catalog_sync
 
-    account, _ = account_configure(name=f"UGiftMe {name}", kind="ugiftme", environment="sandbox",
-                                   api_base_url=base_url, values={"api_key": api_key,
-                                                                  "max_cards_per_request": str(per_request)})
-    catalog_sync(account=account)
+    account = account_on_emulator(kind="ugiftme", base_url=base_url, name=f"UGiftMe {name}",
+                                  values={"api_key": api_key, "max_cards_per_request": str(per_request)})
     product, amount = _product_and_amount(account)
-    rows = [ValidRow(row=i + 2, name=f"Recipient {i}", email=f"{api_key}.{i}@example.com", phone="",
-                     reference=f"W{i:05d}", message="Thank you!", amount=amount, currency=product.currency,
-                     product=product, send_on=None)
-            for i in range(count)]
+    rows = recipient_rows(count, product, [amount], name="Recipient {i}", email=f"{api_key}.{{i}}@example.com",
+                          reference="W{i:05d}")
     return batch_create(account=account, rows=rows, source_filename=f"two-workers-{api_key}.csv")
 
 
@@ -181,13 +169,6 @@ def _product_and_amount(account):
     raise RuntimeError(f"{account} has no product to send")
 
 
-def _start_worker(database_url: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url, "GIFTDESK_WORKERS": "1",
-           "DJANGO_SETTINGS_MODULE": "giftdesk.settings"}
-    return subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def _wait_for_clusters(count: int, timeout: float = 60) -> None:
     """Until `count` clusters report idle in Redis: their start-up is not part of the time."""
     from django_q.conf import Conf
@@ -199,26 +180,6 @@ def _wait_for_clusters(count: int, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"{count} worker cluster(s) did not start within {timeout:g} s (see var/bench/two_workers/)")
-
-
-def _stop_worker(process: subprocess.Popen) -> None:
-    """SIGTERM to run_worker alone: it stops its cluster's processes (README "Running at scale")."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _fresh_database(url: str) -> None:
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

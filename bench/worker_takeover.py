@@ -29,9 +29,7 @@ measured by this same script on that code: see BEFORE below.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +38,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.fresh_django import BENCH_DIR  # noqa: E402 (needs ROOT on the path)
+from bench.harness import (  # noqa: E402
+    bench_line, django_on_fresh_database, redis_flush, worker_kill, worker_start, workers_stop,
+)
 
 GOAL_SECONDS = 60.0
 # Measured with this script on the code before the lease (stale window 240 s + minute sweep),
@@ -61,22 +64,15 @@ def main() -> int:
     if args.quick:
         args.orders, args.delay, args.kill_after, args.timeout = 2, 3.0, 0.0, 50.0
 
-    _fresh_postgres()
-    from bench.fresh_django import start_django
-
-    # (start_django deletes the file of that name even on PostgreSQL: one name per engine and
-    # size, so runs on both, or a --quick one beside a full one, can go side by side.)
-    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    # One name per size, so a --quick run beside a full one keeps its own database and logs.
     name = "worker_takeover" + ("-quick" if args.quick else "")
-    bench_dir = start_django(f"{name}-pg-unused.sqlite3" if postgres else f"{name}.sqlite3")
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    django_on_fresh_database(os.environ.get("DATABASE_URL") or f"sqlite:///{BENCH_DIR / name}.sqlite3")
     from django.db import connection
 
-    log_dir = bench_dir / f"{name}-{connection.vendor}"
+    log_dir = BENCH_DIR / f"{name}-{connection.vendor}"
     log_dir.mkdir(exist_ok=True)
-    if os.environ.get("REDIS_URL"):
-        import redis
-
-        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    redis_flush()
     return run(args, log_dir)
 
 
@@ -100,34 +96,21 @@ def run(args, log_dir: Path) -> int:
     # Only the engine's own schedules: a catalog sync against a slow provider would hold a slot.
     Schedule.objects.exclude(func__startswith="orders.tasks.").update(next_run=timezone.now() + timedelta(days=1))
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "giftdesk.settings", "GIFTDESK_WORKERS": "4",
-           "GIFTDESK_HTTP_READ_TIMEOUT": str(args.delay + 30),  # slow answers arrive: no client timeout
-           "GIFTDESK_PROVIDER_HOSTS_ALLOWED": "127.0.0.1,localhost"}
+    worker_settings = {"GIFTDESK_WORKERS": "4",
+                       "GIFTDESK_HTTP_READ_TIMEOUT": str(args.delay + 30),  # slow answers arrive: no client timeout
+                       "GIFTDESK_PROVIDER_HOSTS_ALLOWED": "127.0.0.1,localhost"}
     if args.quick:
-        env["GIFTDESK_LEASE_SECONDS"] = "6"
+        worker_settings["GIFTDESK_LEASE_SECONDS"] = "6"
     workers: list[subprocess.Popen] = []
 
     def start_worker() -> subprocess.Popen:
-        log = open(log_dir / f"worker-{len(workers)}.log", "wb")
-        process = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        workers.append(process)
-        return process
-
-    def stop_workers() -> None:
-        for process in workers:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in workers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        workers.append(worker_start(log_dir / f"worker-{len(workers)}.log", worker_settings))
+        return workers[-1]
 
     setups = provider_setups()
     with ExitStack() as stack:
         servers = {setup.kind: stack.enter_context(LoopbackServer(setup.emulator)) for setup in setups}
-        stack.callback(stop_workers)
+        stack.callback(workers_stop, workers, at_once=True, grace=20)
         # Queued before any worker runs; their pumps wait in the broker.
         batches = {setup.kind: _batch(setup, servers[setup.kind].base_url, args.orders, 20261121)
                    for setup in setups}
@@ -157,7 +140,7 @@ def run(args, log_dir: Path) -> int:
                 return 1
             time.sleep(0.1)
 
-        os.killpg(victim.pid, signal.SIGKILL)  # mid-send: no clean-up runs
+        worker_kill(victim)  # mid-send
         killed_at = time.monotonic()
         start_worker()  # at once
         victim.wait(timeout=10)
@@ -222,30 +205,18 @@ def run(args, log_dir: Path) -> int:
           f"{'not measured in --quick' if args.quick else f'{before} s'}; "
           f"after: {'-' if ours is None else f'{ours:.1f} s'}; goal <= {GOAL_SECONDS:g} s")
     met = ours is not None and ours <= GOAL_SECONDS and duplicates == 0 and not lost and same_keys
-    print("BENCH " + json.dumps({
-        "measure": f"worker killed mid-send: seconds until its requests are attempted again ({setting})",
-        "ours": None if ours is None else round(ours, 1), "baseline": before,
-        "ratio": round(ours / before, 3) if ours and before else None, "unit": "s",
-        "goal": f"<= {GOAL_SECONDS:g} s, 0 bought twice, 0 lost", "met": met,
-    }))
+    print(bench_line(
+        measure=f"worker killed mid-send: seconds until its requests are attempted again ({setting})",
+        ours=None if ours is None else round(ours, 1), baseline=before,
+        ratio=round(ours / before, 3) if ours and before else None, unit="s",
+        goal=f"<= {GOAL_SECONDS:g} s, 0 bought twice, 0 lost", met=met,
+    ))
     return 0 if duplicates == 0 and not lost else 1
 
 
 def _sweep_now(tasks) -> None:
     """--quick only: what the schedules do, at test speed (as tests/faults does)."""
     tasks.sweep()
-
-
-def _fresh_postgres() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import bench_line, child_figures, memory_mb, peak_reset, ratio_line  # noqa: E402
 from bench.hostile_spreadsheets import normal_xlsx  # noqa: E402 (needs ROOT on the path)
 
 GOAL = 1.25  # issue 12: the XLSX import within 1.25x openpyxl read-only + bulk_create
@@ -79,13 +79,6 @@ READERS = {
 }
 
 
-def memory_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise LookupError(field)
-
-
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children: on a busy machine it varies far
     less than the wall clock."""
@@ -103,7 +96,7 @@ def run_case(reader: str, path: Path) -> None:
     import python_calamine  # noqa: F401
 
     data = path.read_bytes()
-    Path("/proc/self/clear_refs").write_text("5")  # the peak from here on (Linux >= 4.0)
+    peak_reset()
     before = memory_mb("VmRSS")
     started, cpu_started = time.perf_counter(), cpu_seconds()
     rows = READERS[reader][1](data)
@@ -115,20 +108,7 @@ def run_case(reader: str, path: Path) -> None:
 
 
 def measure(reader: str, path: Path) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--case", reader, "--input", str(path)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        sys.exit(f"{reader} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def bench_line(name: str, ours_value: float, baseline: float, unit: str, goal: float | None = GOAL) -> str:
-    ratio = ours_value / baseline
-    return "BENCH " + json.dumps({
-        "measure": name, "ours": round(ours_value, 3), "baseline": round(baseline, 3), "ratio": round(ratio, 3),
-        "unit": unit, "goal": f"<= {goal}x baseline" if goal else "reported (issue 12 sets no memory goal here)",
-        "met": ratio <= goal if goal else None,
-    })
+    return child_figures(__file__, "--case", reader, "--input", str(path), what=reader)
 
 
 def main() -> None:
@@ -168,10 +148,12 @@ def main() -> None:
     baseline = best["openpyxl"]
     print(f"calamine / openpyxl: time {best['calamine']['seconds'] / baseline['seconds']:.2f}x, "
           f"peak RSS {best['calamine']['peak_mb'] / baseline['peak_mb']:.2f}x")
-    print(bench_line(f"XLSX read, {rows:,} rows: time", best["ours"]["seconds"], baseline["seconds"], "s"))
-    print(bench_line(f"XLSX read, {rows:,} rows: CPU time", best["ours"]["cpu"], baseline["cpu"], "s"))
-    print(bench_line(f"XLSX read, {rows:,} rows: peak RSS", best["ours"]["peak_mb"], baseline["peak_mb"], "MB",
-                     goal=None))
+    print(ratio_line(f"XLSX read, {rows:,} rows: time", best["ours"]["seconds"], baseline["seconds"], "s", GOAL))
+    print(ratio_line(f"XLSX read, {rows:,} rows: CPU time", best["ours"]["cpu"], baseline["cpu"], "s", GOAL))
+    ours_mb, baseline_mb = best["ours"]["peak_mb"], baseline["peak_mb"]
+    print(bench_line(measure=f"XLSX read, {rows:,} rows: peak RSS", ours=round(ours_mb, 3),
+                     baseline=round(baseline_mb, 3), ratio=round(ours_mb / baseline_mb, 3), unit="MB",
+                     goal="reported (issue 12 sets no memory goal here)", met=None))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ order, none for a failed one, and a readable reason on every failure.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -83,8 +84,9 @@ def ledger_emails(emulator: EmulatorBase) -> list[str]:
 class Workers:
     """Real `manage.py run_worker` processes on the given database."""
 
-    def __init__(self, database_url: str, log_dir: Path) -> None:
-        self.env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url, "GIFTDESK_WORKERS": "1",
+    def __init__(self, database_url: str, log_dir: Path, *, processes: int = 1) -> None:
+        # `processes`: GIFTDESK_WORKERS of each cluster (each a worker process of its own).
+        self.env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url, "GIFTDESK_WORKERS": str(processes),
                     "DJANGO_SETTINGS_MODULE": "giftdesk.settings"}
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
@@ -152,7 +154,9 @@ def run(*, database_url: str, orders_per_provider: int, workers: int, fault_rate
                    for setup in setups}
         for setup in setups:
             setup.emulator.faults.random(fault_rate, seed, FAULT_KINDS, delay=FAULT_DELAY_SECONDS, retry_after=1)
-        pool = Workers(database_url, log_dir)
+        # A worker process per account in all, as README's sizing advises: each account's sending
+        # is paced by its provider, so one process would send the accounts one after another.
+        pool = Workers(database_url, log_dir, processes=math.ceil(len(setups) / workers))
         stack.callback(pool.stop_all)
         for _ in range(workers):
             pool.start()

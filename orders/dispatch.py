@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -82,9 +82,30 @@ def claim_limit(account: ProviderAccount) -> int:
 
 
 def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submission | None:
-    """Move up to `limit` queued orders that may travel together into a new submission.
+    """Move up to `limit` queued orders that may travel together into a new submission
+    (orders_claim_round, one basket)."""
+    claimed = orders_claim_round(account=account, limit=limit, baskets=1)
+    return claimed[0] if claimed else None
 
-    The key is created and committed with the claim, before any request uses it.
+
+def round_baskets(account: ProviderAccount) -> int:
+    """How many submissions a pump claims, sends and records together (one round): up to
+    ROUND_CARDS cards, and at most ROUND_BASKETS requests, so a round at a slow provider's
+    pace (Gifty: 2 a second) still records within seconds."""
+    return max(1, min(ROUND_BASKETS, ROUND_CARDS // claim_limit(account)))
+
+
+ROUND_CARDS = 500
+ROUND_BASKETS = 10
+
+
+def orders_claim_round(*, account: ProviderAccount, limit: int | None = None, baskets: int = 1) -> list[Submission]:
+    """Move queued orders into up to `baskets` new submissions of up to `limit` orders each,
+    the orders of one submission those that may travel together; in one transaction, whatever
+    the number of submissions (one read, one INSERT of submissions, one UPDATE and one INSERT
+    of events per 500 orders).
+
+    The keys are created and committed with the claim, before any request uses them.
 
     Monthly spending limits (engine rule 8): the account's row is locked first, so reading
     the month's spend and claiming are one step that one worker at a time takes on an
@@ -108,75 +129,120 @@ def orders_claim(*, account: ProviderAccount, limit: int | None = None) -> Submi
         if connection.features.has_select_for_update_skip_locked:
             # Two workers never take each other's rows, nor wait for rows someone else holds.
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        # One read for the usual claim: the first `limit` claimable orders, of which those in the
-        # first one's group (the fields its provider wants equal within a request). Only when
-        # other groups are mixed in are more of the first's own looked for, past them.
         columns = list(dict.fromkeys(("id", "currency", "amount", "batch_id", *group)))
-        window = list(candidates.order_by("id").values_list(*columns)[:limit])
-        submission = None
+        window = list(candidates.order_by("id").values_list(*columns)[:limit * baskets])
+        submissions: list[Submission] = []
         if window:
-            same_group = {field: window[0][columns.index(field)] for field in group}
-            rows = [row for row in window
-                    if all(row[columns.index(field)] == value for field, value in same_group.items())]
-            if len(rows) < len(window) == limit:
-                rows = list(candidates.filter(**same_group).order_by("id").values_list(*columns)[:limit])
-            ids = spending.limits_fit([row[:3] for row in rows], remaining)
-            submission = Submission.objects.create(
-                account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
-                claimed_by=worker_name(), claimed_at=now,
-            )
-            # Conditional: an order another worker took in the meantime is not taken again.
+            positions = [columns.index(field) for field in group]
+            if baskets == 1:
+                # One read for the usual claim: the first `limit` claimable orders, of which those
+                # in the first one's group (the fields its provider wants equal within a request).
+                # Only when other groups are mixed in are more of the first's own looked for.
+                same_group = {field: window[0][position] for field, position in zip(group, positions)}
+                rows = [row for row in window if all(row[position] == window[0][position] for position in positions)]
+                if len(rows) < len(window) == limit:
+                    rows = list(candidates.filter(**same_group).order_by("id").values_list(*columns)[:limit])
+            else:
+                rows = window
+            fits = set(spending.limits_fit([row[:3] for row in rows], remaining))
+            filled = _baskets_fill([row for row in rows if row[0] in fits], positions, limit=limit, baskets=baskets)
+            submissions = _submissions_create(account, len(filled), now=now) if filled else []
+            # The orders were read locked (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the write
+            # transaction), so the conditional UPDATE moves them all, or the claim is rolled back.
             # claimed_at: the month the order's amount counts against (orders.spending).
-            claimed = Order.objects.filter(id__in=ids, status=OrderStatus.QUEUED).update(
-                status=OrderStatus.SENDING, submission=submission, updated_at=now, claimed_at=now,
-                waiting_reason="",
-            )
-            if claimed == len(ids):
-                # The month's spend after this claim, and the orders claimed (for their events and
-                # their batches' totals), without asking the database again.
-                taken = set(ids)
-                moved = [Order(pk=row[0], currency=row[1], amount=row[2], batch_id=row[3])
-                         for row in rows if row[0] in taken]
-                for order_id, currency, amount, *_rest in rows:
-                    if currency in spent and order_id in taken:
+            _orders_update({row[0]: {"status": OrderStatus.SENDING, "submission": submission.pk, "updated_at": now,
+                                     "claimed_at": now, "waiting_reason": ""}
+                            for submission, basket in zip(submissions, filled) for row in basket},
+                           from_statuses=(OrderStatus.QUEUED,))
+            events.record_transitions_each(
+                ((Order(pk=row[0], currency=row[1], amount=row[2], batch_id=row[3]), OrderStatus.QUEUED,
+                  OrderStatus.SENDING, f"Claimed into submission {submission.idempotency_key}.", submission, None)
+                 for submission, basket in zip(submissions, filled) for row in basket),
+                actor=worker_name())
+            # The month's spend after this claim, without asking the database again.
+            for basket in filled:
+                for _order_id, currency, amount, *_rest in basket:
+                    if currency in spent:
                         spent[currency] += amount
-            else:
-                spent = None  # another worker took some of them: wait_reasons_record asks
-                moved = submission.orders.all()  # those this UPDATE took
-            if claimed:
-                events.record_transition(
-                    moved, from_status=OrderStatus.QUEUED, to_status=OrderStatus.SENDING,
-                    actor=worker_name(), submission=submission,
-                    message=f"Claimed into submission {submission.idempotency_key}.",
-                )
-            else:
-                submission.delete()
-                submission = None
         spending.wait_reasons_record(account=account, limits=limits, now=now, spent=spent)
-        return submission
+        return submissions
+
+
+def _baskets_fill(rows: list[tuple], positions: list[int], *, limit: int, baskets: int) -> list[list[tuple]]:
+    """The claimed `rows` (in queue order) as at most `baskets` requests of at most `limit`
+    each, a request's rows equal at `positions` (the provider's group fields). A row that would
+    open one request too many stays queued, for the next claim."""
+    filled: list[list[tuple]] = []
+    open_basket: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        key = tuple(row[position] for position in positions)
+        basket = open_basket.get(key)
+        if basket is None or len(basket) >= limit:
+            if len(filled) >= baskets:
+                continue
+            basket = open_basket[key] = []
+            filled.append(basket)
+        basket.append(row)
+    return filled
+
+
+def _submissions_create(account: ProviderAccount, count: int, *, now: datetime) -> list[Submission]:
+    """`count` new submissions of the account, prepared, each with its own key: one INSERT."""
+    submissions = [Submission(account=account, idempotency_key=new_idempotency_key(), state=SubmissionState.PREPARED,
+                              claimed_by=worker_name(), claimed_at=now) for _ in range(count)]
+    if connection.features.can_return_rows_from_bulk_insert:
+        Submission.objects.bulk_create(submissions)
+    else:  # ids are needed at once: one by one where the database does not return them
+        for submission in submissions:
+            submission.save()
+    return submissions
 
 
 # --- Submitting --------------------------------------------------------------------------------
 
 
 def _start_attempt(submission_id: int) -> Submission | None:
-    """prepared|retry -> in_flight, conditionally: only one worker attempts at a time. The
-    attempt holds a lease from now on, renewed while it runs (orders.leases)."""
+    """_start_attempts for one submission: it, started, or None."""
+    started = _start_attempts([submission_id])
+    return started[0] if started else None
+
+
+def _start_attempts(submission_ids: list[int]) -> list[Submission]:
+    """prepared|retry -> in_flight, conditionally: only one worker attempts each at a time. One
+    UPDATE for all, giving them one token; returns those it started, in the order given (with
+    their accounts). The attempts hold a lease from now on, renewed while they run (orders.leases)."""
     now = timezone.now()
+    token = uuid.uuid4().hex
     # The account's pause as EXISTS, not as a join: Django turns an UPDATE with a join into
     # `id IN (SELECT ...)`, which PostgreSQL does not re-check against a concurrent update of the
     # row, so two workers could both start the same attempt (and both send it).
     unpaused = Exists(ProviderAccount.objects.filter(pk=OuterRef("account_id"), blocked_reason=""))
-    started = Submission.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), unpaused,
-        pk=submission_id, state__in=ATTEMPTABLE,
-    ).update(
+    started = Submission.objects.filter(_due(now), unpaused, pk__in=submission_ids, state__in=ATTEMPTABLE).update(
         state=SubmissionState.IN_FLIGHT, attempts=F("attempts") + 1, claimed_by=worker_name(),
-        claimed_at=now, updated_at=now, attempt_token=uuid.uuid4().hex, lease_until=leases.lease_from_now(),
+        claimed_at=now, updated_at=now, attempt_token=token, lease_until=leases.lease_from_now(),
     )
     if not started:
-        return None
-    return Submission.objects.select_related("account").get(pk=submission_id)
+        return []
+    held = Submission.objects.select_related("account").filter(
+        pk__in=submission_ids, state=SubmissionState.IN_FLIGHT, attempt_token=token).in_bulk()
+    return [held[pk] for pk in submission_ids if pk in held]
+
+
+def _attempts_release(submissions: list[Submission]) -> None:
+    """Attempts started but never sent (the round stopped before their turn) go back to what
+    they were, their attempt not counted: no request went out under this start, so nothing
+    about them is in doubt that was not before."""
+    if not submissions:
+        return
+    Submission.objects.filter(
+        pk__in=[submission.pk for submission in submissions], state=SubmissionState.IN_FLIGHT,
+        attempt_token=submissions[0].attempt_token,
+    ).update(
+        # A first attempt came from prepared; a later one from retry.
+        state=Case(When(attempts__lte=1, outcome_unknown=False, then=Value(SubmissionState.PREPARED)),
+                   default=Value(SubmissionState.RETRY)),
+        attempts=F("attempts") - 1, lease_until=None, updated_at=timezone.now(),
+    )
 
 
 def _owned(submission: Submission):
@@ -241,17 +307,28 @@ def card_requests(orders: list[Order]) -> list[CardRequest]:
 
 
 def _orders_in(submission: Submission, status: str) -> list[Order]:
-    return list(
-        submission.orders.filter(status=status).select_related("recipient", "product", "batch").order_by("id")
-    )
+    return _orders_by_submission([submission], status).get(submission.pk, [])
+
+
+def _orders_by_submission(submissions: list[Submission], status: str) -> dict[int, list[Order]]:
+    """The orders of `submissions` in `status`, by submission, each list in id order: one read."""
+    by_submission: dict[int, list[Order]] = {}
+    rows = (Order.objects.filter(submission__in=[submission.pk for submission in submissions], status=status)
+            .select_related("recipient", "product", "batch").order_by("id"))
+    for order in rows:
+        by_submission.setdefault(order.submission_id, []).append(order)
+    return by_submission
 
 
 def submission_client(submission: Submission, order_ids: list[int], *, actor: str | None = None,
-                      lookup: bool = False) -> tuple[ProviderClient, events.CallRecorder]:
+                      lookup: bool = False,
+                      buffer: events.CallBuffer | None = None) -> tuple[ProviderClient, events.CallRecorder]:
     """A client for one attempt (or lookup), holding the account's rate limit across workers, and
     its calls, each recorded linked to `order_ids`: `calls.last` caused what is recorded next.
-    `lookup`: a status lookup, which never takes a slot an order waits for (RateLimited instead)."""
-    calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=actor or worker_name())
+    `lookup`: a status lookup, which never takes a slot an order waits for (RateLimited instead).
+    `buffer`: the calls wait there, to be stored with those of the round (events.CallBuffer)."""
+    calls = events.CallRecorder(submission_id=submission.pk, order_ids=order_ids, actor=actor or worker_name(),
+                                buffer=buffer)
     return account_client(submission.account, recorder=calls, lookup=lookup), calls
 
 
@@ -261,30 +338,104 @@ def status_request(submission: Submission, orders: list[Order]) -> StatusRequest
                          idempotency_key=submission.idempotency_key)
 
 
+@dataclass
+class Answer:
+    """A provider's answer about a submission's cards, waiting to be recorded with others."""
+    submission: Submission
+    orders: list[Order]
+    result: SubmitResult
+    cause: ProviderCall | None
+
+
+# A round records what it has heard at least this often, so the admin shows progress while a
+# round at a slow provider's pace is still sending.
+RECORD_EVERY_SECONDS = 1.0
+
+
 def submission_attempt(submission_id: int) -> str | None:
     """Attempt one submission; returns its new state, or None when it was not ours to try."""
-    submission = _start_attempt(submission_id)
-    if submission is None:
-        return None
-    # Renewed beside the attempt until it is settled, however long its calls take: only a
-    # dead worker's lease runs out (orders.leases).
-    with leases.renewing(submission):
-        orders = _orders_in(submission, OrderStatus.SENDING)
-        if not orders:
-            return _settle_without_orders(submission)
-        client, calls = submission_client(submission, [order.pk for order in orders])
+    return submissions_attempt([submission_id]).get(submission_id)
+
+
+def submissions_attempt(submission_ids: list[int], *, deadline: float | None = None) -> dict[int, str]:
+    """Attempt these submissions (a round), one request each, in turn; returns the new state of
+    each attempted. Started together (one UPDATE, one lease renewed for all), their orders read
+    together, and the answers recorded together (one transaction for the calls, the orders'
+    changes and events, and the submissions), at least every RECORD_EVERY_SECONDS.
+
+    An answer not yet recorded is as safe as a request in flight: if the worker dies, the
+    attempt's lease runs out and it is taken over and replayed with its key (rule 4). What is not
+    an acceptance (a refusal, an error, an unknown outcome) is recorded at once, after the answers
+    before it. After a refusal for the account, or our own rate limiter's wait, and past
+    `deadline` (time.monotonic()), the attempts not yet sent go back unsent."""
+    started = _start_attempts(submission_ids)
+    if not started:
+        return {}
+    outcomes: dict[int, str] = {}
+    calls = events.CallBuffer()
+    answers: list[Answer] = []
+    unsent = list(started)
+    # Renewed beside the attempts until they are settled, however long their calls take: only
+    # a dead worker's lease runs out (orders.leases).
+    with leases.renewing(*started):
         try:
-            result = (lookup_before_replay(submission, orders, client)
-                      or client.submit(_submit_request(submission, orders)))
-        except AccountError as exc:
-            return _block_account(submission, orders, exc, cause=calls.last)
-        except PermanentError as exc:
-            return _reject(submission, orders, exc, cause=calls.last)
-        except (TransientError, OutcomeUnknown) as exc:
-            return _retry_later(submission, orders, exc, cause=calls.last)
-        except ProviderError as exc:  # A new subclass: treat as unknown, never as success.
-            return _retry_later(submission, orders, OutcomeUnknown(exc.message), cause=calls.last)
-        return _accept(submission, orders, result, cause=calls.last)
+            orders_of = _orders_by_submission(started, OrderStatus.SENDING)
+            first_unrecorded = None
+            while unsent:
+                if outcomes and deadline is not None and time.monotonic() >= deadline:
+                    break
+                submission = unsent.pop(0)
+                orders = orders_of.get(submission.pk)
+                if not orders:
+                    _answers_record(answers, calls)
+                    outcomes[submission.pk] = _settle_without_orders(submission)
+                    continue
+                client, recorder = submission_client(submission, [order.pk for order in orders], buffer=calls)
+                try:
+                    result = (lookup_before_replay(submission, orders, client)
+                              or client.submit(_submit_request(submission, orders)))
+                except ProviderError as exc:
+                    _answers_record(answers, calls)  # the answers before it first, and its calls
+                    outcomes[submission.pk] = _attempt_failed(submission, orders, exc, cause=recorder.last)
+                    if isinstance(exc, (AccountError, RateLimited)):
+                        break  # the next requests would meet the same refusal, or the same wait
+                    continue
+                answers.append(Answer(submission, orders, result, recorder.last))
+                outcomes[submission.pk] = SubmissionState.ACCEPTED
+                first_unrecorded = first_unrecorded or time.monotonic()
+                if time.monotonic() - first_unrecorded >= RECORD_EVERY_SECONDS:
+                    _answers_record(answers, calls)
+                    first_unrecorded = None
+            _answers_record(answers, calls)
+        finally:
+            # Also when something failed: those never sent are not left to a lease running out.
+            _attempts_release(unsent)
+    return outcomes
+
+
+def _attempt_failed(submission: Submission, orders: list[Order], exc: ProviderError, *,
+                    cause: ProviderCall | None) -> str:
+    """What an attempt's error means for the submission (its calls already recorded)."""
+    if isinstance(exc, AccountError):
+        return _block_account(submission, orders, exc, cause=cause)
+    if isinstance(exc, PermanentError):
+        return _reject(submission, orders, exc, cause=cause)
+    if isinstance(exc, (TransientError, OutcomeUnknown)):
+        return _retry_later(submission, orders, exc, cause=cause)
+    # A new subclass: treat as unknown, never as success.
+    return _retry_later(submission, orders, OutcomeUnknown(exc.message), cause=cause)
+
+
+def _answers_record(answers: list[Answer], calls: events.CallBuffer) -> None:
+    """Record the calls waiting in `calls` and the acceptances in `answers` (then emptied), in
+    one transaction: a call is never stored without what it caused, nor that without its call."""
+    if not answers:
+        calls.flush()
+        return
+    with transaction.atomic():
+        calls.flush()
+        _accept_many(answers)
+    answers.clear()
 
 
 CARD_STATUS = {
@@ -299,37 +450,57 @@ def _apply_results(
     cause: ProviderCall | None,
 ) -> int:
     """Move each order to what the provider says of its card; returns how many are still processing."""
-    unchanged, changes = _results_changes(submission, orders, result, from_status=from_status, cause=cause)
-    return unchanged + sum(status == OrderStatus.PROCESSING for _order, status in changes)
+    [(still, changes)] = _results_changes([Answer(submission, orders, result, cause)], from_status=from_status)
+    return len(still) + sum(status == OrderStatus.PROCESSING for _order, status in changes)
 
 
-def _results_changes(
-    submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
-    cause: ProviderCall | None,
-) -> tuple[int, list[tuple[Order, str]]]:
-    """_apply_results: (how many of `orders` it left as they are, still to be asked about;
-    each order it moved, with its new status)."""
+def _results_changes(answers: list[Answer], *, from_status: str) -> list[tuple[list[Order], list[tuple[Order, str]]]]:
+    """_apply_results for several answers at once; for each: (the orders it left as they are,
+    still to be asked about; each order it moved, with its new status)."""
     # In the caller's transaction when there is one (no savepoint: statements cost), else its own.
     with transaction.atomic(savepoint=False):
         with batch_totals.deferred():  # the batches' totals move once each, in id order, after the orders
-            return _results_apply(submission, orders, result, from_status=from_status, cause=cause)
+            return _results_apply(answers, from_status=from_status)
 
 
-def _results_apply(
-    submission: Submission, orders: list[Order], result: SubmitResult, *, from_status: str,
-    cause: ProviderCall | None,
-) -> tuple[int, list[tuple[Order, str]]]:
+def _results_apply(answers: list[Answer], *, from_status: str) -> list[tuple[list[Order], list[tuple[Order, str]]]]:
     """In bulk: what each card becomes is decided here, then the orders still in `from_status`
     are locked (the winners: an attempt taken over may have moved some meanwhile), changed by
     one conditional UPDATE per 500 and recorded with one INSERT of events."""
     now = timezone.now()
+    kept: list[list[Order]] = []
+    planned: dict[int, tuple[Order, str, dict, str, Answer]] = {}
+    for answer in answers:
+        kept.append([])
+        for order, new_status, fields, message in _answer_plan(answer, from_status=from_status, now=now):
+            if fields is None:
+                kept[-1].append(order)
+            else:
+                planned[order.pk] = (order, new_status, fields, message, answer)
+    if not planned:
+        return [(still, []) for still in kept]
+    won = _orders_locked(list(planned), (from_status,))
+    changes = [planned[order_id] for order_id in sorted(won)]
+    _orders_update({order.pk: fields for order, _status, fields, _message, _answer in changes},
+                   from_statuses=(from_status,))
+    events.record_transitions_each(
+        ((order, from_status, new_status, message, answer.submission, answer.cause)
+         for order, new_status, _fields, message, answer in changes), actor=worker_name())
+    moved: dict[int, list[tuple[Order, str]]] = {}
+    for order, new_status, _fields, _message, answer in changes:
+        moved.setdefault(id(answer), []).append((order, new_status))
+    return [(still, moved.get(id(answer), [])) for still, answer in zip(kept, answers)]
+
+
+def _answer_plan(answer: Answer, *, from_status: str, now: datetime):
+    """(order, new status, its fields, message) for each order of the answer; fields None for an
+    order the answer leaves as it is (not mentioned in a status answer, or unchanged)."""
+    submission, result = answer.submission, answer.result
     by_reference = {card.order_reference: card for card in result.cards}
-    unchanged = 0
-    planned: dict[int, tuple[Order, str, dict, str]] = {}
-    for order in orders:
+    for order in answer.orders:
         card = by_reference.get(order.reference)
         if card is None and from_status == OrderStatus.PROCESSING:
-            unchanged += 1  # Not mentioned in a status answer: ask again later.
+            yield order, from_status, None, ""  # Not mentioned in a status answer: ask again later.
             continue
         if card is None:
             new_status, error = OrderStatus.FAILED, "The provider's answer did not mention this card."
@@ -340,7 +511,7 @@ def _results_apply(
         if held:
             new_status = OrderStatus.PROCESSING
         if new_status == from_status:
-            unchanged += 1
+            yield order, from_status, None, ""
             continue
         fields = {
             "status": new_status, "last_error": error, "updated_at": now,
@@ -361,18 +532,7 @@ def _results_apply(
             # out, nor for a submission whose outcome was ever in doubt.
             fields["definitely_refused"] = True
         fields["waiting_reason"] = _scheduled_note(held) if held else ""
-        planned[order.pk] = (order, new_status, fields,
-                             error or _accepted_message(submission, card, new_status, held_until=held))
-    if not planned:
-        return unchanged, []
-    won = _orders_locked(list(planned), (from_status,))
-    changes = [planned[order_id] for order_id in sorted(won)]
-    _orders_update({order.pk: fields for order, _status, fields, _message in changes}, from_statuses=(from_status,))
-    events.record_transitions(
-        [(order, from_status, new_status, message) for order, new_status, _fields, message in changes],
-        actor=worker_name(), submission=submission, provider_call=cause,
-    )
-    return unchanged, [(order, new_status) for order, new_status, _fields, _message in changes]
+        yield order, new_status, fields, error or _accepted_message(submission, card, new_status, held_until=held)
 
 
 def _orders_locked(order_ids: list[int], statuses: tuple[str, ...]) -> dict[int, str]:
@@ -404,36 +564,46 @@ def _max_query_params() -> int:
 
 
 def _orders_update(fields_by_id: dict[int, dict], *, from_statuses: tuple[str, ...]) -> int:
-    """Write each order's fields, conditionally (status still in `from_statuses`): one UPDATE per
-    500 orders, a value the same for every order of the statement set as such, one that differs
-    by a CASE on the id (an order without that field keeps its value).
+    """Write each order's fields, conditionally (status still in `from_statuses`): _rows_update.
 
     For rows the caller locked with _orders_locked: the UPDATE must change every one of them;
     anything else means another writer got in, and the transaction is rolled back (raised)."""
+    moved = _rows_update(Order.objects.filter(status__in=from_statuses), fields_by_id)
+    if moved != len(fields_by_id):
+        raise RuntimeError(f"{len(fields_by_id) - moved} of {len(fields_by_id)} locked orders changed under the "
+                           "lock: the transaction is rolled back.")
+    return moved
+
+
+def _rows_update(rows: QuerySet, fields_by_id: dict[int, dict], *, common: dict | None = None) -> int:
+    """Write each row's fields, to those of `rows` (a condition each must still meet): one UPDATE
+    per 500 rows, a value the same for every row of the statement (or in `common`) set as such,
+    one that differs by a CASE on the id (a row without that field keeps its value). Returns how
+    many rows changed."""
+    model = rows.model
+    common = common or {}
     ids = sorted(fields_by_id)
     names = sorted({name for fields in fields_by_id.values() for name in fields})
-    chunk_size = max(1, min(UPDATE_CHUNK, (_max_query_params() - 20) // (1 + 2 * len(names))))
+    chunk_size = max(1, min(UPDATE_CHUNK, (_max_query_params() - 20 - 2 * len(common)) // (1 + 2 * len(names))))
     changed = 0
     for start in range(0, len(ids), chunk_size):
         chunk = ids[start:start + chunk_size]
-        values = {}
+        values = {model._meta.get_field(name).attname: value for name, value in common.items()}
         for name in names:
-            field = Order._meta.get_field(name)
-            given = {order_id: fields_by_id[order_id][name] for order_id in chunk if name in fields_by_id[order_id]}
-            first = next(iter(given.values()))  # every name is some order's
+            field = model._meta.get_field(name)
+            given = {row_id: fields_by_id[row_id][name] for row_id in chunk if name in fields_by_id[row_id]}
+            if not given:
+                continue
+            first = next(iter(given.values()))
             if len(given) == len(chunk) and all(value == first for value in given.values()):
                 values[field.attname] = first
                 continue
-            case = Case(*(When(pk=order_id, then=Value(value, output_field=field)) for order_id, value in given.items()),
+            case = Case(*(When(pk=row_id, then=Value(value, output_field=field)) for row_id, value in given.items()),
                         default=F(field.attname), output_field=field)
             if connection.features.requires_casted_case_in_updates:
                 case = Cast(case, output_field=field)
             values[field.attname] = case
-        moved = Order.objects.filter(pk__in=chunk, status__in=from_statuses).update(**values)
-        if moved != len(chunk):
-            raise RuntimeError(f"{len(chunk) - moved} of {len(chunk)} locked orders changed under the lock: "
-                               "the transaction is rolled back.")
-        changed += moved
+        changed += rows.filter(pk__in=chunk).update(**values)
     return changed
 
 
@@ -448,23 +618,43 @@ def _accepted_message(submission: Submission, card, status: str, *, held_until: 
     return f"{'Delivered' if status == OrderStatus.DELIVERED else 'Done'} by {provider} (order {order_id})."
 
 
-@transaction.atomic
 def _accept(submission: Submission, orders: list[Order], result: SubmitResult, *, cause: ProviderCall | None) -> str:
-    now = timezone.now()
-    _unchanged, changes = _results_changes(submission, orders, result, from_status=OrderStatus.SENDING, cause=cause)
-    # Counted from the database unless this answer left a card processing: an attempt taken
-    # over may have moved some of them already.
-    processing = (any(status == OrderStatus.PROCESSING for _order, status in changes)
-                  or submission.orders.filter(status=OrderStatus.PROCESSING).exists())
-    _owned(submission).update(
-        state=SubmissionState.ACCEPTED,
-        provider_reference=result.provider_reference or submission.provider_reference,
-        last_error="", next_attempt_at=None, updated_at=now,
-        next_poll_at=_poll_not_before_delivery(submission, now + timedelta(
-            seconds=poll_delay(0, webhooks=webhooks_report(submission.account)))) if processing else None,
-    )
-    _complete_finished_batches(_batches_maybe_finished(changes))
+    _accept_many([Answer(submission, orders, result, cause)])
     return SubmissionState.ACCEPTED
+
+
+def _accept_many(answers: list[Answer]) -> None:
+    """Settle accepted submissions: their orders moved to what the provider said (one UPDATE, one
+    INSERT of events), then the submissions (one UPDATE, conditional on each attempt still holding
+    its submission) and the batches they finished. In one transaction."""
+    with transaction.atomic(savepoint=False):
+        now = timezone.now()
+        outcomes = _results_changes(answers, from_status=OrderStatus.SENDING)
+        # A submission with a card still being fulfilled is looked up later. Where this answer left
+        # none processing, the database is asked (one read for all): an attempt taken over may have
+        # moved some already.
+        unsure = [answer.submission.pk for answer, (_kept, changes) in zip(answers, outcomes)
+                  if not any(status == OrderStatus.PROCESSING for _order, status in changes)]
+        processing_before = set(Order.objects.filter(submission__in=unsure, status=OrderStatus.PROCESSING)
+                                .values_list("submission_id", flat=True)) if unsure else set()
+        fields = {}
+        for answer, (_kept, changes) in zip(answers, outcomes):
+            submission = answer.submission
+            processing = [order for order, status in changes if status == OrderStatus.PROCESSING]
+            next_poll_at = None
+            if processing or submission.pk in processing_before:
+                first_poll = now + timedelta(seconds=poll_delay(0, webhooks=webhooks_report(submission.account)))
+                next_poll_at = _poll_not_before_delivery(submission, first_poll, processing=processing)
+            fields[submission.pk] = {
+                "provider_reference": answer.result.provider_reference or submission.provider_reference,
+                "next_poll_at": next_poll_at,
+            }
+        _rows_update(
+            Submission.objects.filter(state=SubmissionState.IN_FLIGHT,
+                                      attempt_token__in={answer.submission.attempt_token for answer in answers}),
+            fields, common={"state": SubmissionState.ACCEPTED, "last_error": "", "next_attempt_at": None,
+                            "updated_at": now})
+        _complete_finished_batches(set().union(*(_batches_maybe_finished(changes) for _kept, changes in outcomes)))
 
 
 def _batches_maybe_finished(changes: list[tuple[Order, str]]) -> set[int]:
@@ -592,27 +782,79 @@ def lookup_before_replay(submission: Submission, orders: list[Order], client: Pr
 def submission_poll(submission_id: int) -> int | None:
     """Ask the provider about the cards it is still fulfilling; returns how many still are,
     or None when this poll was not due or another worker took it."""
+    return submissions_poll([submission_id]).get(submission_id)
+
+
+def submissions_poll(submission_ids: list[int]) -> dict[int, int]:
+    """Look up these submissions' cards (a round of polls), one lookup each, in turn; returns
+    how many cards of each polled are still being fulfilled. Taken together (one UPDATE), their
+    orders read together, and the answers recorded together (one transaction for the calls, the
+    orders' changes and events, and the submissions), at least every RECORD_EVERY_SECONDS; a
+    failed lookup is recorded at once, after the answers before it."""
+    taken, lease = _polls_take(submission_ids)
+    if not taken:
+        return {}
+    orders_of = _orders_by_submission(taken, OrderStatus.PROCESSING)
+    still: dict[int, int] = {}
+    empty = [submission.pk for submission in taken if not orders_of.get(submission.pk)]
+    if empty:
+        Submission.objects.filter(pk__in=empty).update(next_poll_at=None)
+        still.update(dict.fromkeys(empty, 0))
+    calls = events.CallBuffer()
+    answers: list[Answer] = []
+    first_unrecorded = None
+    for index, submission in enumerate(taken):
+        orders = orders_of.get(submission.pk)
+        if not orders:
+            continue
+        if not client_class(submission.account.kind).supports_status:
+            still[submission.pk] = _scheduled_cards_deliver(submission, orders)
+            continue
+        client, recorder = submission_client(submission, [order.pk for order in orders], lookup=True, buffer=calls)
+        try:
+            result = client.fetch_status(status_request(submission, orders))
+        except ProviderError as exc:
+            still.update(_polls_record(answers, calls))  # the answers before it first, and its calls
+            if isinstance(exc, RateLimited):
+                # The rest are not asked now: due again, they wait with it (_poll_failed), not
+                # for the end of this call's lease.
+                rest = [later.pk for later in taken[index + 1:]]
+                Submission.objects.filter(pk__in=rest, next_poll_at=lease).update(next_poll_at=timezone.now())
+                still[submission.pk] = _poll_failed(submission, orders, exc, cause=recorder.last)
+                break
+            still[submission.pk] = _poll_failed(submission, orders, exc, cause=recorder.last)
+            continue
+        answers.append(Answer(submission, orders, result, recorder.last))
+        first_unrecorded = first_unrecorded or time.monotonic()
+        if time.monotonic() - first_unrecorded >= RECORD_EVERY_SECONDS:
+            still.update(_polls_record(answers, calls))
+            first_unrecorded = None
+    still.update(_polls_record(answers, calls))
+    return still
+
+
+def _polls_take(submission_ids: list[int]) -> tuple[list[Submission], datetime]:
+    """Of these submissions, those whose lookup is due, taken by this worker (in the order
+    given, with their accounts), and the lease they are taken until: one UPDATE moves their next
+    lookup to the end of a short lease, a moment of this call's own (its microseconds at random),
+    by which they are then read. A worker killed mid-lookup holds them no longer than the lease;
+    two lookups of one order at once would be harmless anyway (a lookup buys nothing, and each
+    state change is conditional). Every lookup taken is rescheduled by its outcome."""
     now = timezone.now()
-    submission = Submission.objects.select_related("account").filter(
-        pk=submission_id, state=SubmissionState.ACCEPTED, next_poll_at__lte=now,
-    ).first()
-    if submission is None:
-        return None
-    # A lease: the conditional update makes this worker the only one polling it now.
-    lease = now + timedelta(seconds=_poll_lease_seconds())
-    if not Submission.objects.filter(pk=submission.pk, next_poll_at=submission.next_poll_at).update(next_poll_at=lease):
-        return None
-    orders = _orders_in(submission, OrderStatus.PROCESSING)
-    if not orders:
-        Submission.objects.filter(pk=submission.pk).update(next_poll_at=None)
-        return 0
-    if not client_class(submission.account.kind).supports_status:
-        return _scheduled_cards_deliver(submission, orders)
-    client, calls = submission_client(submission, [order.pk for order in orders], lookup=True)
-    webhooks = webhooks_report(submission.account)
-    try:
-        result = client.fetch_status(status_request(submission, orders))
-    except RateLimited as exc:
+    lease = now + timedelta(seconds=_poll_lease_seconds(), microseconds=random.randrange(1_000_000))
+    if not Submission.objects.filter(pk__in=submission_ids, state=SubmissionState.ACCEPTED,
+                                     next_poll_at__lte=now).update(next_poll_at=lease):
+        return [], lease
+    held = Submission.objects.select_related("account").filter(
+        pk__in=submission_ids, state=SubmissionState.ACCEPTED, next_poll_at=lease).in_bulk()
+    return [held[pk] for pk in submission_ids if pk in held], lease
+
+
+def _poll_failed(submission: Submission, orders: list[Order], exc: ProviderError, *,
+                 cause: ProviderCall | None) -> int:
+    """A lookup that told nothing (its calls already recorded): when to ask again, and the note
+    that says why. Returns how many cards are still being fulfilled: all of them."""
+    if isinstance(exc, RateLimited):
         # Orders are using the account's rate limit (a lookup never takes their slots):
         # nothing was asked, so nothing to note; asked again once they have gone. The
         # account's other lookups due by then would be held back too: they wait with it, so
@@ -623,39 +865,54 @@ def submission_poll(submission_id: int) -> int | None:
         Submission.objects.filter(account_id=submission.account_id, state=SubmissionState.ACCEPTED,
                                   next_poll_at__lt=moment).update(next_poll_at=moment)
         return len(orders)
-    except AccountError as exc:
+    if isinstance(exc, AccountError):
         # Refused for the account: an order would be too, so sending pauses. The cards are
         # with the provider whatever the lookup says: asked again, seldom while the refusal
         # lasts (not to hammer it), and at once when sending is resumed.
         _pause_account(submission.account_id, exc.message)
-        events.record_note(orders, actor=worker_name(), submission=submission, provider_call=calls.last,
+        events.record_note(orders, actor=worker_name(), submission=submission, provider_call=cause,
                            message=f"Status lookup refused for the account: {exc.message} It is asked "
                                    "again later, and as soon as sending on the account is resumed.")
         later = max(settings.GIFTDESK_POLL_MAX_SECONDS, exc.retry_after or 0)
         Submission.objects.filter(pk=submission.pk).update(next_poll_at=timezone.now() + timedelta(seconds=later))
         return len(orders)
-    except ProviderError as exc:
-        # The cards are with the provider whatever the lookup says: never fail them for a
-        # failed lookup; ask again, less often.
-        events.record_note(orders, actor=worker_name(), submission=submission, provider_call=calls.last,
-                           message=f"Status lookup failed: {exc.message} It is asked again later.")
-        # A failed lookup counts as one: lookups go on backing off (doubling) as they fail,
-        # so a provider in trouble is not hammered; later still when it asks (Retry-After).
-        later = max(poll_delay(submission.polls + 1, webhooks=webhooks),
-                    min(exc.retry_after or 0, MAX_RETRY_AFTER_SECONDS))
-        now = timezone.now()
-        Submission.objects.filter(pk=submission.pk).update(
-            next_poll_at=now + timedelta(seconds=later), polls=F("polls") + 1, updated_at=now)
-        return len(orders)
+    # The cards are with the provider whatever the lookup says: never fail them for a
+    # failed lookup; ask again, less often.
+    events.record_note(orders, actor=worker_name(), submission=submission, provider_call=cause,
+                       message=f"Status lookup failed: {exc.message} It is asked again later.")
+    # A failed lookup counts as one: lookups go on backing off (doubling) as they fail,
+    # so a provider in trouble is not hammered; later still when it asks (Retry-After).
+    later = max(poll_delay(submission.polls + 1, webhooks=webhooks_report(submission.account)),
+                min(exc.retry_after or 0, MAX_RETRY_AFTER_SECONDS))
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk).update(
+        next_poll_at=now + timedelta(seconds=later), polls=F("polls") + 1, updated_at=now)
+    return len(orders)
+
+
+def _polls_record(answers: list[Answer], calls: events.CallBuffer) -> dict[int, int]:
+    """Record the calls waiting in `calls` and the lookups' answers in `answers` (then emptied),
+    in one transaction; returns how many cards of each submission are still being fulfilled."""
+    if not answers:
+        calls.flush()
+        return {}
+    still: dict[int, int] = {}
     with transaction.atomic():
-        still = _apply_results(submission, orders, result, from_status=OrderStatus.PROCESSING, cause=calls.last)
+        calls.flush()
+        outcomes = _results_changes(answers, from_status=OrderStatus.PROCESSING)
         now = timezone.now()
-        Submission.objects.filter(pk=submission.pk).update(
-            next_poll_at=_poll_not_before_delivery(submission, now + timedelta(
-                seconds=poll_delay(submission.polls + 1, webhooks=webhooks))) if still else None,
-            polls=F("polls") + 1, updated_at=now,
-        )
-        _complete_finished_batches({order.batch_id for order in orders})
+        next_polls = {}
+        for answer, (kept, changes) in zip(answers, outcomes):
+            submission = answer.submission
+            processing = kept + [order for order, status in changes if status == OrderStatus.PROCESSING]
+            still[submission.pk] = len(processing)
+            next_polls[submission.pk] = {"next_poll_at": _poll_not_before_delivery(
+                submission, now + timedelta(seconds=poll_delay(submission.polls + 1,
+                                                               webhooks=webhooks_report(submission.account))),
+                processing=processing) if processing else None}
+        _rows_update(Submission.objects.all(), next_polls, common={"polls": F("polls") + 1, "updated_at": now})
+        _complete_finished_batches({order.batch_id for answer in answers for order in answer.orders})
+    answers.clear()
     return still
 
 
@@ -671,9 +928,13 @@ def _scheduled_note(send_on: date) -> str:
     return f"Scheduled for {send_on.isoformat()}"
 
 
-def _poll_not_before_delivery(submission: Submission, moment: datetime) -> datetime:
+def _poll_not_before_delivery(submission: Submission, moment: datetime, *, processing: list[Order] = ()) -> datetime:
     """When to ask about the submission's cards: `moment`, unless every card it is still
-    fulfilling waits for a later delivery date; then at the start of the first such date."""
+    fulfilling waits for a later delivery date; then at the start of the first such date.
+    `processing`: some of its orders known to be processing now (no need to ask the database
+    when one of them is due already)."""
+    if any(not _delivery_later(order) for order in processing):
+        return moment
     processing = submission.orders.filter(status=OrderStatus.PROCESSING)
     if processing.filter(Q(send_on__isnull=True) | Q(send_on__lte=timezone.localdate())).exists():
         return moment
@@ -864,26 +1125,26 @@ def account_pump(account_id: int, *, budget_seconds: float | None = None) -> Pum
         if time.monotonic() - leases_checked >= LEASE_CHECK_SECONDS:
             stale_submissions_release(account_id=account.pk)
             leases_checked = time.monotonic()
+        # Each kind of work in rounds: several submissions per statement (orders.dispatch,
+        # submissions_attempt and submissions_poll).
         due = [] if paused else _due_submission_ids(account)
-        for submission_id in due:
-            if submission_attempt(submission_id) is not None:
-                report.attempted += 1
+        if due:
+            report.attempted += len(submissions_attempt(due, deadline=deadline))
         polls = _due_poll_ids(account)
-        for submission_id in polls:
-            if submission_poll(submission_id) is not None:
-                report.polled += 1
-        submission = None
+        if polls:
+            report.polled += len(submissions_poll(polls))
+        claimed = []
         if paused:
             _unsent_claims_release(account)
         else:
-            submission = orders_claim(account=account)
-            if submission is not None:
-                report.claimed += 1
-                if submission_attempt(submission.pk) is not None:
-                    report.attempted += 1
+            claimed = orders_claim_round(account=account, baskets=round_baskets(account))
+            if claimed:
+                report.claimed += len(claimed)
+                report.attempted += len(submissions_attempt([submission.pk for submission in claimed],
+                                                            deadline=deadline))
         if time.monotonic() >= deadline:
             return report
-        if submission is not None or due or polls:
+        if claimed or due or polls:
             continue
         wait = _seconds_until_next_work(account)
         if wait is None or time.monotonic() + wait >= deadline:

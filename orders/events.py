@@ -101,7 +101,14 @@ def order_history(order: Order) -> list[OrderEvent]:
 
 def record_call(call: CallRecord, *, order_ids: Iterable[int], actor: str, submission_id: int) -> ProviderCall:
     """One row for the call, whatever the number of orders it carried, and one insert for its links."""
-    stored = ProviderCall.objects.create(
+    stored = _call_row(call, actor=actor, submission_id=submission_id)
+    stored.save()
+    _call_links_insert([(stored.pk, order_id) for order_id in order_ids])
+    return stored
+
+
+def _call_row(call: CallRecord, *, actor: str, submission_id: int) -> ProviderCall:
+    return ProviderCall(
         submission_id=submission_id,
         actor=actor,
         method=call.method,
@@ -112,38 +119,73 @@ def record_call(call: CallRecord, *, order_ids: Iterable[int], actor: str, submi
         response_body=call_retention.body_stored(call.response_body),
         error=call.error,
     )
-    _call_links_insert(stored.pk, list(order_ids))
-    return stored
 
 
-def _call_links_insert(call_id: int, order_ids: list[int]) -> None:
-    """The call's links to its orders: one INSERT per 400 orders, sent as is. bulk_create would
-    open a transaction around it, one statement more per call on SQLite (BEGIN), for rows that
-    need none: a call row without its links (a worker killed in between) still names its
-    submission."""
+def _call_links_insert(links: list[tuple[int, int]]) -> None:
+    """Calls' links to their orders, (call id, order id) each: one INSERT per 400, sent as is.
+    bulk_create would open a transaction around it, one statement more per call on SQLite
+    (BEGIN), for rows that need none: a call row without its links (a worker killed in between)
+    still names its submission."""
     Link = ProviderCall.orders.through
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(Link._meta.db_table)} ({quote(Link._meta.get_field('providercall').column)}, "
            f"{quote(Link._meta.get_field('order').column)}) VALUES ")
     with connection.cursor() as cursor:
-        for start in range(0, len(order_ids), 400):  # 800 parameters: under SQLite's oldest limit (999)
-            chunk = order_ids[start:start + 400]
-            cursor.execute(sql + ", ".join(["(%s, %s)"] * len(chunk)),
-                           [value for order_id in chunk for value in (call_id, order_id)])
+        for start in range(0, len(links), 400):  # 800 parameters: under SQLite's oldest limit (999)
+            chunk = links[start:start + 400]
+            cursor.execute(sql + ", ".join(["(%s, %s)"] * len(chunk)), [value for link in chunk for value in link])
+
+
+class CallBuffer:
+    """Calls held in memory and stored together (`flush`): one INSERT for the calls of several
+    requests and one for their links, instead of two per call. Each call is an unsaved
+    ProviderCall at once, so what it caused can name it; it gets its id when flushed.
+
+    Only for calls whose record may wait a moment: the engine flushes before it records
+    anything that names one of them, and a worker that dies first loses only the records,
+    never an order (its attempts are taken over and replayed with their keys)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[ProviderCall, list[int]]] = []
+
+    def add(self, call: CallRecord, *, order_ids: list[int], actor: str, submission_id: int) -> ProviderCall:
+        row = _call_row(call, actor=actor, submission_id=submission_id)
+        self.pending.append((row, order_ids))
+        return row
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        rows = [row for row, _order_ids in pending]
+        if connection.features.can_return_rows_from_bulk_insert:
+            ProviderCall.objects.bulk_create(rows)
+        else:  # ids are needed for the links: one by one where the database does not return them
+            for row in rows:
+                row.save()
+        _call_links_insert([(row.pk, order_id) for row, order_ids in pending for order_id in order_ids])
 
 
 class CallRecorder:
     """A client's recorder for one attempt: stores each call once, linked to the orders the
-    attempt carries, and keeps the last one: the cause of what the attempt records next."""
+    attempt carries, and keeps the last one: the cause of what the attempt records next.
+    With a `buffer`, the calls wait there to be stored with others (CallBuffer)."""
 
-    def __init__(self, *, submission_id: int, order_ids: list[int], actor: str) -> None:
+    def __init__(self, *, submission_id: int, order_ids: list[int], actor: str,
+                 buffer: CallBuffer | None = None) -> None:
         self.submission_id = submission_id
         self.order_ids = order_ids
         self.actor = actor
+        self.buffer = buffer
         self.last: ProviderCall | None = None
 
     def __call__(self, call: CallRecord) -> None:
-        self.last = record_call(call, order_ids=self.order_ids, actor=self.actor, submission_id=self.submission_id)
+        if self.buffer is not None:
+            self.last = self.buffer.add(call, order_ids=self.order_ids, actor=self.actor,
+                                        submission_id=self.submission_id)
+        else:
+            self.last = record_call(call, order_ids=self.order_ids, actor=self.actor,
+                                    submission_id=self.submission_id)
 
 
 def record_transitions(
@@ -156,14 +198,24 @@ def record_transitions(
     The same contract: call it in the transaction of the conditional UPDATE that made the
     changes, with only the orders it changed, each with the status it really had; the
     batches' stored totals move with them, one UPDATE per batch."""
+    record_transitions_each(
+        ((order, from_status, to_status, message, submission, provider_call)
+         for order, from_status, to_status, message in changes), actor=actor)
+
+
+def record_transitions_each(
+    changes: Iterable[tuple[Order, str, str, str, Submission | None, ProviderCall | None]], *, actor: str,
+) -> None:
+    """record_transitions for changes of several submissions, each naming its own submission
+    and the call that caused it: (order, from_status, to_status, message, submission, call)."""
     changes = list(changes)
     OrderEvent.objects.bulk_create(
-        OrderEvent(order=order, submission=submission, provider_call=provider_call, actor=actor,
+        OrderEvent(order=order, submission=submission, provider_call=call, actor=actor,
                    kind=EventKind.STATUS, from_status=from_status, to_status=to_status, message=message)
-        for order, from_status, to_status, message in changes
+        for order, from_status, to_status, message, submission, call in changes
     )
     by_status: dict[str, list[tuple[Order, str]]] = {}
-    for order, from_status, to_status, _message in changes:
+    for order, from_status, to_status, *_rest in changes:
         by_status.setdefault(to_status, []).append((order, from_status))
     with batch_totals.deferred():  # the groups' deltas together: each batch's row once
         for to_status, moves in by_status.items():

@@ -61,11 +61,12 @@ def expired() -> Q:
         Q(lease_until__lt=Now()) | Q(lease_until__isnull=True, claimed_at__lt=legacy))
 
 
-def renew(submission_id: int, token: str) -> bool:
-    """Extend the lease of the attempt holding `token`; False when that attempt no longer holds
-    the submission (it was settled, or taken over after its lease ran out)."""
+def renew(submission_ids: int | list[int], token: str) -> bool:
+    """Extend the lease of the attempts holding `token` (one UPDATE, however many); False when
+    they no longer hold any of the submissions (settled, or taken over after the lease ran out)."""
+    ids = [submission_ids] if isinstance(submission_ids, int) else submission_ids
     return bool(Submission.objects.filter(
-        pk=submission_id, state=SubmissionState.IN_FLIGHT, attempt_token=token,
+        pk__in=ids, state=SubmissionState.IN_FLIGHT, attempt_token=token,
     ).update(lease_until=lease_from_now()))
 
 
@@ -96,17 +97,18 @@ def accounts_running_out() -> list[int]:
 
 
 class Heartbeat:
-    """Renews one attempt's lease every third of its length, in a daemon thread on its own
-    database connection, until stopped or until the attempt no longer holds the submission."""
+    """Renews the leases of attempts started together (one token) every third of their length,
+    in a daemon thread on its own database connection, until stopped or until the attempts no
+    longer hold any of the submissions."""
 
-    def __init__(self, submission_id: int, token: str) -> None:
-        self.submission_id = submission_id
+    def __init__(self, submission_ids: int | list[int], token: str) -> None:
+        self.submission_ids = [submission_ids] if isinstance(submission_ids, int) else list(submission_ids)
         self.token = token
         self.interval = lease_seconds() / 3
         self.renewals = 0
         self.failures = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{submission_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"lease-{self.submission_ids[0]}", daemon=True)
 
     def start(self) -> Heartbeat:
         self._thread.start()
@@ -122,10 +124,10 @@ class Heartbeat:
         try:
             while not self._stop.wait(wait):
                 try:
-                    held = renew(self.submission_id, self.token)
+                    held = renew(self.submission_ids, self.token)
                 except DatabaseError as exc:
                     self.failures += 1
-                    logger.warning("Lease of submission %s not renewed (%s); trying again.", self.submission_id, exc)
+                    logger.warning("Lease of submissions %s not renewed (%s); trying again.", self.submission_ids, exc)
                     connection.close()  # a broken connection is opened afresh by the next try
                     wait = min(self.interval, RETRY_SECONDS)
                     continue
@@ -138,9 +140,10 @@ class Heartbeat:
 
 
 @contextmanager
-def renewing(submission: Submission):
-    """Keep the lease of the attempt `submission` (just started) alive while the block runs."""
-    heartbeat = Heartbeat(submission.pk, submission.attempt_token).start()
+def renewing(*submissions: Submission):
+    """Keep the leases of the attempts `submissions` (just started together: one token) alive
+    while the block runs."""
+    heartbeat = Heartbeat([submission.pk for submission in submissions], submissions[0].attempt_token).start()
     try:
         yield heartbeat
     finally:

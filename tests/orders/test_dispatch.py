@@ -145,8 +145,12 @@ def test_an_account_refusal_pauses_the_account_and_resume_delivers(emulated_gogi
     assert statuses(batch) == [OrderStatus.QUEUED] * 4
     assert set(batch.orders.values_list("waiting_reason", flat=True)) == {
         f"Sending is paused for the account: {account.blocked_reason}"}
-    refused = Submission.objects.get()
+    # The request refused; the round's other claim (3 cards a basket here) never went out.
+    refused = Submission.objects.get(attempts=1)
     assert refused.state == SubmissionState.REJECTED and "went back to waiting" in refused.last_error
+    unsent = Submission.objects.exclude(pk=refused.pk)
+    assert {(s.state, s.attempts) for s in unsent} <= {(SubmissionState.REJECTED, 0)}
+    assert all(s.last_error.startswith("Not sent: sending on the account was paused") for s in unsent)
     assert gogift_emulator.ledger == []
 
     dispatch.account_sending_resume(account=account)

@@ -145,13 +145,22 @@ def test_orders_refused_for_the_account_wait_and_are_delivered_once_after_resume
     batch, first, accepted = refused_mid_batch(spec, account, emulator, fault)
 
     waiting = assert_refused_orders_wait(batch, accepted, account)
-    refused = Submission.objects.exclude(pk=first.pk).get()
+    # The refused request; the other claims of its round (if any) were never sent.
+    refused = Submission.objects.exclude(pk=first.pk).get(attempts=1)
     assert refused.state == SubmissionState.REJECTED and not refused.outcome_unknown
     assert "went back to waiting" in refused.last_error
-    transition = waiting[0].events.filter(kind=EventKind.STATUS).order_by("id").last()
-    assert (transition.from_status, transition.to_status) == (OrderStatus.SENDING, OrderStatus.QUEUED)
-    assert transition.submission_id == refused.pk
-    assert transition.provider_call.http_status == STATUS_OF_FAULT[fault]  # the refusal itself
+    for unsent in Submission.objects.exclude(pk__in=[first.pk, refused.pk]):
+        assert (unsent.state, unsent.attempts) == (SubmissionState.REJECTED, 0)
+        assert unsent.last_error.startswith("Not sent: sending on the account was paused")
+    last = {order.pk: order.events.filter(kind=EventKind.STATUS).order_by("id").last() for order in waiting}
+    assert all((event.from_status, event.to_status) == (OrderStatus.SENDING, OrderStatus.QUEUED)
+               for event in last.values())
+    carried = [event for event in last.values() if event.submission_id == refused.pk]
+    assert carried
+    for transition in carried:
+        assert transition.provider_call.http_status == STATUS_OF_FAULT[fault]  # the refusal itself
+    # Each order the refused request carried went back by that refusal.
+    assert {event.order_id for event in carried} == set(carried[0].provider_call.orders.values_list("id", flat=True))
     # Nothing was bought for them; the accepted cards were.
     assert all(cards_of(emulator, order) == [] for order in waiting)
     assert len(emulator.ledger) == len(accepted)
