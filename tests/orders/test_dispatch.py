@@ -20,10 +20,7 @@ from providers.models import ProviderAccount
 from tests.fixtures.data import make_batch
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
-    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+pytestmark = pytest.mark.usefixtures("fast_retries")  # tests/fixtures/engine.py
 
 
 def statuses(batch) -> list[str]:

@@ -17,17 +17,11 @@ from providers.clients.base import RateLimited
 from providers.clients.giftronaut import GiftronautClient
 from providers.models import ProviderAccount
 from tests.fixtures.data import make_batch
+from tests.orders.test_dispatch import ledger_count
 from tests.orders.test_dispatch_polling import accepted, giftronaut_batch
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
-    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
-
-
-def ledger_count(emulator, order) -> int:
-    return sum(1 for entry in emulator.ledger if entry.reference == order.reference)
+pytestmark = pytest.mark.usefixtures("fast_retries")  # tests/fixtures/engine.py
 
 
 def claimed(account, cards: int, *, baskets: int) -> list[Submission]:

@@ -16,10 +16,7 @@ from orders.models import OrderStatus, Submission, SubmissionState
 from tests.fixtures.data import make_batch
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
-    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+pytestmark = pytest.mark.usefixtures("fast_retries")  # tests/fixtures/engine.py
 
 
 def statuses(batch) -> list[str]:

@@ -30,10 +30,7 @@ PEOPLE = [("Mette Frederiksen Holm", "mette.holm@example.com"), ("Lars Østergaa
 BAD_EMAIL = "jonas.vestergaard@example"
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
-    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+pytestmark = pytest.mark.usefixtures("fast_retries")  # tests/fixtures/engine.py
 
 
 def spreadsheet_batch(account, people=PEOPLE):

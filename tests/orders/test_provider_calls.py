@@ -15,10 +15,7 @@ from tests.fixtures.data import make_batch
 from tests.fixtures.emulators_gogift import GOGIFT_TEST_CLIENT_SECRET
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.GIFTDESK_RETRY_BASE_SECONDS = 0.05
-    settings.GIFTDESK_RETRY_MAX_SECONDS = 0.2
+pytestmark = pytest.mark.usefixtures("fast_retries")  # tests/fixtures/engine.py
 
 
 def send(account, amounts: list[str], emulator=None, **fault):
